@@ -1,0 +1,130 @@
+//! The one error type of the library: a kind for each way pgkeep can fail,
+//! each with a message a user can act on. Never carries a secret: connection
+//! targets are stored redacted (see `config::redact`).
+
+use std::path::PathBuf;
+
+/// Result alias used across the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad user input: flags, connection strings, policy files.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// The server could not be reached or refused the login.
+    #[error("cannot connect to {target}: {message}")]
+    Connect { target: String, message: String },
+
+    /// A query failed; `context` says what pgkeep was doing.
+    #[error("{context}: {source}")]
+    Db {
+        context: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// The object store failed (missing repository, permissions, disk full, ...).
+    #[error("storage error while {context}: {source}")]
+    Store {
+        context: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// Local file I/O.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Something in an archive is not what the format says it must be.
+    #[error("archive format error in {object}: {message}")]
+    Format { object: String, message: String },
+
+    /// Stored bytes do not match their recorded hash, length or count.
+    #[error("integrity check failed for {object}: {message}")]
+    Integrity { object: String, message: String },
+
+    /// The archive was written by a format this build does not understand.
+    #[error("unsupported archive format version {found} in {object} (this pgkeep reads up to {supported}); upgrade pgkeep")]
+    UnsupportedVersion {
+        object: String,
+        found: u32,
+        supported: u32,
+    },
+
+    /// A backup id that does not exist in the repository.
+    #[error("backup {0} not found in the repository (run `pgkeep list` to see the backups)")]
+    BackupNotFound(String),
+
+    /// The restore target is not safe to write into.
+    #[error("refusing to restore: {0}")]
+    Refused(String),
+
+    /// A concurrent change (DDL, lock) got in the way of a consistent backup.
+    #[error("concurrent change: {0}")]
+    Conflict(String),
+
+    /// Row counts or other totals differ after a restore.
+    #[error("verification failed: {0}")]
+    Verification(String),
+
+    /// The operation was interrupted (SIGINT/SIGTERM) or a sibling task failed.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+
+    /// A bug: an invariant of pgkeep itself did not hold.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Wraps a database error with what pgkeep was doing.
+    pub fn db(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Db { context, source }
+    }
+
+    /// Wraps a storage error with what pgkeep was doing.
+    pub fn store(context: impl Into<String>) -> impl FnOnce(object_store::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Store { context, source }
+    }
+
+    pub fn format(object: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::Format {
+            object: object.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn integrity(object: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::Integrity {
+            object: object.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Process exit code for the CLI: 2 for usage/config errors, 3 for
+    /// integrity/verification failures, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) => 2,
+            Error::Integrity { .. } | Error::Verification(_) | Error::Format { .. } => 3,
+            Error::Interrupted(_) => 130,
+            _ => 1,
+        }
+    }
+
+    /// The SQLSTATE of a database error, if any.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Error::Db { source, .. } => source.code().map(|c| c.code()),
+            _ => None,
+        }
+    }
+}
