@@ -1,0 +1,44 @@
+//! Test support: one PostgreSQL cluster per test binary ([`cluster`]),
+//! fixtures to load into it, and oracles to compare databases with.
+//!
+//! `DATABASE_URL` set: that server is used as is. Otherwise an ephemeral
+//! cluster is started from `PGKEEP_PG_BIN` (or the newest
+//! `/usr/lib/postgresql/<major>/bin`) and stopped when the binary exits.
+#![allow(dead_code, unused_imports)]
+
+mod cluster;
+mod fixtures;
+mod local;
+mod oracle;
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub use cluster::TestCluster;
+pub use fixtures::{fixtures_dir, kitchen_sink_path};
+pub use local::{SUPERUSER, SUPERUSER_PASSWORD};
+pub use oracle::{assert_same_database, line_diff, map_diff, RlsState};
+
+/// The cluster of this test binary, started (or located) on first use.
+pub fn cluster() -> &'static TestCluster {
+    static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => TestCluster::from_database_url(&url),
+        _ => TestCluster::local(),
+    })
+}
+
+/// Run a command to completion; panic with its stderr unless it succeeds.
+/// Returns stdout.
+pub fn run(mut cmd: Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
