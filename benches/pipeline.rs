@@ -1,1 +1,77 @@
-fn main(){}
+//! Criterion benches of the pipeline stages on COPY-like text: framing,
+//! frame encoding (SHA-256 + zstd + SHA-256) at several levels, and
+//! decoding (verify + decompress). Run: `cargo bench --bench pipeline`.
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use pgkeep::pipeline::codec::{decode_frame, encode_frame, ExpectedFrame};
+use pgkeep::pipeline::{Framer, PlainFrame};
+
+/// ~4 MiB of rows shaped like a typical table's COPY text.
+fn sample_rows() -> Vec<Vec<u8>> {
+    let mut rows = Vec::new();
+    let mut total = 0;
+    let mut i = 0u64;
+    while total < 4 << 20 {
+        let row = format!(
+            "{i}\tcustomer-{}\t{}@example.com\t2026-11-{:02} 10:{:02}:00+00\t{}.{:02}\t{{\"plan\": \"pro\", \"seats\": {}}}\n",
+            i * 7919 % 100_000,
+            i * 31 % 5000,
+            i % 28 + 1,
+            i % 60,
+            i * 13 % 10_000,
+            i % 100,
+            i % 50
+        );
+        total += row.len();
+        rows.push(row.into_bytes());
+        i += 1;
+    }
+    rows
+}
+
+fn bench(c: &mut Criterion) {
+    let rows = sample_rows();
+    let bytes: usize = rows.iter().map(Vec::len).sum();
+
+    let mut g = c.benchmark_group("framer");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g.bench_function("push_row_4MiB_frames", |b| {
+        b.iter(|| {
+            let mut f = Framer::new(4 << 20);
+            let mut out = Vec::new();
+            for r in &rows {
+                f.push_row(r, &mut out);
+            }
+            out.push(f.finish());
+            out.len()
+        })
+    });
+    g.finish();
+
+    let plain: Vec<u8> = rows.concat();
+    let frame = PlainFrame { data: Bytes::from(plain), rows: rows.len() as u32, row_boundary: true, last: true };
+    let mut g = c.benchmark_group("encode");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g.sample_size(20);
+    for level in [0, 1, 3, 6] {
+        g.bench_with_input(BenchmarkId::new("zstd", level), &level, |b, &level| {
+            b.iter(|| encode_frame(&frame, 0, 0, level).expect("encode"))
+        });
+    }
+    g.finish();
+
+    let enc = encode_frame(&frame, 0, 0, 3).expect("encode");
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g.sample_size(20);
+    g.bench_function("verify_decompress_zstd3", |b| {
+        b.iter(|| {
+            decode_frame(&enc.bytes, &ExpectedFrame { object: "bench", stream: 0, index: 0, sha256: &enc.header.sha256 }).expect("decode")
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -18,7 +18,7 @@ pub enum Error {
     Connect { target: String, message: String },
 
     /// A query failed; `context` says what pgkeep was doing.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", describe_pg(source))]
     Db {
         context: String,
         #[source]
@@ -80,6 +80,30 @@ pub enum Error {
     /// A bug: an invariant of pgkeep itself did not hold.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// The most useful text of a driver error: the server's message, detail and
+/// hint when there is one, else the whole cause chain ("db error" alone says
+/// nothing).
+pub fn describe_pg(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code());
+        if let Some(d) = db.detail() {
+            s.push_str(&format!("; detail: {d}"));
+        }
+        if let Some(h) = db.hint() {
+            s.push_str(&format!("; hint: {h}"));
+        }
+        return s;
+    }
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
 }
 
 impl Error {

@@ -3,7 +3,15 @@
 //! Data flows one way on backup (`pg` → `pipeline` → `archive` → `store`) and
 //! back the other way on restore (`store` → `archive` → `pipeline` → `pg`).
 
+pub mod archive;
+pub mod backup;
 pub mod catalog;
+pub mod config;
 pub mod error;
+pub mod pg;
+pub mod pipeline;
+pub mod progress;
+pub mod restore;
+pub mod store;
 
 pub use error::{Error, Result};

@@ -1,1 +1,72 @@
-fn main(){}
+//! The `pgkeep` binary: parse flags, set up logging and signals, call the
+//! library, print, exit with a meaningful code.
+
+mod cli;
+
+use clap::Parser;
+use cli::{Cli, Command, LogFormat};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(format: LogFormat, verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_env("PGKEEP_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_target(false).init(),
+    }
+}
+
+/// Cancels on SIGINT or SIGTERM so work can clean up before exiting.
+fn watch_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = match signal(SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::warn!("interrupted: cleaning up");
+        token.cancel();
+    });
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pgkeep: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        let cancel = CancellationToken::new();
+        watch_signals(cancel.clone());
+        match cli.command {
+            Command::Backup(a) => cli::backup::run(a, cancel).await,
+            Command::Restore(a) => cli::restore::run(a, cancel).await,
+            Command::List(a) => cli::list::run(a).await,
+            Command::Show(a) => cli::show::run(a).await,
+        }
+    });
+    if let Err(e) = result {
+        // Every error variant's message already carries its cause.
+        eprintln!("pgkeep: error: {}", pgkeep::config::redact(&e.to_string()));
+        std::process::exit(e.exit_code());
+    }
+}

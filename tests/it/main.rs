@@ -1,5 +1,9 @@
 //! Integration tests: one test binary sharing one PostgreSQL cluster
 //! (see `support`).
 
+mod consistency;
+mod failures;
 mod harness;
+mod pgkeep;
+mod roundtrip;
 mod support;

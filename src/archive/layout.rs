@@ -1,0 +1,67 @@
+//! Where things live in a repository:
+//! `backups/<id>/manifest` (written last), `backups/<id>/data/<pack>`,
+//! and (reserved) `keys/` and `locks/`. Backup ids sort by time.
+
+use object_store::path::Path;
+use rand::Rng;
+
+pub const MANIFEST_NAME: &str = "manifest";
+
+pub fn backups_prefix() -> Path {
+    Path::from("backups")
+}
+
+pub fn backup_prefix(id: &str) -> Path {
+    Path::from(format!("backups/{id}"))
+}
+
+pub fn manifest_path(id: &str) -> Path {
+    Path::from(format!("backups/{id}/{MANIFEST_NAME}"))
+}
+
+pub fn pack_path(id: &str, pack: &str) -> Path {
+    Path::from(format!("backups/{id}/data/{pack}"))
+}
+
+/// A new backup id: UTC time to the second plus 4 random hex digits,
+/// e.g. `20261122T130501Z-9f3a`. Lexical order is time order.
+pub fn new_backup_id(now: time::OffsetDateTime) -> String {
+    let now = now.to_offset(time::UtcOffset::UTC);
+    let suffix: u16 = rand::rng().random();
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{suffix:04x}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
+/// Whether a string has the shape of a backup id (guards path injection).
+pub fn is_backup_id(s: &str) -> bool {
+    s.len() == 21
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 => b == b'T',
+            15 => b == b'Z',
+            16 => b == b'-',
+            17..=20 => b.is_ascii_hexdigit(),
+            _ => b.is_ascii_digit(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_well_formed_and_sort_by_time() {
+        let a = new_backup_id(time::macros::datetime!(2026-01-02 03:04:05 UTC));
+        let b = new_backup_id(time::macros::datetime!(2026-01-02 03:04:06 UTC));
+        assert!(is_backup_id(&a), "{a}");
+        assert!(a < b);
+        assert!(a.starts_with("20260102T030405Z-"));
+        assert!(!is_backup_id("../../etc/passwd"));
+    }
+}

@@ -1,0 +1,470 @@
+//! Backup orchestration: snapshot leader + catalog → work queue (tables and
+//! ctid slices, biggest first) → parallel workers streaming COPY through the
+//! pipeline into pack objects → manifest, written last.
+//!
+//! A failed or interrupted backup cancels its server queries, aborts its
+//! uploads, removes what it wrote and never writes a manifest.
+
+use crate::archive::layout;
+use crate::archive::pack::PackWriter;
+use crate::archive::{FrameRef, Manifest, ManifestBody, ManifestHeader, PackInfo, StreamInfo};
+use crate::catalog::{self, CatalogOptions, ObjectKind, TocEntry};
+use crate::config::ConnSettings;
+use crate::error::{Error, Result};
+use crate::pg::snapshot::{Leader, Worker};
+use crate::pg::{qualified, quote_ident};
+use crate::pipeline::{encode_frame, Budget, EncodedFrame, Framer, PlainFrame, StreamDigest};
+use crate::progress::Progress;
+use crate::store::Repo;
+use futures::stream::FuturesOrdered;
+use futures::StreamExt;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Everything a backup needs besides the repository.
+#[derive(Clone, Debug)]
+pub struct BackupOptions {
+    pub db: ConnSettings,
+    pub jobs: usize,
+    /// Memory budget in bytes (`--memory`).
+    pub memory: usize,
+    /// Overrides the frame size derived from the budget.
+    pub frame_size: Option<usize>,
+    /// zstd level; 0 stores frames uncompressed.
+    pub compress_level: i32,
+    pub catalog: CatalogOptions,
+    /// How long the leader waits for each `ACCESS SHARE` lock.
+    pub lock_timeout: Duration,
+    /// Tables larger than this are split into ctid slices of about this size.
+    pub split_bytes: u64,
+    /// A pack object is closed once it exceeds this many bytes.
+    pub pack_bytes: u64,
+}
+
+impl BackupOptions {
+    pub fn new(db: ConnSettings) -> BackupOptions {
+        BackupOptions {
+            db,
+            jobs: 2,
+            memory: 64 << 20,
+            frame_size: None,
+            compress_level: 3,
+            catalog: CatalogOptions::default(),
+            lock_timeout: Duration::from_secs(30),
+            split_bytes: 256 << 20,
+            pack_bytes: 1 << 30,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Source {
+    Table {
+        schema: String,
+        name: String,
+        columns: Vec<String>,
+        pages: Option<(u64, Option<u64>)>,
+    },
+    LargeObjects,
+}
+
+#[derive(Clone, Debug)]
+struct WorkItem {
+    stream: u32,
+    toc_id: u32,
+    label: String,
+    est_bytes: u64,
+    source: Source,
+}
+
+impl WorkItem {
+    fn copy_sql(&self) -> String {
+        match &self.source {
+            Source::LargeObjects => "COPY (SELECT oid, pg_catalog.lo_get(oid) FROM pg_catalog.pg_largeobject_metadata ORDER BY oid) TO STDOUT".to_string(),
+            Source::Table { schema, name, columns, pages } => {
+                let table = qualified(schema, name);
+                let cols = columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+                match pages {
+                    None if columns.is_empty() => format!("COPY {table} TO STDOUT"),
+                    None => format!("COPY {table} ({cols}) TO STDOUT"),
+                    Some((start, end)) => {
+                        let select = if columns.is_empty() { "".to_string() } else { cols };
+                        let mut w = format!("ctid >= '({start},0)'::pg_catalog.tid");
+                        if let Some(end) = end {
+                            w.push_str(&format!(" AND ctid < '({end},0)'::pg_catalog.tid"));
+                        }
+                        format!("COPY (SELECT {select} FROM ONLY {table} WHERE {w}) TO STDOUT")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Splits data entries into work items, biggest first.
+fn plan_work(toc: &[TocEntry], split_bytes: u64) -> Vec<WorkItem> {
+    let mut items = Vec::new();
+    let mut next_stream = 0u32;
+    for e in toc {
+        let Some(d) = &e.data else { continue };
+        let label = format!("{}.{}", d.schema, d.name);
+        if e.kind == ObjectKind::LargeObjectData {
+            items.push(WorkItem { stream: next_stream, toc_id: e.id, label, est_bytes: d.est_bytes, source: Source::LargeObjects });
+            next_stream += 1;
+            continue;
+        }
+        if e.kind != ObjectKind::TableData {
+            continue;
+        }
+        let slices = if d.splittable && split_bytes > 0 && d.est_bytes > split_bytes && d.pages > 1 {
+            d.est_bytes.div_ceil(split_bytes).min(d.pages)
+        } else {
+            1
+        };
+        for s in 0..slices {
+            let pages = (slices > 1).then(|| {
+                let per = d.pages.div_ceil(slices);
+                let start = s * per;
+                let end = (s + 1 < slices).then_some((s + 1) * per);
+                (start, end)
+            });
+            let label = match pages {
+                Some(_) => format!("{label} [{}/{slices}]", s + 1),
+                None => label.clone(),
+            };
+            items.push(WorkItem {
+                stream: next_stream,
+                toc_id: e.id,
+                label,
+                est_bytes: d.est_bytes / slices,
+                source: Source::Table { schema: d.schema.clone(), name: d.name.clone(), columns: d.columns.clone(), pages },
+            });
+            next_stream += 1;
+        }
+    }
+    items.sort_by(|a, b| b.est_bytes.cmp(&a.est_bytes).then(a.stream.cmp(&b.stream)));
+    items
+}
+
+struct Shared {
+    backup_id: String,
+    repo: Repo,
+    budget: Budget,
+    level: i32,
+    pack_bytes: u64,
+    queue: Mutex<VecDeque<WorkItem>>,
+    next_pack: AtomicU32,
+    progress: Arc<dyn Progress>,
+}
+
+impl Shared {
+    fn next_item(&self) -> Option<WorkItem> {
+        self.queue.lock().ok().and_then(|mut q| q.pop_front())
+    }
+}
+
+struct WorkerOutput {
+    streams: Vec<StreamInfo>,
+    packs: Vec<(u32, PackInfo)>,
+}
+
+/// Runs a backup into `repo`. Returns the header of the written manifest.
+pub async fn backup(repo: &Repo, opts: &BackupOptions, progress: Arc<dyn Progress>, cancel: CancellationToken) -> Result<ManifestHeader> {
+    let budget = Budget::new(opts.memory, opts.jobs, opts.frame_size)?;
+    let started = time::OffsetDateTime::now_utc();
+    let t0 = Instant::now();
+    let backup_id = layout::new_backup_id(started);
+    let result = run(repo, opts, budget, &backup_id, started, t0, progress, cancel).await;
+    if result.is_err() {
+        // Nothing half-written may look like a backup: remove what we wrote.
+        if let Err(e) = repo.delete_prefix(&layout::backup_prefix(&backup_id)).await {
+            tracing::warn!(backup = %backup_id, error = %e, "could not remove the failed backup's objects; `pgkeep prune --incomplete` will");
+        }
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    repo: &Repo,
+    opts: &BackupOptions,
+    budget: Budget,
+    backup_id: &str,
+    started: time::OffsetDateTime,
+    t0: Instant,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+) -> Result<ManifestHeader> {
+    let leader = Leader::begin(&opts.db).await?;
+    let source = catalog::source_info(&leader.conn.client).await?;
+    let rels = catalog::select_tables(&leader.conn.client, &opts.catalog).await?;
+    let lockable: Vec<(String, String)> = rels
+        .iter()
+        .filter(|r| matches!(r.relkind, 'r' | 'p' | 'm' | 'S' | 'f'))
+        .map(|r| (r.schema.clone(), r.name.clone()))
+        .collect();
+    leader.lock_tables(&lockable, opts.lock_timeout).await?;
+    let toc = catalog::read_toc(&leader.conn.client, &opts.catalog, &rels).await?;
+    let items = plan_work(&toc, opts.split_bytes);
+    let total_est: u64 = items.iter().map(|i| i.est_bytes).sum();
+    tracing::info!(backup = %backup_id, source = %opts.db, entries = toc.len(), streams = items.len(), "snapshot taken, catalog read");
+    progress.begin(total_est);
+
+    let shared = Arc::new(Shared {
+        backup_id: backup_id.to_string(),
+        repo: repo.clone(),
+        budget,
+        level: opts.compress_level,
+        pack_bytes: opts.pack_bytes,
+        queue: Mutex::new(items.iter().cloned().collect()),
+        next_pack: AtomicU32::new(0),
+        progress: progress.clone(),
+    });
+
+    let jobs = opts.jobs.max(1).min(items.len().max(1));
+    let mut set = tokio::task::JoinSet::new();
+    let mut tokens = Vec::new();
+    for _ in 0..jobs {
+        let w = Worker::join(&opts.db, &leader.snapshot, &source.encoding).await?;
+        tokens.push(w.conn.cancel_handle());
+        let shared = shared.clone();
+        set.spawn(worker_loop(w, shared));
+    }
+
+    let mut outputs = Vec::new();
+    let mut failure: Option<Error> = None;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled(), if failure.is_none() => {
+                failure = Some(Error::Interrupted("backup cancelled".into()));
+                set.abort_all();
+            }
+            joined = set.join_next() => {
+                match joined {
+                    None => break,
+                    Some(Ok(Ok(out))) => outputs.push(out),
+                    Some(Ok(Err(e))) => {
+                        if failure.is_none() { failure = Some(e); }
+                        set.abort_all();
+                    }
+                    Some(Err(join)) if join.is_cancelled() => {}
+                    Some(Err(join)) => {
+                        if failure.is_none() { failure = Some(Error::Internal(format!("backup worker panicked: {join}"))); }
+                        set.abort_all();
+                    }
+                }
+            }
+        }
+    }
+    if let Some(e) = failure {
+        for t in &tokens {
+            t.cancel().await;
+        }
+        progress.end();
+        return Err(e);
+    }
+    leader.finish().await?;
+    progress.end();
+
+    let mut streams: Vec<StreamInfo> = outputs.iter_mut().flat_map(|o| std::mem::take(&mut o.streams)).collect();
+    streams.sort_by_key(|s| s.id);
+    let mut packs: Vec<(u32, PackInfo)> = outputs.into_iter().flat_map(|o| o.packs).collect();
+    packs.sort_by_key(|(i, _)| *i);
+    if packs.iter().enumerate().any(|(n, (i, _))| n as u32 != *i) {
+        return Err(Error::Internal("pack numbering has gaps".into()));
+    }
+    let packs: Vec<PackInfo> = packs.into_iter().map(|(_, p)| p).collect();
+    let finished = time::OffsetDateTime::now_utc();
+    let fmt = &time::format_description::well_known::Rfc3339;
+    let tables = toc.iter().filter(|e| e.kind == ObjectKind::TableData).count() as u64;
+    let mut manifest = Manifest {
+        header: ManifestHeader {
+            format_version: crate::archive::manifest::FORMAT_VERSION,
+            id: backup_id.to_string(),
+            pgkeep_version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: started.format(fmt).unwrap_or_default(),
+            finished_at: finished.format(fmt).unwrap_or_default(),
+            duration_ms: t0.elapsed().as_millis() as u64,
+            source: opts.db.to_string(),
+            server_version: source.server_version.clone(),
+            system_identifier: source.system_identifier.clone(),
+            database: source.database.clone(),
+            tables,
+            rows: streams.iter().map(|s| s.rows).sum(),
+            plain_bytes: streams.iter().map(|s| s.plain_bytes).sum(),
+            stored_bytes: packs.iter().map(|p| p.size).sum(),
+            compression: if opts.compress_level == 0 { "none".into() } else { format!("zstd:{}", opts.compress_level) },
+            body_encoding: String::new(),
+            body_sha256: String::new(),
+            cipher: None,
+            key_ids: vec![],
+            wrapped_keys: vec![],
+        },
+        body: ManifestBody { source, options: opts.catalog.clone(), toc, packs, streams },
+    };
+    let bytes = manifest.encode()?;
+    repo.put_new(&layout::manifest_path(backup_id), bytes).await?;
+    tracing::info!(backup = %backup_id, rows = manifest.header.rows, stored_bytes = manifest.header.stored_bytes, "manifest written; backup complete");
+    Ok(manifest.header)
+}
+
+async fn worker_loop(worker: Worker, shared: Arc<Shared>) -> Result<WorkerOutput> {
+    let mut out = WorkerOutput { streams: Vec::new(), packs: Vec::new() };
+    let mut pack: Option<PackWriter> = None;
+    while let Some(item) = shared.next_item() {
+        if let Source::Table { schema, name, .. } = &item.source {
+            worker.lock_nowait(schema, name).await?;
+        }
+        if pack.as_ref().is_some_and(|p| p.len() >= shared.pack_bytes) {
+            if let Some(p) = pack.take() {
+                let idx = p.index();
+                out.packs.push((idx, p.finish().await?));
+            }
+        }
+        if pack.is_none() {
+            let idx = shared.next_pack.fetch_add(1, Ordering::SeqCst);
+            pack = Some(PackWriter::create(&shared.repo, &shared.backup_id, idx, shared.budget.part_size, shared.budget.upload_concurrency).await?);
+        }
+        let p = pack.as_mut().ok_or_else(|| Error::Internal("no pack".into()))?;
+        let info = copy_stream(&worker, &item, p, &shared).await?;
+        out.streams.push(info);
+    }
+    if let Some(p) = pack.take() {
+        let idx = p.index();
+        out.packs.push((idx, p.finish().await?));
+    }
+    worker.finish().await?;
+    Ok(out)
+}
+
+/// Streams one work item: COPY rows → frames → encode (blocking pool, in
+/// order, at most `encode_ahead` in flight) → pack.
+async fn copy_stream(worker: &Worker, item: &WorkItem, pack: &mut PackWriter, shared: &Shared) -> Result<StreamInfo> {
+    let sql = item.copy_sql();
+    let progress = &shared.progress;
+    progress.stream_started(item.stream, &item.label, item.est_bytes);
+    let copy = worker.conn.client.copy_out(&sql).await.map_err(|e| copy_error(&item.label, e))?;
+    futures::pin_mut!(copy);
+    let mut framer = Framer::new(shared.budget.frame_size);
+    let mut ready: Vec<PlainFrame> = Vec::new();
+    let mut inflight = FuturesOrdered::new();
+    let mut acc = StreamAcc::new(item);
+    let mut index = 0u32;
+    let mut done = false;
+    while !done {
+        match copy.next().await {
+            Some(Ok(row)) => framer.push_row(&row, &mut ready),
+            Some(Err(e)) => return Err(copy_error(&item.label, e)),
+            None => {
+                ready.push(std::mem::replace(&mut framer, Framer::new(64)).finish());
+                done = true;
+            }
+        }
+        for frame in ready.drain(..) {
+            while inflight.len() >= shared.budget.encode_ahead.max(1) {
+                if let Some(enc) = inflight.next().await {
+                    acc.append(pack, join_encode(enc)?, progress.as_ref()).await?;
+                }
+            }
+            let (stream, level, i) = (item.stream, shared.level, index);
+            inflight.push_back(tokio::task::spawn_blocking(move || encode_frame(&frame, stream, i, level)));
+            index = index.checked_add(1).ok_or_else(|| Error::Internal("too many frames in one stream".into()))?;
+        }
+    }
+    while let Some(enc) = inflight.next().await {
+        acc.append(pack, join_encode(enc)?, progress.as_ref()).await?;
+    }
+    let info = acc.finish();
+    progress.stream_finished(item.stream, info.rows, info.plain_bytes);
+    Ok(info)
+}
+
+fn join_encode(r: std::result::Result<Result<EncodedFrame>, tokio::task::JoinError>) -> Result<EncodedFrame> {
+    r.map_err(|e| Error::Internal(format!("encode task: {e}")))?
+}
+
+fn copy_error(label: &str, e: tokio_postgres::Error) -> Error {
+    Error::Db { context: format!("copying {label}"), source: e }
+}
+
+/// Accumulates a stream's manifest record as its frames land.
+struct StreamAcc {
+    stream: u32,
+    toc_id: u32,
+    pages: Option<(u64, u64)>,
+    rows: u64,
+    plain: u64,
+    stored: u64,
+    digest: StreamDigest,
+    frames: Vec<FrameRef>,
+}
+
+impl StreamAcc {
+    fn new(item: &WorkItem) -> StreamAcc {
+        let pages = match &item.source {
+            Source::Table { pages: Some((s, e)), .. } => Some((*s, e.unwrap_or(u64::MAX))),
+            _ => None,
+        };
+        StreamAcc { stream: item.stream, toc_id: item.toc_id, pages, rows: 0, plain: 0, stored: 0, digest: StreamDigest::new(), frames: Vec::new() }
+    }
+
+    async fn append(&mut self, pack: &mut PackWriter, enc: EncodedFrame, progress: &dyn Progress) -> Result<()> {
+        let r = pack.append(&enc).await?;
+        self.rows += u64::from(enc.header.rows);
+        self.plain += u64::from(enc.header.plain_len);
+        self.stored += enc.bytes.len() as u64;
+        self.digest.update(&enc.plain_sha256);
+        progress.stream_advanced(self.stream, u64::from(enc.header.plain_len), u64::from(enc.header.rows));
+        self.frames.push(r);
+        Ok(())
+    }
+
+    fn finish(self) -> StreamInfo {
+        StreamInfo {
+            id: self.stream,
+            toc_id: self.toc_id,
+            pages: self.pages,
+            rows: self.rows,
+            plain_bytes: self.plain,
+            stored_bytes: self.stored,
+            plain_sha256: hex::encode(self.digest.finish()),
+            frames: self.frames,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Section, TableData};
+
+    fn data_entry(id: u32, name: &str, est: u64, pages: u64) -> TocEntry {
+        TocEntry {
+            id,
+            kind: ObjectKind::TableData,
+            section: Section::Data,
+            schema: Some("public".into()),
+            name: name.into(),
+            owner: None,
+            sql: String::new(),
+            deps: vec![],
+            data: Some(TableData { schema: "public".into(), name: name.into(), columns: vec!["a".into()], est_bytes: est, pages, splittable: true }),
+        }
+    }
+
+    #[test]
+    fn big_tables_are_sliced_and_scheduled_first() {
+        let toc = vec![data_entry(1, "small", 10, 1), data_entry(2, "big", 1000, 100)];
+        let items = plan_work(&toc, 300);
+        assert_eq!(items.len(), 5);
+        assert!(items[..4].iter().all(|i| i.toc_id == 2));
+        assert_eq!(items[4].toc_id, 1);
+        let ranges: Vec<_> = items[..4].iter().map(|i| match &i.source { Source::Table { pages, .. } => *pages, _ => None }).collect();
+        assert!(ranges.contains(&Some((0, Some(25)))));
+        assert!(ranges.contains(&Some((75, None))), "last slice is open-ended: {ranges:?}");
+        assert!(items[0].copy_sql().contains("ctid >= '("));
+    }
+}

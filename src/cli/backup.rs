@@ -1,0 +1,93 @@
+//! `pgkeep backup`.
+
+use super::common::{human_bytes, print_json, DbArgs, OutputArgs, ParallelArgs, RepoArgs};
+use clap::Args;
+use pgkeep::backup::{backup, BackupOptions};
+use pgkeep::catalog::CatalogOptions;
+use pgkeep::error::{Error, Result};
+use pgkeep::pipeline::budget::parse_size;
+use pgkeep::store::{OpenMode, Repo};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub parallel: ParallelArgs,
+    /// Compression: zstd:LEVEL (1-19) or none.
+    #[arg(long, default_value = "zstd:3")]
+    pub compress: String,
+    /// Only these tables (pattern, may be schema-qualified; repeatable).
+    #[arg(long = "table", short = 't')]
+    pub tables: Vec<String>,
+    /// Only these schemas (repeatable).
+    #[arg(long = "schema", short = 'n')]
+    pub schemas: Vec<String>,
+    /// Skip these tables (repeatable).
+    #[arg(long = "exclude-table", short = 'T')]
+    pub exclude_tables: Vec<String>,
+    /// Skip these schemas (repeatable).
+    #[arg(long = "exclude-schema", short = 'N')]
+    pub exclude_schemas: Vec<String>,
+    /// Seconds to wait for each table lock before failing the backup.
+    #[arg(long, default_value_t = 30)]
+    pub lock_timeout: u64,
+    /// Split tables larger than this into slices dumped in parallel.
+    #[arg(long, default_value = "256MiB")]
+    pub split_size: String,
+    /// Frame size (default derived from --memory, at most 4MiB).
+    #[arg(long)]
+    pub frame_size: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+pub fn parse_compress(s: &str) -> Result<i32> {
+    if s == "none" {
+        return Ok(0);
+    }
+    let level = s
+        .strip_prefix("zstd:")
+        .or(if s == "zstd" { Some("3") } else { None })
+        .and_then(|l| l.parse::<i32>().ok())
+        .filter(|l| (1..=19).contains(l))
+        .ok_or_else(|| Error::Config(format!("invalid --compress {s:?} (use zstd:1..19 or none)")))?;
+    Ok(level)
+}
+
+pub async fn run(args: BackupArgs, cancel: CancellationToken) -> Result<()> {
+    let mut opts = BackupOptions::new(args.db.resolve()?);
+    opts.jobs = args.parallel.jobs.max(1);
+    opts.memory = args.parallel.memory_bytes()?;
+    opts.compress_level = parse_compress(&args.compress)?;
+    opts.lock_timeout = Duration::from_secs(args.lock_timeout);
+    opts.split_bytes = parse_size(&args.split_size)? as u64;
+    opts.frame_size = args.frame_size.as_deref().map(parse_size).transpose()?;
+    opts.catalog = CatalogOptions {
+        schemas: args.schemas,
+        exclude_schemas: args.exclude_schemas,
+        tables: args.tables,
+        exclude_tables: args.exclude_tables,
+    };
+    let repo = Repo::open(&args.repo.repo, OpenMode::CreateIfMissing)?;
+    let progress = pgkeep::progress::for_stderr("backup").into();
+    let header = backup(&repo, &opts, progress, cancel).await?;
+    if args.output.json {
+        print_json(&header)?;
+    } else {
+        println!(
+            "backup {} complete: {} tables, {} rows, {} of data stored as {} in {:.1}s",
+            header.id,
+            header.tables,
+            header.rows,
+            human_bytes(header.plain_bytes),
+            human_bytes(header.stored_bytes),
+            header.duration_ms as f64 / 1000.0
+        );
+    }
+    Ok(())
+}

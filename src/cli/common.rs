@@ -1,0 +1,79 @@
+//! Flags shared by several commands and their conversion to library types.
+
+use clap::Args;
+use pgkeep::config::{redact_conninfo, ConnSettings};
+use pgkeep::error::{Error, Result};
+use pgkeep::pipeline::budget::parse_size;
+
+#[derive(Args, Debug, Clone)]
+pub struct RepoArgs {
+    /// Repository: a local directory or file:// URL.
+    #[arg(long, env = "PGKEEP_REPO")]
+    pub repo: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DbArgs {
+    /// Database: a postgres:// URL or libpq key=value string. Defaults to
+    /// DATABASE_URL, then the PG* environment variables.
+    #[arg(long)]
+    pub db: Option<String>,
+}
+
+impl DbArgs {
+    pub fn resolve(&self) -> Result<ConnSettings> {
+        let raw = match &self.db {
+            Some(s) => s.clone(),
+            None => std::env::var("DATABASE_URL").unwrap_or_default(),
+        };
+        ConnSettings::resolve(&raw).map_err(|e| match e {
+            Error::Config(m) => Error::Config(format!("{m} in connection string {}", redact_conninfo(&raw))),
+            other => other,
+        })
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ParallelArgs {
+    /// Parallel workers (connections).
+    #[arg(long, short = 'j', default_value_t = 2)]
+    pub jobs: usize,
+    /// Memory budget for everything in flight (e.g. 64MiB, 1GiB).
+    #[arg(long, default_value = "64MiB")]
+    pub memory: String,
+}
+
+impl ParallelArgs {
+    pub fn memory_bytes(&self) -> Result<usize> {
+        parse_size(&self.memory)
+    }
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct OutputArgs {
+    /// Print machine-readable JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Formats a byte count for people.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+pub fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    let s = serde_json::to_string_pretty(v).map_err(|e| Error::Internal(format!("json: {e}")))?;
+    println!("{s}");
+    Ok(())
+}

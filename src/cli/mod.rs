@@ -1,0 +1,42 @@
+//! Command-line surface: clap option structs (one file per command) that
+//! turn flags into library option structs, and output formatting (human or
+//! `--json`). No backup logic lives here.
+
+pub mod backup;
+pub mod common;
+pub mod list;
+pub mod restore;
+pub mod show;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "pgkeep", version, about = "Native PostgreSQL backup and restore: consistent, parallel, verified")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format for stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Back up a database into a repository.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a database.
+    Restore(restore::RestoreArgs),
+    /// List the backups of a repository.
+    List(list::ListArgs),
+    /// Show a backup's table of contents.
+    Show(show::ShowArgs),
+}

@@ -1,0 +1,80 @@
+//! `pgkeep show`: a backup's table of contents, like `pg_restore -l`, with
+//! row counts and sizes of the data entries.
+
+use super::common::{human_bytes, print_json, OutputArgs, RepoArgs};
+use clap::Args;
+use pgkeep::archive::reader::{read_manifest, resolve_backup_id};
+use pgkeep::error::Result;
+use pgkeep::store::{OpenMode, Repo};
+use std::collections::HashMap;
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Backup id, or `latest`.
+    #[arg(default_value = "latest")]
+    pub backup: String,
+    /// Print the SQL of every entry too.
+    #[arg(long)]
+    pub sql: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(serde::Serialize)]
+struct Entry<'a> {
+    #[serde(flatten)]
+    toc: &'a pgkeep::catalog::TocEntry,
+    rows: Option<u64>,
+    plain_bytes: Option<u64>,
+    stored_bytes: Option<u64>,
+}
+
+pub async fn run(args: ShowArgs) -> Result<()> {
+    let repo = Repo::open(&args.repo.repo, OpenMode::MustExist)?;
+    let id = resolve_backup_id(&repo, &args.backup).await?;
+    let m = read_manifest(&repo, &id).await?;
+    let mut sizes: HashMap<u32, (u64, u64, u64)> = HashMap::new();
+    for s in &m.body.streams {
+        let e = sizes.entry(s.toc_id).or_default();
+        e.0 += s.rows;
+        e.1 += s.plain_bytes;
+        e.2 += s.stored_bytes;
+    }
+    if args.output.json {
+        let entries: Vec<Entry> = m
+            .body
+            .toc
+            .iter()
+            .map(|t| {
+                let s = sizes.get(&t.id);
+                Entry { toc: t, rows: s.map(|s| s.0), plain_bytes: s.map(|s| s.1), stored_bytes: s.map(|s| s.2) }
+            })
+            .collect();
+        return print_json(&serde_json::json!({ "header": m.header, "entries": entries }));
+    }
+    let h = &m.header;
+    println!(";");
+    println!("; Backup {} of database {} (PostgreSQL {})", h.id, h.database, h.server_version);
+    println!("; Source: {}", h.source);
+    println!("; Started {}, finished {} ({:.1}s)", h.started_at, h.finished_at, h.duration_ms as f64 / 1000.0);
+    println!("; {} tables, {} rows, {} of data, {} stored ({})", h.tables, h.rows, human_bytes(h.plain_bytes), human_bytes(h.stored_bytes), h.compression);
+    println!("; TOC entries: {}", m.body.toc.len());
+    println!(";");
+    for e in &m.body.toc {
+        let owner = e.owner.as_deref().unwrap_or("-");
+        let schema = e.schema.as_deref().unwrap_or("-");
+        let extra = match sizes.get(&e.id) {
+            Some((rows, plain, stored)) => format!("  [{rows} rows, {} → {}]", human_bytes(*plain), human_bytes(*stored)),
+            None => String::new(),
+        };
+        println!("{}; {} {} {} {}{extra}", e.id, e.kind.label(), schema, e.name, owner);
+        if args.sql && !e.sql.is_empty() {
+            for line in e.sql.lines() {
+                println!("    {line}");
+            }
+        }
+    }
+    Ok(())
+}

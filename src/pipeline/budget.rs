@@ -1,0 +1,120 @@
+//! The memory budget: one number (`--memory`) from which every in-flight
+//! buffer is sized, so peak memory does not grow with the database.
+//!
+//! Per worker the backup holds: one frame being filled, `encode_ahead`
+//! frames being compressed (plaintext + compressed copy each), and the pack
+//! writer's multipart buffer (`part_size × (upload_concurrency + 1)`).
+//! Restore holds, per worker, `read_ahead` stored frames plus one decoded.
+
+use crate::error::{Error, Result};
+
+pub const MIB: usize = 1 << 20;
+/// S3's smallest non-final multipart part.
+pub const MIN_PART_SIZE: usize = 5 * MIB;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    pub total: usize,
+    pub jobs: usize,
+    pub frame_size: usize,
+    pub encode_ahead: usize,
+    pub part_size: usize,
+    pub upload_concurrency: usize,
+    pub read_ahead: usize,
+}
+
+impl Budget {
+    /// Sizes the pipeline for `total` bytes across `jobs` workers.
+    /// `frame_size` overrides the derived frame size when given.
+    pub fn new(total: usize, jobs: usize, frame_size: Option<usize>) -> Result<Budget> {
+        let jobs = jobs.max(1);
+        let share = total / jobs;
+        // frame + 2 encoding (×2 for compressed copies) + part×2 ≈ 5 frames + 2 parts
+        let min_share = 2 * MIN_PART_SIZE + 5 * 256 * 1024;
+        if share < min_share {
+            return Err(Error::Config(format!(
+                "--memory {} MiB is too small for {jobs} jobs: each job needs at least {} MiB",
+                total / MIB,
+                min_share.div_ceil(MIB)
+            )));
+        }
+        let derived = ((share - 2 * MIN_PART_SIZE) / 5).clamp(256 * 1024, 4 * MIB);
+        let frame_size = frame_size.unwrap_or(derived).clamp(4 * 1024, 32 * MIB);
+        let encode_ahead = 2;
+        let leftover = share.saturating_sub(frame_size * (1 + 2 * encode_ahead));
+        // Parts: as big as the share allows (fewer requests), at least S3's minimum.
+        let part_size = (leftover / 2).clamp(MIN_PART_SIZE, 64 * MIB);
+        let upload_concurrency = (leftover / part_size).saturating_sub(1).clamp(1, 4);
+        let read_ahead = (share / (2 * frame_size).max(1)).clamp(2, 8);
+        Ok(Budget {
+            total,
+            jobs,
+            frame_size,
+            encode_ahead,
+            part_size,
+            upload_concurrency,
+            read_ahead,
+        })
+    }
+
+    /// Bytes a backup worker may hold at once, by this sizing.
+    pub fn backup_worker_bytes(&self) -> usize {
+        self.frame_size * (1 + 2 * self.encode_ahead) + self.part_size * (self.upload_concurrency + 1)
+    }
+}
+
+/// Parses sizes like `64MiB`, `1GiB`, `512k`, `4096`.
+pub fn parse_size(s: &str) -> Result<usize> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| Error::Config(format!("invalid size {s:?} (examples: 64MiB, 1GiB, 512KiB)")))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(Error::Config(format!("invalid size unit in {s:?} (use KiB, MiB or GiB)"))),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| Error::Config(format!("size {s:?} is too large")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn default_fits_the_budget() {
+        let b = Budget::new(64 * MIB, 2, None).unwrap();
+        assert!(b.backup_worker_bytes() * b.jobs <= b.total, "{b:?}");
+        assert!(b.part_size >= MIN_PART_SIZE);
+    }
+
+    #[test]
+    fn too_small_is_an_error() {
+        assert!(Budget::new(8 * MIB, 4, None).is_err());
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("64MiB").unwrap(), 64 * MIB);
+        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn budget_is_respected(total_mib in 1usize..4096, jobs in 1usize..16) {
+            if let Ok(b) = Budget::new(total_mib * MIB, jobs, None) {
+                prop_assert!(b.backup_worker_bytes() * b.jobs <= b.total + b.jobs * MIB, "{:?}", b);
+                prop_assert!(b.part_size >= MIN_PART_SIZE);
+            }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Restore orchestration: check or prepare the target, replay pre-data in
+//! dependency order, load data streams in parallel (biggest first, many
+//! streams of one split table at once), then post-data in parallel
+//! (indexes, constraints, triggers, policies, matview refresh).
+//! Row counts are checked per stream before its transaction commits.
+
+mod dag;
+mod data;
+mod target;
+
+use crate::archive::reader::{read_manifest, resolve_backup_id};
+use crate::archive::Manifest;
+use crate::catalog::{ObjectKind, Section, TocEntry};
+use crate::config::ConnSettings;
+use crate::error::{Error, Result};
+use crate::pg::snapshot::session_setup;
+use crate::pg::{connect, Conn};
+use crate::pipeline::Budget;
+use crate::progress::Progress;
+use crate::store::Repo;
+use data::{LoadContext, Unit};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub use target::count_user_objects;
+
+#[derive(Clone, Debug)]
+pub struct RestoreOptions {
+    pub db: ConnSettings,
+    pub jobs: usize,
+    pub memory: usize,
+    /// Drop the target's user objects first (or drop and recreate with `create`).
+    pub clean: bool,
+    /// Create the target database.
+    pub create: bool,
+    /// `maintenance_work_mem` for index builds on each post-data connection.
+    pub maintenance_work_mem: String,
+}
+
+impl RestoreOptions {
+    pub fn new(db: ConnSettings) -> RestoreOptions {
+        RestoreOptions {
+            db,
+            jobs: 2,
+            memory: 64 << 20,
+            clean: false,
+            create: false,
+            maintenance_work_mem: "128MB".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RestoreSummary {
+    pub backup_id: String,
+    pub target: String,
+    pub entries: usize,
+    pub streams: usize,
+    pub rows: u64,
+    pub bytes: u64,
+    pub duration_ms: u64,
+    pub pre_data_ms: u64,
+    pub data_ms: u64,
+    pub post_data_ms: u64,
+}
+
+/// Restores backup `id` (or `latest`) from `repo` into `opts.db`.
+pub async fn restore(repo: &Repo, id: &str, opts: &RestoreOptions, progress: Arc<dyn Progress>, cancel: CancellationToken) -> Result<RestoreSummary> {
+    tokio::select! {
+        r = run(repo, id, opts, progress) => r,
+        _ = cancel.cancelled() => Err(Error::Interrupted("restore cancelled; the target database is incomplete".into())),
+    }
+}
+
+async fn open_session(settings: &ConnSettings, encoding: &str) -> Result<Conn> {
+    let conn = connect(settings).await?;
+    session_setup(&conn, Some(encoding)).await?;
+    conn.client
+        .batch_execute("SET check_function_bodies = false; SET client_min_messages = warning; SET synchronous_commit = off")
+        .await
+        .map_err(Error::db("setting up the restore session"))?;
+    Ok(conn)
+}
+
+async fn run(repo: &Repo, id: &str, opts: &RestoreOptions, progress: Arc<dyn Progress>) -> Result<RestoreSummary> {
+    let t0 = Instant::now();
+    let id = resolve_backup_id(repo, id).await?;
+    let manifest = Arc::new(read_manifest(repo, &id).await?);
+    let encoding = manifest.body.source.encoding.clone();
+    let budget = Budget::new(opts.memory, opts.jobs, None)?;
+
+    if opts.create {
+        target::create_database(&opts.db, &encoding, opts.clean).await?;
+    }
+    let main = open_session(&opts.db, &encoding).await?;
+    let existing = count_user_objects(&main).await?;
+    if existing > 0 {
+        if !opts.clean {
+            return Err(Error::Refused(format!(
+                "database {:?} is not empty ({existing} user objects); use --clean to drop its contents first, or --create with a new database name",
+                opts.db.dbname
+            )));
+        }
+        target::clean_database(&main).await?;
+    }
+    tracing::info!(backup = %id, target = %opts.db, "restoring");
+
+    // Pre-data, in TOC order (sorted by dependencies).
+    let toc = &manifest.body.toc;
+    for e in toc.iter().filter(|e| e.section == Section::PreData) {
+        dag::run_one(&main, e).await?;
+    }
+    let pre_data_ms = t0.elapsed().as_millis() as u64;
+
+    // Data streams in parallel.
+    let t_data = Instant::now();
+    let (rows, bytes, streams) = load_data(repo, &manifest, opts, &budget, &encoding, progress.clone()).await?;
+    for e in toc.iter().filter(|e| e.section == Section::Data && e.data.is_none()) {
+        dag::run_one(&main, e).await?;
+    }
+    let data_ms = t_data.elapsed().as_millis() as u64;
+
+    // Post-data in parallel, by dependencies.
+    let t_post = Instant::now();
+    let post: Vec<TocEntry> = toc.iter().filter(|e| e.section == Section::PostData).cloned().collect();
+    let mut conns = vec![main];
+    for _ in 1..opts.jobs.max(1) {
+        conns.push(open_session(&opts.db, &encoding).await?);
+    }
+    for c in &conns {
+        c.client
+            .batch_execute(&format!(
+                "SET maintenance_work_mem = {}",
+                crate::pg::quote_literal(&opts.maintenance_work_mem)
+            ))
+            .await
+            .map_err(Error::db("setting maintenance_work_mem"))?;
+    }
+    dag::run_entries(conns, post).await?;
+    let post_data_ms = t_post.elapsed().as_millis() as u64;
+
+    Ok(RestoreSummary {
+        backup_id: id,
+        target: opts.db.to_string(),
+        entries: toc.len(),
+        streams,
+        rows,
+        bytes,
+        duration_ms: t0.elapsed().as_millis() as u64,
+        pre_data_ms,
+        data_ms,
+        post_data_ms,
+    })
+}
+
+fn plan_units(manifest: &Manifest) -> Result<Vec<Unit>> {
+    let by_id: HashMap<u32, &TocEntry> = manifest.body.toc.iter().map(|e| (e.id, e)).collect();
+    let mut per_entry: HashMap<u32, usize> = HashMap::new();
+    for s in &manifest.body.streams {
+        *per_entry.entry(s.toc_id).or_default() += 1;
+    }
+    let mut units = Vec::new();
+    for (i, s) in manifest.body.streams.iter().enumerate() {
+        let e = by_id
+            .get(&s.toc_id)
+            .ok_or_else(|| Error::format("manifest", format!("stream {} refers to unknown TOC entry {}", s.id, s.toc_id)))?;
+        let table = e
+            .data
+            .clone()
+            .ok_or_else(|| Error::format("manifest", format!("TOC entry {} has no data description", e.id)))?;
+        let freeze = e.kind == ObjectKind::TableData && table.splittable && per_entry.get(&s.toc_id) == Some(&1);
+        let label = match s.pages {
+            Some((a, b)) if b != u64::MAX => format!("{}.{} [pages {a}..{b}]", table.schema, table.name),
+            Some((a, _)) => format!("{}.{} [pages {a}..]", table.schema, table.name),
+            None => format!("{}.{}", table.schema, table.name),
+        };
+        units.push(Unit { stream_index: i, kind: e.kind, table, freeze, label, stored_bytes: s.stored_bytes, rows: s.rows });
+    }
+    units.sort_by(|a, b| b.stored_bytes.cmp(&a.stored_bytes).then(a.stream_index.cmp(&b.stream_index)));
+    Ok(units)
+}
+
+async fn load_data(
+    repo: &Repo,
+    manifest: &Arc<Manifest>,
+    opts: &RestoreOptions,
+    budget: &Budget,
+    encoding: &str,
+    progress: Arc<dyn Progress>,
+) -> Result<(u64, u64, usize)> {
+    let units = plan_units(manifest)?;
+    let n = units.len();
+    progress.begin(manifest.body.streams.iter().map(|s| s.plain_bytes).sum());
+    let queue = Arc::new(Mutex::new(units.into_iter().collect::<VecDeque<Unit>>()));
+    let ctx = Arc::new(LoadContext {
+        repo: repo.clone(),
+        manifest: manifest.clone(),
+        read_ahead: budget.read_ahead,
+        max_read: (budget.frame_size as u64 * 2).max(1 << 20),
+        progress: progress.clone(),
+    });
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..opts.jobs.max(1).min(n.max(1)) {
+        let conn = open_session(&opts.db, encoding).await?;
+        let queue = queue.clone();
+        let ctx = ctx.clone();
+        set.spawn(async move {
+            let mut rows = 0u64;
+            let mut bytes = 0u64;
+            loop {
+                let unit = match queue.lock() {
+                    Ok(mut q) => q.pop_front(),
+                    Err(_) => None,
+                };
+                let Some(unit) = unit else { break };
+                let s = &ctx.manifest.body.streams[unit.stream_index];
+                ctx.progress.stream_started(s.id, &unit.label, s.plain_bytes);
+                rows += data::load_unit(&conn, &unit, &ctx, s.id).await?;
+                bytes += s.plain_bytes;
+                ctx.progress.stream_finished(s.id, unit.rows, s.plain_bytes);
+            }
+            Ok::<_, Error>((rows, bytes))
+        });
+    }
+    let mut rows = 0;
+    let mut bytes = 0;
+    let mut failure = None;
+    while let Some(j) = set.join_next().await {
+        match j {
+            Ok(Ok((r, b))) => {
+                rows += r;
+                bytes += b;
+            }
+            Ok(Err(e)) => {
+                failure.get_or_insert(e);
+                set.abort_all();
+            }
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => {
+                failure.get_or_insert(Error::Internal(format!("restore worker: {e}")));
+                set.abort_all();
+            }
+        }
+    }
+    progress.end();
+    match failure {
+        Some(e) => Err(e),
+        None => Ok((rows, bytes, n)),
+    }
+}

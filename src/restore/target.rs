@@ -1,0 +1,105 @@
+//! The restore target: creating it (`--create`), refusing a non-empty one,
+//! and emptying it (`--clean`).
+
+use crate::config::ConnSettings;
+use crate::error::{Error, Result};
+use crate::pg::{connect, quote_ident, Conn};
+
+const USER_OBJECTS: &str = "
+SELECT
+  (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)')
+  + (SELECT count(*) FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))
+  + (SELECT count(*) FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)' AND t.typtype IN ('e','d','r','m'))
+  + (SELECT count(*) FROM pg_catalog.pg_namespace n
+    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'public') AND n.nspname !~ '^pg_(toast|temp)')
+  + (SELECT count(*) FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql')
+  + (SELECT count(*) FROM pg_catalog.pg_largeobject_metadata)";
+
+/// Counts user objects in the connected database.
+pub async fn count_user_objects(conn: &Conn) -> Result<i64> {
+    let row = conn
+        .client
+        .query_one(USER_OBJECTS, &[])
+        .await
+        .map_err(Error::db("inspecting the target database"))?;
+    row.try_get(0).map_err(Error::db("inspecting the target database"))
+}
+
+/// Creates the target database (`--create`), dropping it first with `clean`.
+pub async fn create_database(settings: &ConnSettings, encoding: &str, clean: bool) -> Result<()> {
+    let admin = connect(&settings.with_dbname("postgres")).await.or(Err(()));
+    let admin = match admin {
+        Ok(c) => c,
+        Err(()) => connect(&settings.with_dbname("template1")).await?,
+    };
+    let name = &settings.dbname;
+    let exists = admin
+        .client
+        .query_opt("SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1", &[name])
+        .await
+        .map_err(Error::db("looking up the target database"))?
+        .is_some();
+    if exists {
+        if !clean {
+            return Err(Error::Refused(format!(
+                "database {name:?} already exists; drop it, restore into it without --create, or add --clean to drop and recreate it"
+            )));
+        }
+        admin
+            .client
+            .batch_execute(&format!("DROP DATABASE {}", quote_ident(name)))
+            .await
+            .map_err(Error::db(format!("dropping database {name}")))?;
+    }
+    admin
+        .client
+        .batch_execute(&format!(
+            "CREATE DATABASE {} TEMPLATE template0 ENCODING {}",
+            quote_ident(name),
+            crate::pg::quote_literal(encoding)
+        ))
+        .await
+        .map_err(Error::db(format!("creating database {name}")))?;
+    Ok(())
+}
+
+/// Drops every user object of the connected database (`--clean`): other
+/// schemas entirely, the contents of `public`, extensions, large objects.
+pub async fn clean_database(conn: &Conn) -> Result<()> {
+    let sql = r#"
+DO $pgkeep_clean$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT nspname FROM pg_catalog.pg_namespace
+           WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'public') AND nspname !~ '^pg_(toast|temp)'
+  LOOP EXECUTE format('DROP SCHEMA %I CASCADE', r.nspname); END LOOP;
+  FOR r IN SELECT extname FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql'
+  LOOP EXECUTE format('DROP EXTENSION IF EXISTS %I CASCADE', r.extname); END LOOP;
+  FOR r IN SELECT c.relname, c.relkind FROM pg_catalog.pg_class c
+           WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r','p','v','m','S','f')
+  LOOP
+    EXECUTE format('DROP %s IF EXISTS public.%I CASCADE',
+      CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
+                     WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.relname);
+  END LOOP;
+  FOR r IN SELECT p.oid::regprocedure AS sig, p.prokind FROM pg_catalog.pg_proc p
+           WHERE p.pronamespace = 'public'::regnamespace
+  LOOP
+    EXECUTE format('DROP %s IF EXISTS %s CASCADE',
+      CASE r.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END, r.sig);
+  END LOOP;
+  FOR r IN SELECT t.typname FROM pg_catalog.pg_type t
+           WHERE t.typnamespace = 'public'::regnamespace AND t.typtype IN ('e','d','r','c','m')
+             AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_catalog.pg_class WHERE oid = t.typrelid) = 'c')
+  LOOP EXECUTE format('DROP TYPE IF EXISTS public.%I CASCADE', r.typname); END LOOP;
+  PERFORM pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata;
+END
+$pgkeep_clean$"#;
+    conn.client
+        .batch_execute(sql)
+        .await
+        .map_err(Error::db("cleaning the target database (--clean)"))
+}

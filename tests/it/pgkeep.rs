@@ -1,0 +1,62 @@
+//! Helpers that drive pgkeep's library against the test cluster.
+
+use crate::support::cluster;
+use pgkeep::archive::ManifestHeader;
+use pgkeep::backup::{backup, BackupOptions};
+use pgkeep::config::ConnSettings;
+use pgkeep::progress::Silent;
+use pgkeep::restore::{restore, RestoreOptions, RestoreSummary};
+use pgkeep::store::{OpenMode, Repo};
+use std::path::Path;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub fn settings(db: &str) -> ConnSettings {
+    ConnSettings::resolve_with(&cluster().url(db), &|_| None).expect("test URL parses")
+}
+
+pub fn repo(dir: &Path) -> Repo {
+    Repo::open(dir.to_str().expect("utf-8 path"), OpenMode::CreateIfMissing).expect("repo opens")
+}
+
+/// Options that exercise the interesting paths on small data: tiny frames
+/// (many per table) and a low split threshold (big tables in slices).
+pub fn small_backup_options(db: &str) -> BackupOptions {
+    let mut o = BackupOptions::new(settings(db));
+    o.jobs = 3;
+    o.frame_size = Some(16 * 1024);
+    o.split_bytes = 128 * 1024;
+    o
+}
+
+pub async fn backup_with(repo: &Repo, opts: &BackupOptions) -> pgkeep::Result<ManifestHeader> {
+    backup(repo, opts, Arc::new(Silent), CancellationToken::new()).await
+}
+
+pub async fn restore_with(repo: &Repo, id: &str, opts: &RestoreOptions) -> pgkeep::Result<RestoreSummary> {
+    restore(repo, id, opts, Arc::new(Silent), CancellationToken::new()).await
+}
+
+pub fn restore_options(db: &str) -> RestoreOptions {
+    let mut o = RestoreOptions::new(settings(db));
+    o.jobs = 3;
+    o
+}
+
+/// Every file under a directory, recursively.
+pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
