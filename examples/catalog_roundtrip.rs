@@ -55,8 +55,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for e in toc.iter().filter(|e| !e.sql.is_empty()) {
         if let Err(err) = target.batch_execute(&e.sql).await {
             failed += 1;
-            let detail = err.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| err.to_string());
-            eprintln!("FAILED {} {} {}: {detail}\n{}", e.id, e.kind.label(), e.name, e.sql);
+            let detail = err
+                .as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_else(|| err.to_string());
+            eprintln!(
+                "FAILED {} {} {}: {detail}\n{}",
+                e.id,
+                e.kind.label(),
+                e.name,
+                e.sql
+            );
         }
     }
     eprintln!("applied; {failed} entries failed");

@@ -1,0 +1,134 @@
+//! The intermediate object model: what each per-kind reader produces before
+//! comments, ACLs, dependencies, ids and the final order are attached.
+//!
+//! An [`Obj`] becomes one [`TocEntry`](super::TocEntry). It names the catalog
+//! addresses it creates (`owns`), so `pg_depend` edges between addresses can
+//! be turned into edges between entries (see `depend.rs`), and the addresses
+//! it must come after that `pg_depend` does not record (`after`).
+
+use super::toc::{ObjRef, ObjectKind, Section, TableData};
+
+/// Fixed OIDs of the system catalogs used as `classid` in [`ObjRef`].
+pub mod class {
+    pub const TYPE: u32 = 1247;
+    pub const PROC: u32 = 1255;
+    pub const CLASS: u32 = 1259;
+    pub const ATTRDEF: u32 = 2604;
+    pub const CONSTRAINT: u32 = 2606;
+    pub const LARGEOBJECT: u32 = 2613;
+    pub const NAMESPACE: u32 = 2615;
+    pub const REWRITE: u32 = 2618;
+    pub const TRIGGER: u32 = 2620;
+    pub const EXTENSION: u32 = 3079;
+    pub const POLICY: u32 = 3256;
+    pub const COLLATION: u32 = 3456;
+}
+
+/// Shorthand for an [`ObjRef`].
+pub fn oref(classid: u32, objid: u32) -> ObjRef {
+    ObjRef { classid, objid }
+}
+
+/// How `COMMENT ON` (and `GRANT ... ON`) names an object: keyword and
+/// quoted, qualified name, e.g. `TABLE` + `public.film`.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub keyword: &'static str,
+    pub name: String,
+}
+
+/// An object's privileges as read from the catalog.
+#[derive(Clone, Debug)]
+pub struct AclSpec {
+    /// Keyword and name as `GRANT ... ON` spells them (`TABLE public.film`).
+    pub target: Target,
+    /// Role name of the owner (grants by another grantor need
+    /// `SET SESSION AUTHORIZATION`).
+    pub owner: String,
+    pub acl: Vec<String>,
+    /// The ACL the object has right after it is created on restore.
+    pub base: Vec<String>,
+}
+
+/// One object read from the catalog.
+#[derive(Clone, Debug)]
+pub struct Obj {
+    pub kind: ObjectKind,
+    pub section: Section,
+    pub schema: Option<String>,
+    pub name: String,
+    pub owner: Option<String>,
+    pub sql: String,
+    /// Catalog addresses this entry creates; the first is its own address.
+    pub owns: Vec<ObjRef>,
+    /// Addresses whose entries must be restored first (beyond `pg_depend`).
+    pub after: Vec<ObjRef>,
+    /// Sub-objects with their own comment names (constraints of a domain or
+    /// table created by this entry's SQL).
+    pub targets: Vec<(ObjRef, Target)>,
+    pub acl: Option<AclSpec>,
+    /// Comments and ACL go into this entry's own SQL (large objects).
+    pub inline_extras: bool,
+    pub data: Option<TableData>,
+}
+
+impl Obj {
+    pub fn new(kind: ObjectKind, section: Section, name: impl Into<String>, sql: String) -> Obj {
+        Obj {
+            kind,
+            section,
+            schema: None,
+            name: name.into(),
+            owner: None,
+            sql,
+            owns: Vec::new(),
+            after: Vec::new(),
+            targets: Vec::new(),
+            acl: None,
+            inline_extras: false,
+            data: None,
+        }
+    }
+
+    pub fn schema(mut self, schema: impl Into<String>) -> Obj {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    pub fn owner(mut self, owner: impl Into<String>) -> Obj {
+        self.owner = Some(owner.into());
+        self
+    }
+
+    /// Adds an address this entry creates; with a comment name if given.
+    pub fn owns(mut self, r: ObjRef, comment: Option<Target>) -> Obj {
+        self.owns.push(r);
+        if let Some(t) = comment {
+            self.targets.push((r, t));
+        }
+        self
+    }
+
+    pub fn after(mut self, r: ObjRef) -> Obj {
+        self.after.push(r);
+        self
+    }
+
+    pub fn acl(mut self, acl: AclSpec) -> Obj {
+        self.acl = Some(acl);
+        self
+    }
+
+    pub fn data(mut self, data: TableData) -> Obj {
+        self.data = Some(data);
+        self
+    }
+}
+
+/// A comment name: `Target { keyword, name }`.
+pub fn target(keyword: &'static str, name: impl Into<String>) -> Option<Target> {
+    Some(Target {
+        keyword,
+        name: name.into(),
+    })
+}

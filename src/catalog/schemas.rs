@@ -1,0 +1,71 @@
+//! Schemas. `public` already exists in a new database, so for it only an
+//! owner different from the initial one is emitted (its comment and ACL are
+//! compared with their initial values like for any object).
+
+use super::obj::{class, oref, target, AclSpec, Obj, Target};
+use super::sql::{acl_columns, not_extension_member, owner_columns, query, user_schema, RowExt};
+use super::toc::{ObjectKind, Section};
+use super::Ctx;
+use crate::error::Result;
+
+pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
+    let sql = format!(
+        "SELECT n.oid, n.nspname, pg_catalog.quote_ident(n.nspname) AS qname, {owner}, {acl} \
+         FROM pg_catalog.pg_namespace n WHERE {user} AND {ext} ORDER BY n.nspname",
+        owner = owner_columns("n.nspowner"),
+        acl = acl_columns("n.nspacl", 'n', "n.nspowner", "pg_namespace", "n.oid"),
+        user = user_schema("n"),
+        ext = not_extension_member("pg_namespace", "n.oid"),
+    );
+    // The owner `public` has in a freshly created database.
+    let public_owner = if ctx.version >= 150000 {
+        "pg_database_owner".to_string()
+    } else {
+        let rows = query(
+            ctx.client,
+            "bootstrap superuser",
+            "SELECT rolname::text FROM pg_catalog.pg_roles WHERE oid = 10",
+            &[],
+        )
+        .await?;
+        rows.first()
+            .map(|r| r.val::<String>("rolname"))
+            .transpose()?
+            .unwrap_or_default()
+    };
+    for row in query(ctx.client, "schemas", &sql, &[]).await? {
+        let name: String = row.val("nspname")?;
+        if !ctx.filter.schema_objects(&name) {
+            continue;
+        }
+        let qname: String = row.val("qname")?;
+        let owner: String = row.val("owner")?;
+        let qowner: String = row.val("qowner")?;
+        let sql = if name == "public" {
+            if owner == public_owner {
+                String::new()
+            } else {
+                format!("ALTER SCHEMA public OWNER TO {qowner};\n")
+            }
+        } else {
+            format!("CREATE SCHEMA {qname};\nALTER SCHEMA {qname} OWNER TO {qowner};\n")
+        };
+        let obj = Obj::new(ObjectKind::Schema, Section::PreData, name.clone(), sql)
+            .owner(owner.clone())
+            .owns(
+                oref(class::NAMESPACE, row.val("oid")?),
+                target("SCHEMA", qname.clone()),
+            )
+            .acl(AclSpec {
+                target: Target {
+                    keyword: "SCHEMA",
+                    name: qname,
+                },
+                owner,
+                acl: row.val("acl")?,
+                base: row.val("acl_base")?,
+            });
+        out.push(obj);
+    }
+    Ok(())
+}

@@ -1,0 +1,344 @@
+//! Tables: `CREATE TABLE` with columns (types, collations, defaults,
+//! identity, generated expressions, NOT NULL), inline CHECK constraints,
+//! inheritance, partitioning, storage parameters; partitions are created
+//! standalone and attached with `ALTER TABLE ONLY ... ATTACH PARTITION`, as
+//! pg_dump does. Also the data entries (`TableData`) of tables with storage.
+//!
+//! A column default that calls a user function becomes its own `Default`
+//! entry, so a function that uses the table's row type cannot form a cycle.
+
+use super::obj::{class, oref, target, AclSpec, Obj, Target};
+use super::sql::{acl_columns, owner_columns, query, with_options, RowExt};
+use super::toc::{ObjectKind, Section, TableData};
+use super::Ctx;
+use crate::error::Result;
+use std::collections::HashMap;
+use tokio_postgres::Row;
+
+const TABLES: &str = "SELECT c.oid, n.nspname, c.relname, \
+  pg_catalog.format('%I.%I', n.nspname, c.relname) AS qname, {owner}, {acl}, \
+  c.relkind::text AS relkind, c.relpersistence = 'u' AS unlogged, c.relispartition, \
+  CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END AS partbound, \
+  CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END AS partkey, \
+  COALESCE(c.reloptions, '{}') || COALESCE((SELECT pg_catalog.array_agg('toast.' || o) \
+     FROM pg_catalog.pg_class tc, pg_catalog.unnest(tc.reloptions) o WHERE tc.oid = c.reltoastrelid), '{}') \
+     AS reloptions, \
+  (SELECT pg_catalog.quote_ident(t.spcname) FROM pg_catalog.pg_tablespace t WHERE t.oid = c.reltablespace) AS tablespace, \
+  (SELECT pg_catalog.quote_ident(am.amname) FROM pg_catalog.pg_am am WHERE am.oid = c.relam AND am.amname <> 'heap') AS am, \
+  c.relreplident::text AS replident, \
+  (SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', pn.nspname, pc.relname), ', ' ORDER BY i.inhseqno) \
+     FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class pc ON pc.oid = i.inhparent \
+     JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace WHERE i.inhrelid = c.oid) AS parents, \
+  (SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid LIMIT 1) AS parent, \
+  pg_catalog.pg_relation_size(c.oid) AS bytes, \
+  pg_catalog.current_setting('block_size')::int8 AS block_size \
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+  WHERE c.oid = ANY($1) AND c.relkind IN ('r', 'p') ORDER BY n.nspname, c.relname";
+
+const COLUMNS: &str = "SELECT a.attrelid, a.attnum, a.attname::text AS attname, \
+  pg_catalog.quote_ident(a.attname) AS qname, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, \
+  a.attnotnull, a.attidentity::text AS identity, a.attgenerated::text AS generated, a.attislocal, \
+  CASE WHEN a.attcollation <> t.typcollation THEN (SELECT pg_catalog.format('%I.%I', cn.nspname, co.collname) \
+     FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace \
+     WHERE co.oid = a.attcollation) END AS collation, \
+  CASE WHEN a.attstorage <> t.typstorage THEN a.attstorage::text END AS storage, \
+  (pg_catalog.to_jsonb(a)->>'attstattarget')::int AS stattarget, \
+  pg_catalog.array_to_string(a.attoptions, ', ') AS attoptions, \
+  CASE pg_catalog.to_jsonb(a)->>'attcompression' WHEN 'p' THEN 'pglz' WHEN 'l' THEN 'lz4' END AS compression, \
+  ad.oid AS attrdef, pg_catalog.pg_get_expr(ad.adbin, ad.adrelid) AS def, \
+  EXISTS (SELECT 1 FROM pg_catalog.pg_depend dd \
+     WHERE dd.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND dd.objid = ad.oid \
+     AND dd.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND dd.refobjid >= 16384) AS def_calls_function \
+  FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+  LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum \
+  WHERE a.attrelid = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped \
+  ORDER BY a.attrelid, a.attnum";
+
+const CHECKS: &str = "SELECT c.oid, c.conrelid, pg_catalog.quote_ident(c.conname) AS qname, \
+  pg_catalog.pg_get_constraintdef(c.oid) AS def, c.conislocal, c.convalidated \
+  FROM pg_catalog.pg_constraint c WHERE c.contype = 'c' AND c.conrelid = ANY($1) \
+  ORDER BY c.conrelid, c.conname";
+
+fn group(rows: Vec<Row>, key: &str) -> Result<HashMap<u32, Vec<Row>>> {
+    let mut map: HashMap<u32, Vec<Row>> = HashMap::new();
+    for row in rows {
+        map.entry(row.val(key)?).or_default().push(row);
+    }
+    Ok(map)
+}
+
+/// One column's definition inside `CREATE TABLE`.
+fn column_sql(col: &Row, identity: Option<&String>, inline_default: bool) -> Result<String> {
+    let mut s = format!(
+        "    {} {}",
+        col.val::<String>("qname")?,
+        col.val::<String>("type")?
+    );
+    if let Some(c) = col.val::<Option<String>>("collation")? {
+        s.push_str(&format!(" COLLATE {c}"));
+    }
+    let def: Option<String> = col.val("def")?;
+    match (col.val::<String>("generated")?.as_str(), def) {
+        ("s", Some(expr)) => s.push_str(&format!(" GENERATED ALWAYS AS ({expr}) STORED")),
+        (_, Some(expr)) if inline_default => s.push_str(&format!(" DEFAULT {expr}")),
+        _ => {}
+    }
+    let kind = match col.val::<String>("identity")?.as_str() {
+        "a" => Some("ALWAYS"),
+        "d" => Some("BY DEFAULT"),
+        _ => None,
+    };
+    if let (Some(kind), Some(opts)) = (kind, identity) {
+        s.push_str(&format!(
+            " GENERATED {kind} AS IDENTITY (\n    {opts}\n    )"
+        ));
+    }
+    if col.val::<bool>("attnotnull")? {
+        s.push_str(" NOT NULL");
+    }
+    Ok(s)
+}
+
+/// `ALTER TABLE ONLY ... ALTER COLUMN` statements for per-column settings
+/// that `CREATE TABLE` cannot express.
+fn column_settings(qtable: &str, col: &Row, emitted: bool) -> Result<String> {
+    let qcol: String = col.val("qname")?;
+    let alter = format!("ALTER TABLE ONLY {qtable} ALTER COLUMN {qcol}");
+    let mut s = String::new();
+    if !emitted && col.val::<bool>("attnotnull")? {
+        s.push_str(&format!("{alter} SET NOT NULL;\n"));
+    }
+    if let Some(n) = col.val::<Option<i32>>("stattarget")?.filter(|n| *n >= 0) {
+        s.push_str(&format!("{alter} SET STATISTICS {n};\n"));
+    }
+    let storage = match col.val::<Option<String>>("storage")?.as_deref() {
+        Some("p") => Some("PLAIN"),
+        Some("e") => Some("EXTERNAL"),
+        Some("m") => Some("MAIN"),
+        Some("x") => Some("EXTENDED"),
+        _ => None,
+    };
+    if let Some(st) = storage {
+        s.push_str(&format!("{alter} SET STORAGE {st};\n"));
+    }
+    if let Some(o) = col
+        .val::<Option<String>>("attoptions")?
+        .filter(|o| !o.is_empty())
+    {
+        s.push_str(&format!("{alter} SET ({o});\n"));
+    }
+    if let Some(c) = col.val::<Option<String>>("compression")? {
+        s.push_str(&format!("{alter} SET COMPRESSION {c};\n"));
+    }
+    Ok(s)
+}
+
+pub async fn read(
+    ctx: &Ctx<'_>,
+    identities: &HashMap<(u32, i16), String>,
+    out: &mut Vec<Obj>,
+) -> Result<()> {
+    let sql = TABLES
+        .replace("{owner}", &owner_columns("c.relowner"))
+        .replace(
+            "{acl}",
+            &acl_columns("c.relacl", 'r', "c.relowner", "pg_class", "c.oid"),
+        );
+    let tables = query(ctx.client, "tables", &sql, &[&ctx.rel_oids]).await?;
+    let mut columns = group(
+        query(ctx.client, "columns", COLUMNS, &[&ctx.rel_oids]).await?,
+        "attrelid",
+    )?;
+    let mut checks = group(
+        query(ctx.client, "check constraints", CHECKS, &[&ctx.rel_oids]).await?,
+        "conrelid",
+    )?;
+    let mut qnames = HashMap::new();
+    for t in &tables {
+        qnames.insert(t.val::<u32>("oid")?, t.val::<String>("qname")?);
+    }
+    for t in tables {
+        let oid: u32 = t.val("oid")?;
+        let schema: String = t.val("nspname")?;
+        let name: String = t.val("relname")?;
+        let qname: String = t.val("qname")?;
+        let relkind: String = t.val("relkind")?;
+        let partition: bool = t.val("relispartition")?;
+        let owner: String = t.val("owner")?;
+        let cols = columns.remove(&oid).unwrap_or_default();
+        let cons = checks.remove(&oid).unwrap_or_default();
+        let mut table = Obj::new(
+            ObjectKind::Table,
+            Section::PreData,
+            name.clone(),
+            String::new(),
+        )
+        .schema(schema.clone())
+        .owner(owner.clone())
+        .owns(oref(class::CLASS, oid), target("TABLE", qname.clone()))
+        .acl(AclSpec {
+            target: Target {
+                keyword: "TABLE",
+                name: qname.clone(),
+            },
+            owner: owner.clone(),
+            acl: t.val("acl")?,
+            base: t.val("acl_base")?,
+        });
+        let mut lines = Vec::new();
+        let mut after_create = String::new();
+        for col in &cols {
+            let emitted = partition || col.val::<bool>("attislocal")?;
+            let attrdef: Option<u32> = col.val("attrdef")?;
+            let separate = attrdef.is_some()
+                && col.val::<String>("generated")?.is_empty()
+                && (col.val::<bool>("def_calls_function")? || !emitted);
+            let attnum: i16 = col.val("attnum")?;
+            if emitted {
+                lines.push(column_sql(col, identities.get(&(oid, attnum)), !separate)?);
+            }
+            after_create.push_str(&column_settings(&qname, col, emitted)?);
+            match attrdef {
+                Some(ad) if separate => {
+                    let qcol: String = col.val("qname")?;
+                    let expr: String = col.val("def")?;
+                    let sql = format!(
+                        "ALTER TABLE ONLY {qname} ALTER COLUMN {qcol} SET DEFAULT {expr};\n"
+                    );
+                    out.push(
+                        Obj::new(
+                            ObjectKind::Default,
+                            Section::PreData,
+                            format!("{name} {}", col.val::<String>("attname")?),
+                            sql,
+                        )
+                        .schema(schema.clone())
+                        .owner(owner.clone())
+                        .owns(oref(class::ATTRDEF, ad), None)
+                        .after(oref(class::CLASS, oid)),
+                    );
+                }
+                Some(ad) => table = table.owns(oref(class::ATTRDEF, ad), None),
+                None => {}
+            }
+        }
+        for con in &cons {
+            let cname: String = con.val("qname")?;
+            let def: String = con.val("def")?;
+            let con_oid: u32 = con.val("oid")?;
+            let comment = target("CONSTRAINT", format!("{cname} ON {qname}"));
+            if !con.val::<bool>("convalidated")? {
+                if con.val::<bool>("conislocal")? {
+                    let sql = format!("ALTER TABLE {qname}\n    ADD CONSTRAINT {cname} {def};\n");
+                    out.push(
+                        Obj::new(
+                            ObjectKind::CheckConstraint,
+                            Section::PostData,
+                            format!("{name} {cname}"),
+                            sql,
+                        )
+                        .schema(schema.clone())
+                        .owner(owner.clone())
+                        .owns(oref(class::CONSTRAINT, con_oid), comment)
+                        .after(oref(class::CLASS, oid)),
+                    );
+                }
+            } else if partition || con.val::<bool>("conislocal")? {
+                lines.push(format!("    CONSTRAINT {cname} {def}"));
+                table = table.owns(oref(class::CONSTRAINT, con_oid), comment);
+            } else {
+                table.targets.push((
+                    oref(class::CONSTRAINT, con_oid),
+                    Target {
+                        keyword: "CONSTRAINT",
+                        name: format!("{cname} ON {qname}"),
+                    },
+                ));
+            }
+        }
+        let unlogged = if t.val::<bool>("unlogged")? {
+            "UNLOGGED "
+        } else {
+            ""
+        };
+        let mut sql = format!("CREATE {unlogged}TABLE {qname} (\n{}\n)", lines.join(",\n"));
+        if !partition {
+            if let Some(parents) = t.val::<Option<String>>("parents")? {
+                sql.push_str(&format!("\nINHERITS ({parents})"));
+            }
+        }
+        if let Some(key) = t.val::<Option<String>>("partkey")? {
+            sql.push_str(&format!("\nPARTITION BY {key}"));
+        }
+        if let Some(am) = t.val::<Option<String>>("am")? {
+            sql.push_str(&format!("\nUSING {am}"));
+        }
+        sql.push_str(&with_options(&t.val::<Vec<String>>("reloptions")?));
+        if let Some(ts) = t.val::<Option<String>>("tablespace")? {
+            sql.push_str(&format!("\nTABLESPACE {ts}"));
+        }
+        sql.push_str(&format!(
+            ";\nALTER TABLE {qname} OWNER TO {};\n",
+            t.val::<String>("qowner")?
+        ));
+        sql.push_str(&after_create);
+        match t.val::<String>("replident")?.as_str() {
+            "f" => sql.push_str(&format!(
+                "ALTER TABLE ONLY {qname} REPLICA IDENTITY FULL;\n"
+            )),
+            "n" => sql.push_str(&format!(
+                "ALTER TABLE ONLY {qname} REPLICA IDENTITY NOTHING;\n"
+            )),
+            _ => {}
+        }
+        table.sql = sql;
+        out.push(table);
+
+        let parent: Option<u32> = t.val("parent")?;
+        if let (true, Some(parent)) = (partition, parent.filter(|p| ctx.rels.contains(p))) {
+            let bound: String = t.val("partbound")?;
+            let qparent = qnames.get(&parent).cloned().unwrap_or_default();
+            let sql = format!("ALTER TABLE ONLY {qparent} ATTACH PARTITION {qname} {bound};\n");
+            out.push(
+                Obj::new(
+                    ObjectKind::PartitionAttach,
+                    Section::PreData,
+                    name.clone(),
+                    sql,
+                )
+                .schema(schema.clone())
+                .owner(owner.clone())
+                .after(oref(class::CLASS, parent))
+                .after(oref(class::CLASS, oid)),
+            );
+        }
+        if relkind == "r" {
+            let mut names = Vec::new();
+            for col in &cols {
+                if col.val::<String>("generated")?.is_empty() {
+                    names.push(col.val::<String>("attname")?);
+                }
+            }
+            let bytes = u64::try_from(t.val::<i64>("bytes")?).unwrap_or(0);
+            let block = u64::try_from(t.val::<i64>("block_size")?)
+                .unwrap_or(8192)
+                .max(1);
+            let data = TableData {
+                schema: schema.clone(),
+                name: name.clone(),
+                columns: names,
+                est_bytes: bytes,
+                pages: bytes / block,
+                splittable: true,
+            };
+            out.push(
+                Obj::new(ObjectKind::TableData, Section::Data, name, String::new())
+                    .schema(schema)
+                    .owner(owner)
+                    .after(oref(class::CLASS, oid))
+                    .data(data),
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! Triggers (`pg_get_triggerdef`) with their enabled state. Internal
+//! triggers (foreign keys) and triggers cloned onto partitions are left out.
+
+use super::obj::{class, oref, target, Obj};
+use super::sql::{owner_columns, query, RowExt};
+use super::toc::{ObjectKind, Section};
+use super::Ctx;
+use crate::error::Result;
+
+const TRIGGERS: &str = "SELECT t.oid, t.tgrelid, t.tgname::text AS tgname, \
+  pg_catalog.quote_ident(t.tgname) AS qname, pg_catalog.pg_get_triggerdef(t.oid) AS def, \
+  t.tgenabled::text AS enabled, n.nspname, c.relname, \
+  pg_catalog.format('%I.%I', n.nspname, c.relname) AS qtable, {owner} \
+  FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+  WHERE t.tgrelid = ANY($1) AND NOT t.tgisinternal AND t.tgparentid = 0 \
+  ORDER BY n.nspname, c.relname, t.tgname";
+
+pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
+    let sql = TRIGGERS.replace("{owner}", &owner_columns("c.relowner"));
+    for row in query(ctx.client, "triggers", &sql, &[&ctx.rel_oids]).await? {
+        let qname: String = row.val("qname")?;
+        let qtable: String = row.val("qtable")?;
+        let mut sql = format!("{};\n", row.val::<String>("def")?);
+        let state = match row.val::<String>("enabled")?.as_str() {
+            "D" => Some("DISABLE"),
+            "R" => Some("ENABLE REPLICA"),
+            "A" => Some("ENABLE ALWAYS"),
+            _ => None,
+        };
+        if let Some(state) = state {
+            sql.push_str(&format!("ALTER TABLE {qtable} {state} TRIGGER {qname};\n"));
+        }
+        let name = format!(
+            "{} {}",
+            row.val::<String>("relname")?,
+            row.val::<String>("tgname")?
+        );
+        out.push(
+            Obj::new(ObjectKind::Trigger, Section::PostData, name, sql)
+                .schema(row.val::<String>("nspname")?)
+                .owner(row.val::<String>("owner")?)
+                .owns(
+                    oref(class::TRIGGER, row.val("oid")?),
+                    target("TRIGGER", format!("{qname} ON {qtable}")),
+                )
+                .after(oref(class::CLASS, row.val("tgrelid")?)),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! Views (`pg_get_viewdef`) and materialized views: created `WITH NO DATA`
+//! in pre-data, filled by a post-data `REFRESH MATERIALIZED VIEW` entry when
+//! the source's was populated. A view owns its `_RETURN` rule, so the
+//! rule's dependencies order the view.
+
+use super::obj::{class, oref, target, AclSpec, Obj, Target};
+use super::sql::{acl_columns, owner_columns, query, with_options, RowExt};
+use super::toc::{ObjectKind, Section};
+use super::Ctx;
+use crate::error::Result;
+
+const VIEWS: &str = "SELECT c.oid, n.nspname, c.relname, c.relkind::text AS relkind, \
+  pg_catalog.format('%I.%I', n.nspname, c.relname) AS qname, {owner}, {acl}, \
+  pg_catalog.pg_get_viewdef(c.oid) AS def, COALESCE(c.reloptions, '{}') AS reloptions, c.relispopulated, \
+  (SELECT pg_catalog.quote_ident(t.spcname) FROM pg_catalog.pg_tablespace t WHERE t.oid = c.reltablespace) AS tablespace, \
+  (SELECT pg_catalog.quote_ident(am.amname) FROM pg_catalog.pg_am am WHERE am.oid = c.relam AND am.amname <> 'heap') AS am, \
+  (SELECT r.oid FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename = '_RETURN') AS rule \
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+  WHERE c.oid = ANY($1) AND c.relkind IN ('v', 'm') ORDER BY n.nspname, c.relname";
+
+pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
+    let sql = VIEWS
+        .replace("{owner}", &owner_columns("c.relowner"))
+        .replace(
+            "{acl}",
+            &acl_columns("c.relacl", 'r', "c.relowner", "pg_class", "c.oid"),
+        );
+    for row in query(ctx.client, "views", &sql, &[&ctx.rel_oids]).await? {
+        let oid: u32 = row.val("oid")?;
+        let schema: String = row.val("nspname")?;
+        let name: String = row.val("relname")?;
+        let qname: String = row.val("qname")?;
+        let def: String = row.val("def")?;
+        let def = def.trim_end().trim_end_matches(';');
+        let options = with_options(&row.val::<Vec<String>>("reloptions")?);
+        let matview = row.val::<String>("relkind")? == "m";
+        let (kind, keyword) = if matview {
+            (ObjectKind::MaterializedView, "MATERIALIZED VIEW")
+        } else {
+            (ObjectKind::View, "VIEW")
+        };
+        let mut sql = if matview {
+            let am = row
+                .val::<Option<String>>("am")?
+                .map(|a| format!(" USING {a}"))
+                .unwrap_or_default();
+            let ts = row
+                .val::<Option<String>>("tablespace")?
+                .map(|t| format!(" TABLESPACE {t}"))
+                .unwrap_or_default();
+            format!(
+                "CREATE MATERIALIZED VIEW {qname}{am}{options}{ts} AS\n{def}\n  WITH NO DATA;\n"
+            )
+        } else {
+            format!("CREATE VIEW {qname}{options} AS\n{def};\n")
+        };
+        sql.push_str(&format!(
+            "ALTER {keyword} {qname} OWNER TO {};\n",
+            row.val::<String>("qowner")?
+        ));
+        let owner: String = row.val("owner")?;
+        let mut obj = Obj::new(kind, Section::PreData, name.clone(), sql)
+            .schema(schema.clone())
+            .owner(owner.clone())
+            .owns(oref(class::CLASS, oid), target(keyword, qname.clone()))
+            .acl(AclSpec {
+                target: Target {
+                    keyword: "TABLE",
+                    name: qname.clone(),
+                },
+                owner: owner.clone(),
+                acl: row.val("acl")?,
+                base: row.val("acl_base")?,
+            });
+        if let Some(rule) = row.val::<Option<u32>>("rule")? {
+            obj = obj.owns(oref(class::REWRITE, rule), None);
+        }
+        out.push(obj);
+        if matview && row.val::<bool>("relispopulated")? {
+            let sql = format!("REFRESH MATERIALIZED VIEW {qname};\n");
+            out.push(
+                Obj::new(
+                    ObjectKind::MaterializedViewData,
+                    Section::PostData,
+                    name,
+                    sql,
+                )
+                .schema(schema)
+                .owner(owner)
+                .after(oref(class::CLASS, oid)),
+            );
+        }
+    }
+    Ok(())
+}
