@@ -1,5 +1,6 @@
 //! Functions, procedures and aggregates. Functions and procedures come from
 //! `pg_get_functiondef`; aggregates are rebuilt from `pg_aggregate`.
+//! Functions internal to another object (range constructors) are left out.
 
 use super::obj::{class, oref, target, AclSpec, Obj, Target};
 use super::sql::{
@@ -22,7 +23,9 @@ const FUNCTIONS: &str = "SELECT p.oid, n.nspname, p.proname, p.prokind::text AS 
      JOIN pg_catalog.pg_namespace opn ON opn.oid = o.oprnamespace WHERE o.oid = a.aggsortop) AS sortop \
   FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
   LEFT JOIN pg_catalog.pg_aggregate a ON a.aggfnoid = p.oid \
-  WHERE {user} AND {ext} ORDER BY n.nspname, p.proname, p.oid";
+  WHERE {user} AND {ext} AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend i \
+    WHERE i.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND i.objid = p.oid AND i.deptype = 'i') \
+  ORDER BY n.nspname, p.proname, p.oid";
 
 /// `CREATE AGGREGATE` options from the `pg_aggregate` row as JSON (regproc
 /// columns arrive as qualified names, or "-" when unset).

@@ -80,7 +80,7 @@ pub async fn load(ctx: &Ctx<'_>) -> Result<Vec<Sequence>> {
         let owned = match row.val::<Option<u32>>("owned_table")? {
             Some(table) => Some(OwnedBy {
                 table,
-                attnum: row.val("owned_attnum")?,
+                attnum: i16::try_from(row.val::<i32>("owned_attnum")?).unwrap_or(0),
                 qtable: row
                     .val::<Option<String>>("owned_qtable")?
                     .unwrap_or_default(),
