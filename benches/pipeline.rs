@@ -50,7 +50,12 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     let plain: Vec<u8> = rows.concat();
-    let frame = PlainFrame { data: Bytes::from(plain), rows: rows.len() as u32, row_boundary: true, last: true };
+    let frame = PlainFrame {
+        data: Bytes::from(plain),
+        rows: rows.len() as u32,
+        row_boundary: true,
+        last: true,
+    };
     let mut g = c.benchmark_group("encode");
     g.throughput(Throughput::Bytes(bytes as u64));
     g.sample_size(20);
@@ -67,7 +72,16 @@ fn bench(c: &mut Criterion) {
     g.sample_size(20);
     g.bench_function("verify_decompress_zstd3", |b| {
         b.iter(|| {
-            decode_frame(&enc.bytes, &ExpectedFrame { object: "bench", stream: 0, index: 0, sha256: &enc.header.sha256 }).expect("decode")
+            decode_frame(
+                &enc.bytes,
+                &ExpectedFrame {
+                    object: "bench",
+                    stream: 0,
+                    index: 0,
+                    sha256: &enc.header.sha256,
+                },
+            )
+            .expect("decode")
         })
     });
     g.finish();

@@ -112,14 +112,21 @@ fn plan_work(toc: &[TocEntry], split_bytes: u64) -> Vec<WorkItem> {
         let Some(d) = &e.data else { continue };
         let label = format!("{}.{}", d.schema, d.name);
         if e.kind == ObjectKind::LargeObjectData {
-            items.push(WorkItem { stream: next_stream, toc_id: e.id, label, est_bytes: d.est_bytes, source: Source::LargeObjects });
+            items.push(WorkItem {
+                stream: next_stream,
+                toc_id: e.id,
+                label,
+                est_bytes: d.est_bytes,
+                source: Source::LargeObjects,
+            });
             next_stream += 1;
             continue;
         }
         if e.kind != ObjectKind::TableData {
             continue;
         }
-        let slices = if d.splittable && split_bytes > 0 && d.est_bytes > split_bytes && d.pages > 1 {
+        let slices = if d.splittable && split_bytes > 0 && d.est_bytes > split_bytes && d.pages > 1
+        {
             d.est_bytes.div_ceil(split_bytes).min(d.pages)
         } else {
             1
@@ -140,7 +147,12 @@ fn plan_work(toc: &[TocEntry], split_bytes: u64) -> Vec<WorkItem> {
                 toc_id: e.id,
                 label,
                 est_bytes: d.est_bytes / slices,
-                source: Source::Table { schema: d.schema.clone(), name: d.name.clone(), columns: d.columns.clone(), pages },
+                source: Source::Table {
+                    schema: d.schema.clone(),
+                    name: d.name.clone(),
+                    columns: d.columns.clone(),
+                    pages,
+                },
             });
             next_stream += 1;
         }
@@ -172,12 +184,20 @@ struct WorkerOutput {
 }
 
 /// Runs a backup into `repo`. Returns the header of the written manifest.
-pub async fn backup(repo: &Repo, opts: &BackupOptions, progress: Arc<dyn Progress>, cancel: CancellationToken) -> Result<ManifestHeader> {
+pub async fn backup(
+    repo: &Repo,
+    opts: &BackupOptions,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+) -> Result<ManifestHeader> {
     let budget = Budget::new(opts.memory, opts.jobs, opts.frame_size)?;
     let started = time::OffsetDateTime::now_utc();
     let t0 = Instant::now();
     let backup_id = layout::new_backup_id(started);
-    let result = run(repo, opts, budget, &backup_id, started, t0, progress, cancel).await;
+    let result = run(
+        repo, opts, budget, &backup_id, started, t0, progress, cancel,
+    )
+    .await;
     if result.is_err() {
         // Nothing half-written may look like a backup: remove what we wrote.
         if let Err(e) = repo.delete_prefix(&layout::backup_prefix(&backup_id)).await {
@@ -203,7 +223,7 @@ async fn run(
     let rels = catalog::select_tables(&leader.conn.client, &opts.catalog).await?;
     let lockable: Vec<(String, String)> = rels
         .iter()
-        .filter(|r| matches!(r.relkind, 'r' | 'p' | 'm' | 'S' | 'f'))
+        .filter(|r| matches!(r.relkind, 'r' | 'p' | 'f'))
         .map(|r| (r.schema.clone(), r.name.clone()))
         .collect();
     leader.lock_tables(&lockable, opts.lock_timeout).await?;
@@ -269,7 +289,10 @@ async fn run(
     leader.finish().await?;
     progress.end();
 
-    let mut streams: Vec<StreamInfo> = outputs.iter_mut().flat_map(|o| std::mem::take(&mut o.streams)).collect();
+    let mut streams: Vec<StreamInfo> = outputs
+        .iter_mut()
+        .flat_map(|o| std::mem::take(&mut o.streams))
+        .collect();
     streams.sort_by_key(|s| s.id);
     let mut packs: Vec<(u32, PackInfo)> = outputs.into_iter().flat_map(|o| o.packs).collect();
     packs.sort_by_key(|(i, _)| *i);
@@ -279,7 +302,10 @@ async fn run(
     let packs: Vec<PackInfo> = packs.into_iter().map(|(_, p)| p).collect();
     let finished = time::OffsetDateTime::now_utc();
     let fmt = &time::format_description::well_known::Rfc3339;
-    let tables = toc.iter().filter(|e| e.kind == ObjectKind::TableData).count() as u64;
+    let tables = toc
+        .iter()
+        .filter(|e| e.kind == ObjectKind::TableData)
+        .count() as u64;
     let mut manifest = Manifest {
         header: ManifestHeader {
             format_version: crate::archive::manifest::FORMAT_VERSION,
@@ -296,23 +322,37 @@ async fn run(
             rows: streams.iter().map(|s| s.rows).sum(),
             plain_bytes: streams.iter().map(|s| s.plain_bytes).sum(),
             stored_bytes: packs.iter().map(|p| p.size).sum(),
-            compression: if opts.compress_level == 0 { "none".into() } else { format!("zstd:{}", opts.compress_level) },
+            compression: if opts.compress_level == 0 {
+                "none".into()
+            } else {
+                format!("zstd:{}", opts.compress_level)
+            },
             body_encoding: String::new(),
             body_sha256: String::new(),
             cipher: None,
             key_ids: vec![],
             wrapped_keys: vec![],
         },
-        body: ManifestBody { source, options: opts.catalog.clone(), toc, packs, streams },
+        body: ManifestBody {
+            source,
+            options: opts.catalog.clone(),
+            toc,
+            packs,
+            streams,
+        },
     };
     let bytes = manifest.encode()?;
-    repo.put_new(&layout::manifest_path(backup_id), bytes).await?;
+    repo.put_new(&layout::manifest_path(backup_id), bytes)
+        .await?;
     tracing::info!(backup = %backup_id, rows = manifest.header.rows, stored_bytes = manifest.header.stored_bytes, "manifest written; backup complete");
     Ok(manifest.header)
 }
 
 async fn worker_loop(worker: Worker, shared: Arc<Shared>) -> Result<WorkerOutput> {
-    let mut out = WorkerOutput { streams: Vec::new(), packs: Vec::new() };
+    let mut out = WorkerOutput {
+        streams: Vec::new(),
+        packs: Vec::new(),
+    };
     let mut pack: Option<PackWriter> = None;
     while let Some(item) = shared.next_item() {
         if let Source::Table { schema, name, .. } = &item.source {
@@ -326,9 +366,20 @@ async fn worker_loop(worker: Worker, shared: Arc<Shared>) -> Result<WorkerOutput
         }
         if pack.is_none() {
             let idx = shared.next_pack.fetch_add(1, Ordering::SeqCst);
-            pack = Some(PackWriter::create(&shared.repo, &shared.backup_id, idx, shared.budget.part_size, shared.budget.upload_concurrency).await?);
+            pack = Some(
+                PackWriter::create(
+                    &shared.repo,
+                    &shared.backup_id,
+                    idx,
+                    shared.budget.part_size,
+                    shared.budget.upload_concurrency,
+                )
+                .await?,
+            );
         }
-        let p = pack.as_mut().ok_or_else(|| Error::Internal("no pack".into()))?;
+        let p = pack
+            .as_mut()
+            .ok_or_else(|| Error::Internal("no pack".into()))?;
         let info = copy_stream(&worker, &item, p, &shared).await?;
         out.streams.push(info);
     }
@@ -342,11 +393,21 @@ async fn worker_loop(worker: Worker, shared: Arc<Shared>) -> Result<WorkerOutput
 
 /// Streams one work item: COPY rows → frames → encode (blocking pool, in
 /// order, at most `encode_ahead` in flight) → pack.
-async fn copy_stream(worker: &Worker, item: &WorkItem, pack: &mut PackWriter, shared: &Shared) -> Result<StreamInfo> {
+async fn copy_stream(
+    worker: &Worker,
+    item: &WorkItem,
+    pack: &mut PackWriter,
+    shared: &Shared,
+) -> Result<StreamInfo> {
     let sql = item.copy_sql();
     let progress = &shared.progress;
     progress.stream_started(item.stream, &item.label, item.est_bytes);
-    let copy = worker.conn.client.copy_out(&sql).await.map_err(|e| copy_error(&item.label, e))?;
+    let copy = worker
+        .conn
+        .client
+        .copy_out(&sql)
+        .await
+        .map_err(|e| copy_error(&item.label, e))?;
     futures::pin_mut!(copy);
     let mut framer = Framer::new(shared.budget.frame_size);
     let mut ready: Vec<PlainFrame> = Vec::new();
@@ -366,28 +427,39 @@ async fn copy_stream(worker: &Worker, item: &WorkItem, pack: &mut PackWriter, sh
         for frame in ready.drain(..) {
             while inflight.len() >= shared.budget.encode_ahead.max(1) {
                 if let Some(enc) = inflight.next().await {
-                    acc.append(pack, join_encode(enc)?, progress.as_ref()).await?;
+                    acc.append(pack, join_encode(enc)?, progress.as_ref())
+                        .await?;
                 }
             }
             let (stream, level, i) = (item.stream, shared.level, index);
-            inflight.push_back(tokio::task::spawn_blocking(move || encode_frame(&frame, stream, i, level)));
-            index = index.checked_add(1).ok_or_else(|| Error::Internal("too many frames in one stream".into()))?;
+            inflight.push_back(tokio::task::spawn_blocking(move || {
+                encode_frame(&frame, stream, i, level)
+            }));
+            index = index
+                .checked_add(1)
+                .ok_or_else(|| Error::Internal("too many frames in one stream".into()))?;
         }
     }
     while let Some(enc) = inflight.next().await {
-        acc.append(pack, join_encode(enc)?, progress.as_ref()).await?;
+        acc.append(pack, join_encode(enc)?, progress.as_ref())
+            .await?;
     }
     let info = acc.finish();
     progress.stream_finished(item.stream, info.rows, info.plain_bytes);
     Ok(info)
 }
 
-fn join_encode(r: std::result::Result<Result<EncodedFrame>, tokio::task::JoinError>) -> Result<EncodedFrame> {
+fn join_encode(
+    r: std::result::Result<Result<EncodedFrame>, tokio::task::JoinError>,
+) -> Result<EncodedFrame> {
     r.map_err(|e| Error::Internal(format!("encode task: {e}")))?
 }
 
 fn copy_error(label: &str, e: tokio_postgres::Error) -> Error {
-    Error::Db { context: format!("copying {label}"), source: e }
+    Error::Db {
+        context: format!("copying {label}"),
+        source: e,
+    }
 }
 
 /// Accumulates a stream's manifest record as its frames land.
@@ -405,19 +477,40 @@ struct StreamAcc {
 impl StreamAcc {
     fn new(item: &WorkItem) -> StreamAcc {
         let pages = match &item.source {
-            Source::Table { pages: Some((s, e)), .. } => Some((*s, e.unwrap_or(u64::MAX))),
+            Source::Table {
+                pages: Some((s, e)),
+                ..
+            } => Some((*s, e.unwrap_or(u64::MAX))),
             _ => None,
         };
-        StreamAcc { stream: item.stream, toc_id: item.toc_id, pages, rows: 0, plain: 0, stored: 0, digest: StreamDigest::new(), frames: Vec::new() }
+        StreamAcc {
+            stream: item.stream,
+            toc_id: item.toc_id,
+            pages,
+            rows: 0,
+            plain: 0,
+            stored: 0,
+            digest: StreamDigest::new(),
+            frames: Vec::new(),
+        }
     }
 
-    async fn append(&mut self, pack: &mut PackWriter, enc: EncodedFrame, progress: &dyn Progress) -> Result<()> {
+    async fn append(
+        &mut self,
+        pack: &mut PackWriter,
+        enc: EncodedFrame,
+        progress: &dyn Progress,
+    ) -> Result<()> {
         let r = pack.append(&enc).await?;
         self.rows += u64::from(enc.header.rows);
         self.plain += u64::from(enc.header.plain_len);
         self.stored += enc.bytes.len() as u64;
         self.digest.update(&enc.plain_sha256);
-        progress.stream_advanced(self.stream, u64::from(enc.header.plain_len), u64::from(enc.header.rows));
+        progress.stream_advanced(
+            self.stream,
+            u64::from(enc.header.plain_len),
+            u64::from(enc.header.rows),
+        );
         self.frames.push(r);
         Ok(())
     }
@@ -451,20 +544,39 @@ mod tests {
             owner: None,
             sql: String::new(),
             deps: vec![],
-            data: Some(TableData { schema: "public".into(), name: name.into(), columns: vec!["a".into()], est_bytes: est, pages, splittable: true }),
+            data: Some(TableData {
+                schema: "public".into(),
+                name: name.into(),
+                columns: vec!["a".into()],
+                est_bytes: est,
+                pages,
+                splittable: true,
+            }),
         }
     }
 
     #[test]
     fn big_tables_are_sliced_and_scheduled_first() {
-        let toc = vec![data_entry(1, "small", 10, 1), data_entry(2, "big", 1000, 100)];
+        let toc = vec![
+            data_entry(1, "small", 10, 1),
+            data_entry(2, "big", 1000, 100),
+        ];
         let items = plan_work(&toc, 300);
         assert_eq!(items.len(), 5);
         assert!(items[..4].iter().all(|i| i.toc_id == 2));
         assert_eq!(items[4].toc_id, 1);
-        let ranges: Vec<_> = items[..4].iter().map(|i| match &i.source { Source::Table { pages, .. } => *pages, _ => None }).collect();
+        let ranges: Vec<_> = items[..4]
+            .iter()
+            .map(|i| match &i.source {
+                Source::Table { pages, .. } => *pages,
+                _ => None,
+            })
+            .collect();
         assert!(ranges.contains(&Some((0, Some(25)))));
-        assert!(ranges.contains(&Some((75, None))), "last slice is open-ended: {ranges:?}");
+        assert!(
+            ranges.contains(&Some((75, None))),
+            "last slice is open-ended: {ranges:?}"
+        );
         assert!(items[0].copy_sql().contains("ctid >= '("));
     }
 }

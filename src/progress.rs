@@ -70,8 +70,10 @@ impl Progress for Bars {
     fn stream_started(&self, stream: u32, label: &str, est_bytes: u64) {
         let bar = self.multi.add(ProgressBar::new(est_bytes.max(1)));
         bar.set_style(
-            ProgressStyle::with_template("  {msg:40!} {bytes:>10} {bytes_per_sec:>12} {prefix} rows")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "  {msg:40!} {bytes:>10} {bytes_per_sec:>12} {prefix} rows",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.set_message(label.to_string());
         if let Ok(mut m) = self.bars.lock() {

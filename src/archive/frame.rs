@@ -63,10 +63,16 @@ impl FrameHeader {
     /// Parses a header; `object` names where it came from for errors.
     pub fn decode(b: &[u8], object: &str) -> Result<FrameHeader> {
         if b.len() < FRAME_HEADER_LEN {
-            return Err(Error::format(object, format!("frame header truncated ({} bytes)", b.len())));
+            return Err(Error::format(
+                object,
+                format!("frame header truncated ({} bytes)", b.len()),
+            ));
         }
         if b[0..4] != FRAME_MAGIC {
-            return Err(Error::format(object, "bad frame magic (not a pgkeep frame)"));
+            return Err(Error::format(
+                object,
+                "bad frame magic (not a pgkeep frame)",
+            ));
         }
         if b[4] != FRAME_VERSION {
             return Err(Error::UnsupportedVersion {
@@ -77,18 +83,27 @@ impl FrameHeader {
         }
         let flags = b[5];
         if flags & !flags::KNOWN != 0 || b[6] != 0 || b[7] != 0 {
-            return Err(Error::format(object, format!("unknown frame flags {flags:#04x}")));
+            return Err(Error::format(
+                object,
+                format!("unknown frame flags {flags:#04x}"),
+            ));
         }
         let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         let stored_len = u32_at(24);
         let plain_len = u32_at(20);
         if stored_len > MAX_FRAME_PAYLOAD || plain_len > MAX_FRAME_PAYLOAD {
-            return Err(Error::format(object, format!("frame too large ({stored_len} stored, {plain_len} plain)")));
+            return Err(Error::format(
+                object,
+                format!("frame too large ({stored_len} stored, {plain_len} plain)"),
+            ));
         }
         let mut nonce = [0u8; 12];
         nonce.copy_from_slice(&b[28..40]);
         if flags & flags::ENCRYPTED == 0 && nonce != [0u8; 12] {
-            return Err(Error::format(object, "nonzero nonce in an unencrypted frame"));
+            return Err(Error::format(
+                object,
+                "nonzero nonce in an unencrypted frame",
+            ));
         }
         let mut sha256 = [0u8; 32];
         sha256.copy_from_slice(&b[40..72]);
@@ -125,16 +140,22 @@ mod tests {
             any::<[u8; 12]>(),
             any::<[u8; 32]>(),
         )
-            .prop_map(|(flags, stream, index, rows, plain_len, stored_len, nonce, sha256)| FrameHeader {
-                nonce: if flags & flags::ENCRYPTED == 0 { [0; 12] } else { nonce },
-                flags,
-                stream,
-                index,
-                rows,
-                plain_len,
-                stored_len,
-                sha256,
-            })
+            .prop_map(
+                |(flags, stream, index, rows, plain_len, stored_len, nonce, sha256)| FrameHeader {
+                    nonce: if flags & flags::ENCRYPTED == 0 {
+                        [0; 12]
+                    } else {
+                        nonce
+                    },
+                    flags,
+                    stream,
+                    index,
+                    rows,
+                    plain_len,
+                    stored_len,
+                    sha256,
+                },
+            )
     }
 
     proptest! {

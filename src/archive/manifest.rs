@@ -149,11 +149,15 @@ impl Manifest {
         if header.body_encoding != "zstd-json" {
             return Err(Error::format(
                 object,
-                format!("unsupported manifest body encoding {:?}", header.body_encoding),
+                format!(
+                    "unsupported manifest body encoding {:?}",
+                    header.body_encoding
+                ),
             ));
         }
-        let json = zstd::bulk::decompress(body, 1 << 30)
-            .map_err(|e| Error::integrity(object, format!("manifest body does not decompress: {e}")))?;
+        let json = zstd::bulk::decompress(body, 1 << 30).map_err(|e| {
+            Error::integrity(object, format!("manifest body does not decompress: {e}"))
+        })?;
         let body: ManifestBody = serde_json::from_slice(&json)
             .map_err(|e| Error::format(object, format!("manifest body: {e}")))?;
         Ok(Manifest { header, body })
@@ -162,7 +166,10 @@ impl Manifest {
 
 fn split<'a>(bytes: &'a [u8], object: &str) -> Result<(ManifestHeader, &'a [u8])> {
     if bytes.len() < 8 + 4 + 4 + 8 + 32 {
-        return Err(Error::integrity(object, format!("manifest truncated ({} bytes)", bytes.len())));
+        return Err(Error::integrity(
+            object,
+            format!("manifest truncated ({} bytes)", bytes.len()),
+        ));
     }
     if bytes[..8] != MANIFEST_MAGIC {
         return Err(Error::format(object, "not a pgkeep manifest (bad magic)"));
@@ -178,7 +185,10 @@ fn split<'a>(bytes: &'a [u8], object: &str) -> Result<(ManifestHeader, &'a [u8])
         });
     }
     if Sha256::digest(content).as_slice() != digest {
-        return Err(Error::integrity(object, "manifest checksum mismatch (truncated or corrupted)"));
+        return Err(Error::integrity(
+            object,
+            "manifest checksum mismatch (truncated or corrupted)",
+        ));
     }
     let header_len = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
     if header_len > MAX_HEADER_LEN || 16 + header_len as usize + 8 > content.len() {
@@ -188,7 +198,10 @@ fn split<'a>(bytes: &'a [u8], object: &str) -> Result<(ManifestHeader, &'a [u8])
     let header: ManifestHeader = serde_json::from_slice(&content[16..h_end])
         .map_err(|e| Error::format(object, format!("manifest header: {e}")))?;
     if header.format_version != version {
-        return Err(Error::format(object, "manifest header version disagrees with the preamble"));
+        return Err(Error::format(
+            object,
+            "manifest header version disagrees with the preamble",
+        ));
     }
     let mut lb = [0u8; 8];
     lb.copy_from_slice(&content[h_end..h_end + 8]);
@@ -233,7 +246,11 @@ pub(crate) mod tests {
                 source: SourceInfo::default(),
                 options: CatalogOptions::default(),
                 toc: vec![],
-                packs: vec![PackInfo { name: "p0".into(), size: 100, sha256: "00".into() }],
+                packs: vec![PackInfo {
+                    name: "p0".into(),
+                    size: 100,
+                    sha256: "00".into(),
+                }],
                 streams: vec![StreamInfo {
                     id: 0,
                     toc_id: 1,
@@ -242,7 +259,14 @@ pub(crate) mod tests {
                     plain_bytes: 10,
                     stored_bytes: 100,
                     plain_sha256: "ab".into(),
-                    frames: vec![FrameRef { pack: 0, offset: 0, len: 100, rows: 2, plain_len: 10, sha256: "cd".into() }],
+                    frames: vec![FrameRef {
+                        pack: 0,
+                        offset: 0,
+                        len: 100,
+                        rows: 2,
+                        plain_len: 10,
+                        sha256: "cd".into(),
+                    }],
                 }],
             },
         }
@@ -262,7 +286,10 @@ pub(crate) mod tests {
         let mut bytes = sample().encode().unwrap();
         bytes[8] = 9;
         let e = Manifest::decode(&bytes, "m").unwrap_err();
-        assert!(matches!(e, Error::UnsupportedVersion { found: 9, .. }), "{e}");
+        assert!(
+            matches!(e, Error::UnsupportedVersion { found: 9, .. }),
+            "{e}"
+        );
     }
 
     proptest! {

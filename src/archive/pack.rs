@@ -22,9 +22,17 @@ pub struct PackWriter {
 
 impl PackWriter {
     /// Starts pack `index` of backup `backup_id`.
-    pub async fn create(repo: &Repo, backup_id: &str, index: u32, part_size: usize, concurrency: usize) -> Result<PackWriter> {
+    pub async fn create(
+        repo: &Repo,
+        backup_id: &str,
+        index: u32,
+        part_size: usize,
+        concurrency: usize,
+    ) -> Result<PackWriter> {
         let name = format!("pack-{index:05}");
-        let upload = repo.multipart(&layout::pack_path(backup_id, &name), part_size).await?;
+        let upload = repo
+            .multipart(&layout::pack_path(backup_id, &name), part_size)
+            .await?;
         Ok(PackWriter {
             name,
             index,
@@ -62,7 +70,8 @@ impl PackWriter {
         let r = FrameRef {
             pack: self.index,
             offset: self.offset,
-            len: u32::try_from(frame.bytes.len()).map_err(|_| Error::Internal("frame too large".into()))?,
+            len: u32::try_from(frame.bytes.len())
+                .map_err(|_| Error::Internal("frame too large".into()))?,
             rows: frame.header.rows,
             plain_len: frame.header.plain_len,
             sha256: hex::encode(frame.header.sha256),

@@ -31,9 +31,9 @@ pub async fn resolve_backup_id(repo: &Repo, id: &str) -> Result<String> {
         return Ok(id.to_string());
     }
     let ids = list_backup_ids(repo).await?;
-    ids.into_iter()
-        .next_back()
-        .ok_or_else(|| Error::BackupNotFound("latest (the repository has no complete backup)".into()))
+    ids.into_iter().next_back().ok_or_else(|| {
+        Error::BackupNotFound("latest (the repository has no complete backup)".into())
+    })
 }
 
 /// Ids of complete backups (those with a manifest), oldest first.
@@ -128,10 +128,16 @@ pub fn read_stream(
                     let d = hex::encode(std::mem::take(&mut digest).finish());
                     let what = format!("stream {stream_id}");
                     if !last {
-                        return Err(Error::integrity(what, "last frame missing (stream truncated)"));
+                        return Err(Error::integrity(
+                            what,
+                            "last frame missing (stream truncated)",
+                        ));
                     }
                     if rows != expected_rows {
-                        return Err(Error::integrity(what, format!("{rows} rows in frames, manifest says {expected_rows}")));
+                        return Err(Error::integrity(
+                            what,
+                            format!("{rows} rows in frames, manifest says {expected_rows}"),
+                        ));
                     }
                     if d != expected_digest {
                         return Err(Error::integrity(what, "plaintext digest mismatch"));
@@ -141,7 +147,10 @@ pub fn read_stream(
             });
             let empty_check = stream::once(async move {
                 if expected_frames == 0 {
-                    Err(Error::integrity(format!("stream {stream_id}"), "stream has no frames"))
+                    Err(Error::integrity(
+                        format!("stream {stream_id}"),
+                        "stream has no frames",
+                    ))
                 } else {
                     Ok(Bytes::new())
                 }
@@ -154,15 +163,27 @@ pub fn read_stream(
 
 type FrameOut = (Bytes, [u8; 32], u32, bool);
 
-async fn fetch_batch(repo: Repo, id: String, packs: Vec<super::PackInfo>, stream_id: u32, b: Batch) -> Result<Vec<FrameOut>> {
-    let pack = packs
-        .get(b.pack as usize)
-        .ok_or_else(|| Error::format(format!("backup {id}"), format!("frame refers to missing pack #{}", b.pack)))?;
+async fn fetch_batch(
+    repo: Repo,
+    id: String,
+    packs: Vec<super::PackInfo>,
+    stream_id: u32,
+    b: Batch,
+) -> Result<Vec<FrameOut>> {
+    let pack = packs.get(b.pack as usize).ok_or_else(|| {
+        Error::format(
+            format!("backup {id}"),
+            format!("frame refers to missing pack #{}", b.pack),
+        )
+    })?;
     let path = layout::pack_path(&id, &pack.name);
     let object = path.to_string();
     let bytes = repo.get_range(&path, b.start..b.end).await?;
     if bytes.len() as u64 != b.end - b.start {
-        return Err(Error::integrity(&object, format!("short read at {}..{} (object truncated)", b.start, b.end)));
+        return Err(Error::integrity(
+            &object,
+            format!("short read at {}..{} (object truncated)", b.start, b.end),
+        ));
     }
     tokio::task::spawn_blocking(move || {
         let mut out = Vec::with_capacity(b.frames.len());
@@ -183,7 +204,12 @@ async fn fetch_batch(repo: Repo, id: String, packs: Vec<super::PackInfo>, stream
                 },
             )?;
             if d.header.rows != f.rows || d.header.plain_len != f.plain_len {
-                return Err(Error::integrity(&object, format!("frame {index} of stream {stream_id}: header disagrees with the manifest")));
+                return Err(Error::integrity(
+                    &object,
+                    format!(
+                        "frame {index} of stream {stream_id}: header disagrees with the manifest"
+                    ),
+                ));
             }
             let last = d.header.flags & super::frame::flags::LAST != 0;
             out.push((d.plain, d.plain_sha256, d.header.rows, last));

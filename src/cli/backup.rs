@@ -55,7 +55,9 @@ pub fn parse_compress(s: &str) -> Result<i32> {
         .or(if s == "zstd" { Some("3") } else { None })
         .and_then(|l| l.parse::<i32>().ok())
         .filter(|l| (1..=19).contains(l))
-        .ok_or_else(|| Error::Config(format!("invalid --compress {s:?} (use zstd:1..19 or none)")))?;
+        .ok_or_else(|| {
+            Error::Config(format!("invalid --compress {s:?} (use zstd:1..19 or none)"))
+        })?;
     Ok(level)
 }
 

@@ -27,7 +27,10 @@ impl DbArgs {
             None => std::env::var("DATABASE_URL").unwrap_or_default(),
         };
         ConnSettings::resolve(&raw).map_err(|e| match e {
-            Error::Config(m) => Error::Config(format!("{m} in connection string {}", redact_conninfo(&raw))),
+            Error::Config(m) => Error::Config(format!(
+                "{m} in connection string {}",
+                redact_conninfo(&raw)
+            )),
             other => other,
         })
     }

@@ -30,7 +30,10 @@ pub async fn run(args: ListArgs) -> Result<()> {
         println!("no backups in {}", repo.display());
         return Ok(());
     }
-    println!("{:<22} {:<20} {:>9} {:>10} {:>10} {:>12}  source", "id", "finished", "duration", "data", "stored", "rows");
+    println!(
+        "{:<22} {:<20} {:>9} {:>10} {:>10} {:>12}  source",
+        "id", "finished", "duration", "data", "stored", "rows"
+    );
     for h in headers {
         println!(
             "{:<22} {:<20} {:>8.1}s {:>10} {:>10} {:>12}  {} (PostgreSQL {})",

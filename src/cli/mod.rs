@@ -11,7 +11,11 @@ pub mod show;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "pgkeep", version, about = "Native PostgreSQL backup and restore: consistent, parallel, verified")]
+#[command(
+    name = "pgkeep",
+    version,
+    about = "Native PostgreSQL backup and restore: consistent, parallel, verified"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -49,27 +49,58 @@ pub async fn run(args: ShowArgs) -> Result<()> {
             .iter()
             .map(|t| {
                 let s = sizes.get(&t.id);
-                Entry { toc: t, rows: s.map(|s| s.0), plain_bytes: s.map(|s| s.1), stored_bytes: s.map(|s| s.2) }
+                Entry {
+                    toc: t,
+                    rows: s.map(|s| s.0),
+                    plain_bytes: s.map(|s| s.1),
+                    stored_bytes: s.map(|s| s.2),
+                }
             })
             .collect();
         return print_json(&serde_json::json!({ "header": m.header, "entries": entries }));
     }
     let h = &m.header;
     println!(";");
-    println!("; Backup {} of database {} (PostgreSQL {})", h.id, h.database, h.server_version);
+    println!(
+        "; Backup {} of database {} (PostgreSQL {})",
+        h.id, h.database, h.server_version
+    );
     println!("; Source: {}", h.source);
-    println!("; Started {}, finished {} ({:.1}s)", h.started_at, h.finished_at, h.duration_ms as f64 / 1000.0);
-    println!("; {} tables, {} rows, {} of data, {} stored ({})", h.tables, h.rows, human_bytes(h.plain_bytes), human_bytes(h.stored_bytes), h.compression);
+    println!(
+        "; Started {}, finished {} ({:.1}s)",
+        h.started_at,
+        h.finished_at,
+        h.duration_ms as f64 / 1000.0
+    );
+    println!(
+        "; {} tables, {} rows, {} of data, {} stored ({})",
+        h.tables,
+        h.rows,
+        human_bytes(h.plain_bytes),
+        human_bytes(h.stored_bytes),
+        h.compression
+    );
     println!("; TOC entries: {}", m.body.toc.len());
     println!(";");
     for e in &m.body.toc {
         let owner = e.owner.as_deref().unwrap_or("-");
         let schema = e.schema.as_deref().unwrap_or("-");
         let extra = match sizes.get(&e.id) {
-            Some((rows, plain, stored)) => format!("  [{rows} rows, {} → {}]", human_bytes(*plain), human_bytes(*stored)),
+            Some((rows, plain, stored)) => format!(
+                "  [{rows} rows, {} → {}]",
+                human_bytes(*plain),
+                human_bytes(*stored)
+            ),
             None => String::new(),
         };
-        println!("{}; {} {} {} {}{extra}", e.id, e.kind.label(), schema, e.name, owner);
+        println!(
+            "{}; {} {} {} {}{extra}",
+            e.id,
+            e.kind.label(),
+            schema,
+            e.name,
+            owner
+        );
         if args.sql && !e.sql.is_empty() {
             for line in e.sql.lines() {
                 println!("    {line}");

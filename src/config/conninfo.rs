@@ -103,7 +103,10 @@ impl ConnSettings {
     }
 
     /// Like [`resolve`](Self::resolve) with an explicit environment (tests).
-    pub fn resolve_with(conninfo: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<ConnSettings> {
+    pub fn resolve_with(
+        conninfo: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ConnSettings> {
         let params = parse_conninfo(conninfo)?;
         Self::from_params(params, env)
     }
@@ -197,9 +200,10 @@ impl ConnSettings {
             options: p.get("options").cloned(),
         };
         if settings.password.is_none() {
-            let passfile = p.get("passfile").cloned().or_else(|| {
-                env("HOME").map(|h| format!("{h}/.pgpass"))
-            });
+            let passfile = p
+                .get("passfile")
+                .cloned()
+                .or_else(|| env("HOME").map(|h| format!("{h}/.pgpass")));
             if let Some(path) = passfile {
                 settings.password = pgpass::lookup(
                     std::path::Path::new(&path),
@@ -285,11 +289,22 @@ impl fmt::Display for ConnSettings {
             .iter()
             .enumerate()
             .map(|(i, h)| {
-                let port = self.ports.get(i).or(self.ports.first()).copied().unwrap_or(5432);
+                let port = self
+                    .ports
+                    .get(i)
+                    .or(self.ports.first())
+                    .copied()
+                    .unwrap_or(5432);
                 format!("{h}:{port}")
             })
             .collect();
-        write!(f, "postgres://{}@{}/{}", self.user, hosts.join(","), self.dbname)
+        write!(
+            f,
+            "postgres://{}@{}/{}",
+            self.user,
+            hosts.join(","),
+            self.dbname
+        )
     }
 }
 
@@ -320,7 +335,9 @@ fn decode(s: &str) -> Result<String> {
     percent_decode_str(s)
         .decode_utf8()
         .map(|c| c.into_owned())
-        .map_err(|_| Error::Config("connection URL is not valid UTF-8 after percent-decoding".into()))
+        .map_err(|_| {
+            Error::Config("connection URL is not valid UTF-8 after percent-decoding".into())
+        })
 }
 
 fn parse_url(s: &str) -> Result<BTreeMap<String, String>> {
@@ -387,9 +404,9 @@ fn parse_url(s: &str) -> Result<BTreeMap<String, String>> {
     }
     if let Some(q) = query {
         for pair in q.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair
-                .split_once('=')
-                .ok_or_else(|| Error::Config(format!("invalid URL query parameter {:?}", k_only(pair))))?;
+            let (k, v) = pair.split_once('=').ok_or_else(|| {
+                Error::Config(format!("invalid URL query parameter {:?}", k_only(pair)))
+            })?;
             let k = decode(k)?;
             let k = if k == "ssl" && v == "true" {
                 map.insert("sslmode".into(), "require".into());
@@ -455,7 +472,9 @@ fn parse_keyvalue(s: &str) -> Result<BTreeMap<String, String>> {
                 }
             }
             if !closed {
-                return Err(Error::Config("unterminated quoted string in connection string".into()));
+                return Err(Error::Config(
+                    "unterminated quoted string in connection string".into(),
+                ));
             }
         } else {
             while let Some(&c) = chars.peek() {
@@ -515,7 +534,8 @@ mod tests {
             "PGPORT" => Some("7777".to_string()),
             _ => None,
         };
-        let c = ConnSettings::resolve_with("host=h1 dbname='a b' sslmode=verify-full", &env).unwrap();
+        let c =
+            ConnSettings::resolve_with("host=h1 dbname='a b' sslmode=verify-full", &env).unwrap();
         assert_eq!(c.hosts, vec!["h1"]);
         assert_eq!(c.ports, vec![7777]);
         assert_eq!(c.user, "envuser");

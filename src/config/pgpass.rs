@@ -20,7 +20,11 @@ pub(crate) fn lookup(path: &Path, host: &str, port: u16, db: &str, user: &str) -
     }
     let text = std::fs::read_to_string(path).ok()?;
     // libpq matches a Unix-socket host as "localhost".
-    let host = if host.starts_with('/') { "localhost" } else { host };
+    let host = if host.starts_with('/') {
+        "localhost"
+    } else {
+        host
+    };
     let port = port.to_string();
     find(&text, host, &port, db, user)
 }
@@ -75,9 +79,16 @@ mod tests {
 
     #[test]
     fn wildcards_and_escapes() {
-        let text = "# comment\nother:5432:*:*:nope\n*:5432:app:bob:pa\\:ss\\\\w\nlocalhost:*:*:*:local\n";
-        assert_eq!(find(text, "db", "5432", "app", "bob").as_deref(), Some("pa:ss\\w"));
-        assert_eq!(find(text, "localhost", "1", "x", "y").as_deref(), Some("local"));
+        let text =
+            "# comment\nother:5432:*:*:nope\n*:5432:app:bob:pa\\:ss\\\\w\nlocalhost:*:*:*:local\n";
+        assert_eq!(
+            find(text, "db", "5432", "app", "bob").as_deref(),
+            Some("pa:ss\\w")
+        );
+        assert_eq!(
+            find(text, "localhost", "1", "x", "y").as_deref(),
+            Some("local")
+        );
         assert_eq!(find(text, "db", "5433", "app", "bob"), None);
     }
 

@@ -57,18 +57,28 @@ pub async fn connect(settings: &ConnSettings) -> Result<Conn> {
         let (client, connection) = cfg.connect(tokio_postgres::NoTls).await.map_err(map_err)?;
         spawn_connection(connection);
         let cancel = client.cancel_token();
-        return Ok(Conn { client, cancel, tls: tls::CancelTls::None });
+        return Ok(Conn {
+            client,
+            cancel,
+            tls: tls::CancelTls::None,
+        });
     }
     let connector = tls::make_connector(settings)?;
     let (client, connection) = cfg.connect(connector.clone()).await.map_err(map_err)?;
     spawn_connection(connection);
     let cancel = client.cancel_token();
-    Ok(Conn { client, cancel, tls: tls::CancelTls::Rustls(connector) })
+    Ok(Conn {
+        client,
+        cancel,
+        tls: tls::CancelTls::Rustls(connector),
+    })
 }
 
 fn spawn_connection<F>(connection: F)
 where
-    F: std::future::Future<Output = std::result::Result<(), tokio_postgres::Error>> + Send + 'static,
+    F: std::future::Future<Output = std::result::Result<(), tokio_postgres::Error>>
+        + Send
+        + 'static,
 {
     tokio::spawn(async move {
         if let Err(e) = connection.await {

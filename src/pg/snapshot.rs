@@ -23,7 +23,10 @@ pub async fn session_setup(conn: &Conn, encoding: Option<&str>) -> Result<()> {
          SELECT pg_catalog.set_config('search_path', '', false);",
     );
     if let Some(enc) = encoding {
-        sql.push_str(&format!(" SET client_encoding = {};", super::quote_literal(enc)));
+        sql.push_str(&format!(
+            " SET client_encoding = {};",
+            super::quote_literal(enc)
+        ));
     }
     conn.client
         .batch_execute(&sql)
@@ -51,7 +54,9 @@ impl Leader {
             .query_one("SELECT pg_catalog.pg_export_snapshot()", &[])
             .await
             .map_err(Error::db("exporting the snapshot"))?;
-        let snapshot: String = row.try_get(0).map_err(Error::db("exporting the snapshot"))?;
+        let snapshot: String = row
+            .try_get(0)
+            .map_err(Error::db("exporting the snapshot"))?;
         Ok(Leader { conn, snapshot })
     }
 
@@ -60,11 +65,17 @@ impl Leader {
     pub async fn lock_tables(&self, tables: &[(String, String)], timeout: Duration) -> Result<()> {
         self.conn
             .client
-            .batch_execute(&format!("SET LOCAL lock_timeout = '{}ms'", timeout.as_millis()))
+            .batch_execute(&format!(
+                "SET LOCAL lock_timeout = '{}ms'",
+                timeout.as_millis()
+            ))
             .await
             .map_err(Error::db("setting lock_timeout"))?;
         for (schema, name) in tables {
-            let sql = format!("LOCK TABLE ONLY {} IN ACCESS SHARE MODE", qualified(schema, name));
+            let sql = format!(
+                "LOCK TABLE ONLY {} IN ACCESS SHARE MODE",
+                qualified(schema, name)
+            );
             if let Err(e) = self.conn.client.batch_execute(&sql).await {
                 return Err(lock_error(schema, name, e, timeout));
             }
@@ -121,7 +132,10 @@ impl Worker {
 
     /// `LOCK ... NOWAIT` before copying a table.
     pub async fn lock_nowait(&self, schema: &str, name: &str) -> Result<()> {
-        let sql = format!("LOCK TABLE ONLY {} IN ACCESS SHARE MODE NOWAIT", qualified(schema, name));
+        let sql = format!(
+            "LOCK TABLE ONLY {} IN ACCESS SHARE MODE NOWAIT",
+            qualified(schema, name)
+        );
         self.conn
             .client
             .batch_execute(&sql)

@@ -59,7 +59,8 @@ impl Budget {
 
     /// Bytes a backup worker may hold at once, by this sizing.
     pub fn backup_worker_bytes(&self) -> usize {
-        self.frame_size * (1 + 2 * self.encode_ahead) + self.part_size * (self.upload_concurrency + 1)
+        self.frame_size * (1 + 2 * self.encode_ahead)
+            + self.part_size * (self.upload_concurrency + 1)
     }
 }
 
@@ -68,15 +69,21 @@ pub fn parse_size(s: &str) -> Result<usize> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: usize = num
-        .parse()
-        .map_err(|_| Error::Config(format!("invalid size {s:?} (examples: 64MiB, 1GiB, 512KiB)")))?;
+    let n: usize = num.parse().map_err(|_| {
+        Error::Config(format!(
+            "invalid size {s:?} (examples: 64MiB, 1GiB, 512KiB)"
+        ))
+    })?;
     let mult = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(Error::Config(format!("invalid size unit in {s:?} (use KiB, MiB or GiB)"))),
+        _ => {
+            return Err(Error::Config(format!(
+                "invalid size unit in {s:?} (use KiB, MiB or GiB)"
+            )))
+        }
     };
     n.checked_mul(mult)
         .ok_or_else(|| Error::Config(format!("size {s:?} is too large")))

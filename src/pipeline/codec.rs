@@ -58,7 +58,10 @@ fn decompress(data: &[u8], plain_len: usize, object: &str) -> Result<Vec<u8>> {
         if out.len() != plain_len {
             return Err(Error::integrity(
                 object,
-                format!("frame decompressed to {} bytes, header says {plain_len}", out.len()),
+                format!(
+                    "frame decompressed to {} bytes, header says {plain_len}",
+                    out.len()
+                ),
             ));
         }
         Ok(out)
@@ -67,7 +70,12 @@ fn decompress(data: &[u8], plain_len: usize, object: &str) -> Result<Vec<u8>> {
 
 /// Encodes one frame of stream `stream` at position `index`. `level` 0 stores
 /// the plaintext uncompressed.
-pub fn encode_frame(frame: &PlainFrame, stream: u32, index: u32, level: i32) -> Result<EncodedFrame> {
+pub fn encode_frame(
+    frame: &PlainFrame,
+    stream: u32,
+    index: u32,
+    level: i32,
+) -> Result<EncodedFrame> {
     let plain_sha256: [u8; 32] = Sha256::digest(&frame.data).into();
     let (payload, zstd_flag) = if level == 0 {
         (frame.data.to_vec(), 0)
@@ -102,7 +110,8 @@ pub fn encode_frame(frame: &PlainFrame, stream: u32, index: u32, level: i32) -> 
 }
 
 fn len_u32(n: usize) -> Result<u32> {
-    u32::try_from(n).map_err(|_| Error::Internal(format!("frame of {n} bytes exceeds the format's limit")))
+    u32::try_from(n)
+        .map_err(|_| Error::Internal(format!("frame of {n} bytes exceeds the format's limit")))
 }
 
 /// What the reader expects of a frame (from the manifest).
@@ -141,25 +150,46 @@ pub fn decode_frame(bytes: &[u8], expect: &ExpectedFrame<'_>) -> Result<DecodedF
     if bytes.len() != header.total_len() {
         return Err(Error::integrity(
             object,
-            format!("{}: {} bytes stored, header says {}", where_(), bytes.len(), header.total_len()),
+            format!(
+                "{}: {} bytes stored, header says {}",
+                where_(),
+                bytes.len(),
+                header.total_len()
+            ),
         ));
     }
     if &header.sha256 != expect.sha256 {
-        return Err(Error::integrity(object, format!("{}: header hash differs from the manifest", where_())));
+        return Err(Error::integrity(
+            object,
+            format!("{}: header hash differs from the manifest", where_()),
+        ));
     }
     let payload = &bytes[FRAME_HEADER_LEN..];
     let actual: [u8; 32] = Sha256::digest(payload).into();
     if actual != header.sha256 {
-        return Err(Error::integrity(object, format!("{}: SHA-256 mismatch (corrupted bytes)", where_())));
+        return Err(Error::integrity(
+            object,
+            format!("{}: SHA-256 mismatch (corrupted bytes)", where_()),
+        ));
     }
     if header.flags & flags::ENCRYPTED != 0 {
-        return Err(Error::format(object, "encrypted frames are not supported by this build"));
+        return Err(Error::format(
+            object,
+            "encrypted frames are not supported by this build",
+        ));
     }
     let plain = if header.flags & flags::ZSTD != 0 {
-        decompress(payload, header.plain_len as usize, &format!("{object} ({})", where_()))?
+        decompress(
+            payload,
+            header.plain_len as usize,
+            &format!("{object} ({})", where_()),
+        )?
     } else {
         if payload.len() != header.plain_len as usize {
-            return Err(Error::integrity(object, format!("{}: length mismatch", where_())));
+            return Err(Error::integrity(
+                object,
+                format!("{}: length mismatch", where_()),
+            ));
         }
         payload.to_vec()
     };
@@ -201,7 +231,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn pf(data: Vec<u8>, rows: u32, last: bool) -> PlainFrame {
-        PlainFrame { data: Bytes::from(data), rows, row_boundary: true, last }
+        PlainFrame {
+            data: Bytes::from(data),
+            rows,
+            row_boundary: true,
+            last,
+        }
     }
 
     proptest! {
@@ -236,7 +271,16 @@ mod tests {
     #[test]
     fn wrong_position_is_reported() {
         let e = encode_frame(&pf(b"a\tb\n".to_vec(), 1, true), 1, 2, 3).unwrap();
-        let err = decode_frame(&e.bytes, &ExpectedFrame { object: "p", stream: 1, index: 3, sha256: &e.header.sha256 }).unwrap_err();
+        let err = decode_frame(
+            &e.bytes,
+            &ExpectedFrame {
+                object: "p",
+                stream: 1,
+                index: 3,
+                sha256: &e.header.sha256,
+            },
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("reordered"), "{err}");
     }
 }

@@ -49,7 +49,8 @@ impl Framer {
             self.emit(false, out);
         }
         if self.buf.capacity() == 0 {
-            self.buf.reserve(self.frame_size.min(64 * 1024).max(rest.len()));
+            self.buf
+                .reserve(self.frame_size.min(64 * 1024).max(rest.len()));
         }
         self.buf.extend_from_slice(rest);
         self.rows += 1;

@@ -18,16 +18,26 @@ pub async fn run_entries(conns: Vec<Conn>, entries: Vec<TocEntry>) -> Result<Vec
     let mut waiting_on: HashMap<u32, usize> = HashMap::new();
     let mut dependents: HashMap<u32, Vec<u32>> = HashMap::new();
     for e in &entries {
-        let deps: HashSet<u32> = e.deps.iter().copied().filter(|d| ids.contains(d) && *d != e.id).collect();
+        let deps: HashSet<u32> = e
+            .deps
+            .iter()
+            .copied()
+            .filter(|d| ids.contains(d) && *d != e.id)
+            .collect();
         waiting_on.insert(e.id, deps.len());
         for d in deps {
             dependents.entry(d).or_default().push(e.id);
         }
     }
-    let by_id: HashMap<u32, Arc<TocEntry>> = entries.into_iter().map(|e| (e.id, Arc::new(e))).collect();
+    let by_id: HashMap<u32, Arc<TocEntry>> =
+        entries.into_iter().map(|e| (e.id, Arc::new(e))).collect();
     // Ready entries, in TOC order (ids grow along the sorted TOC).
     let mut ready: VecDeque<u32> = {
-        let mut v: Vec<u32> = waiting_on.iter().filter(|(_, n)| **n == 0).map(|(id, _)| *id).collect();
+        let mut v: Vec<u32> = waiting_on
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(id, _)| *id)
+            .collect();
         v.sort_unstable();
         v.into()
     };
@@ -39,8 +49,13 @@ pub async fn run_entries(conns: Vec<Conn>, entries: Vec<TocEntry>) -> Result<Vec
     while done < total {
         while first_error.is_none() && !idle.is_empty() {
             let Some(id) = ready.pop_front() else { break };
-            let conn = idle.pop().ok_or_else(|| Error::Internal("no idle connection".into()))?;
-            let entry = by_id.get(&id).cloned().ok_or_else(|| Error::Internal("unknown entry".into()))?;
+            let conn = idle
+                .pop()
+                .ok_or_else(|| Error::Internal("no idle connection".into()))?;
+            let entry = by_id
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| Error::Internal("unknown entry".into()))?;
             running.spawn(async move {
                 let r = run_one(&conn, &entry).await;
                 (conn, entry.id, r)
@@ -105,7 +120,11 @@ pub async fn run_one(conn: &Conn, entry: &TocEntry) -> Result<()> {
                     context: format!(
                         "restoring {} {}{}",
                         entry.kind.label(),
-                        entry.schema.as_deref().map(|s| format!("{s}.")).unwrap_or_default(),
+                        entry
+                            .schema
+                            .as_deref()
+                            .map(|s| format!("{s}."))
+                            .unwrap_or_default(),
                         entry.name
                     ),
                     source: e,

@@ -62,13 +62,29 @@ pub async fn load_unit(conn: &Conn, unit: &Unit, ctx: &LoadContext, stream_id: u
         ),
         _ => (String::new(), format!("COPY {} FROM STDIN", copy_target(&unit.table)), None),
     };
-    conn.client.batch_execute("BEGIN").await.map_err(ctx_err("starting the load of"))?;
+    conn.client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(ctx_err("starting the load of"))?;
     if !prelude.is_empty() {
-        conn.client.batch_execute(&prelude).await.map_err(ctx_err("preparing"))?;
+        conn.client
+            .batch_execute(&prelude)
+            .await
+            .map_err(ctx_err("preparing"))?;
     }
-    let sink = conn.client.copy_in::<_, bytes::Bytes>(&copy_sql).await.map_err(ctx_err("starting COPY into"))?;
+    let sink = conn
+        .client
+        .copy_in::<_, bytes::Bytes>(&copy_sql)
+        .await
+        .map_err(ctx_err("starting COPY into"))?;
     futures::pin_mut!(sink);
-    let frames = read_stream(ctx.repo.clone(), ctx.manifest.clone(), unit.stream_index, ctx.read_ahead, ctx.max_read);
+    let frames = read_stream(
+        ctx.repo.clone(),
+        ctx.manifest.clone(),
+        unit.stream_index,
+        ctx.read_ahead,
+        ctx.max_read,
+    );
     futures::pin_mut!(frames);
     while let Some(chunk) = frames.next().await {
         // An archive error drops the sink: the server gets CopyFail and the
@@ -78,12 +94,21 @@ pub async fn load_unit(conn: &Conn, unit: &Unit, ctx: &LoadContext, stream_id: u
             continue;
         }
         let n = chunk.len() as u64;
-        sink.send(chunk).await.map_err(ctx_err("sending data for"))?;
+        sink.send(chunk)
+            .await
+            .map_err(ctx_err("sending data for"))?;
         ctx.progress.stream_advanced(stream_id, n, 0);
     }
-    let loaded = sink.as_mut().finish().await.map_err(ctx_err("completing COPY into"))?;
+    let loaded = sink
+        .as_mut()
+        .finish()
+        .await
+        .map_err(ctx_err("completing COPY into"))?;
     if let Some(sql) = epilogue {
-        conn.client.batch_execute(&sql).await.map_err(ctx_err("finishing"))?;
+        conn.client
+            .batch_execute(&sql)
+            .await
+            .map_err(ctx_err("finishing"))?;
     }
     if loaded != unit.rows {
         let _ = conn.client.batch_execute("ROLLBACK").await;
@@ -92,6 +117,9 @@ pub async fn load_unit(conn: &Conn, unit: &Unit, ctx: &LoadContext, stream_id: u
             unit.label, unit.rows
         )));
     }
-    conn.client.batch_execute("COMMIT").await.map_err(ctx_err("committing"))?;
+    conn.client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(ctx_err("committing"))?;
     Ok(loaded)
 }

@@ -67,7 +67,13 @@ pub struct RestoreSummary {
 }
 
 /// Restores backup `id` (or `latest`) from `repo` into `opts.db`.
-pub async fn restore(repo: &Repo, id: &str, opts: &RestoreOptions, progress: Arc<dyn Progress>, cancel: CancellationToken) -> Result<RestoreSummary> {
+pub async fn restore(
+    repo: &Repo,
+    id: &str,
+    opts: &RestoreOptions,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+) -> Result<RestoreSummary> {
     tokio::select! {
         r = run(repo, id, opts, progress) => r,
         _ = cancel.cancelled() => Err(Error::Interrupted("restore cancelled; the target database is incomplete".into())),
@@ -84,7 +90,12 @@ async fn open_session(settings: &ConnSettings, encoding: &str) -> Result<Conn> {
     Ok(conn)
 }
 
-async fn run(repo: &Repo, id: &str, opts: &RestoreOptions, progress: Arc<dyn Progress>) -> Result<RestoreSummary> {
+async fn run(
+    repo: &Repo,
+    id: &str,
+    opts: &RestoreOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<RestoreSummary> {
     let t0 = Instant::now();
     let id = resolve_backup_id(repo, id).await?;
     let manifest = Arc::new(read_manifest(repo, &id).await?);
@@ -116,15 +127,23 @@ async fn run(repo: &Repo, id: &str, opts: &RestoreOptions, progress: Arc<dyn Pro
 
     // Data streams in parallel.
     let t_data = Instant::now();
-    let (rows, bytes, streams) = load_data(repo, &manifest, opts, &budget, &encoding, progress.clone()).await?;
-    for e in toc.iter().filter(|e| e.section == Section::Data && e.data.is_none()) {
+    let (rows, bytes, streams) =
+        load_data(repo, &manifest, opts, &budget, &encoding, progress.clone()).await?;
+    for e in toc
+        .iter()
+        .filter(|e| e.section == Section::Data && e.data.is_none())
+    {
         dag::run_one(&main, e).await?;
     }
     let data_ms = t_data.elapsed().as_millis() as u64;
 
     // Post-data in parallel, by dependencies.
     let t_post = Instant::now();
-    let post: Vec<TocEntry> = toc.iter().filter(|e| e.section == Section::PostData).cloned().collect();
+    let post: Vec<TocEntry> = toc
+        .iter()
+        .filter(|e| e.section == Section::PostData)
+        .cloned()
+        .collect();
     let mut conns = vec![main];
     for _ in 1..opts.jobs.max(1) {
         conns.push(open_session(&opts.db, &encoding).await?);
@@ -163,22 +182,43 @@ fn plan_units(manifest: &Manifest) -> Result<Vec<Unit>> {
     }
     let mut units = Vec::new();
     for (i, s) in manifest.body.streams.iter().enumerate() {
-        let e = by_id
-            .get(&s.toc_id)
-            .ok_or_else(|| Error::format("manifest", format!("stream {} refers to unknown TOC entry {}", s.id, s.toc_id)))?;
-        let table = e
-            .data
-            .clone()
-            .ok_or_else(|| Error::format("manifest", format!("TOC entry {} has no data description", e.id)))?;
-        let freeze = e.kind == ObjectKind::TableData && table.splittable && per_entry.get(&s.toc_id) == Some(&1);
+        let e = by_id.get(&s.toc_id).ok_or_else(|| {
+            Error::format(
+                "manifest",
+                format!("stream {} refers to unknown TOC entry {}", s.id, s.toc_id),
+            )
+        })?;
+        let table = e.data.clone().ok_or_else(|| {
+            Error::format(
+                "manifest",
+                format!("TOC entry {} has no data description", e.id),
+            )
+        })?;
+        let freeze = e.kind == ObjectKind::TableData
+            && table.splittable
+            && per_entry.get(&s.toc_id) == Some(&1);
         let label = match s.pages {
-            Some((a, b)) if b != u64::MAX => format!("{}.{} [pages {a}..{b}]", table.schema, table.name),
+            Some((a, b)) if b != u64::MAX => {
+                format!("{}.{} [pages {a}..{b}]", table.schema, table.name)
+            }
             Some((a, _)) => format!("{}.{} [pages {a}..]", table.schema, table.name),
             None => format!("{}.{}", table.schema, table.name),
         };
-        units.push(Unit { stream_index: i, kind: e.kind, table, freeze, label, stored_bytes: s.stored_bytes, rows: s.rows });
+        units.push(Unit {
+            stream_index: i,
+            kind: e.kind,
+            table,
+            freeze,
+            label,
+            stored_bytes: s.stored_bytes,
+            rows: s.rows,
+        });
     }
-    units.sort_by(|a, b| b.stored_bytes.cmp(&a.stored_bytes).then(a.stream_index.cmp(&b.stream_index)));
+    units.sort_by(|a, b| {
+        b.stored_bytes
+            .cmp(&a.stored_bytes)
+            .then(a.stream_index.cmp(&b.stream_index))
+    });
     Ok(units)
 }
 
@@ -216,7 +256,8 @@ async fn load_data(
                 };
                 let Some(unit) = unit else { break };
                 let s = &ctx.manifest.body.streams[unit.stream_index];
-                ctx.progress.stream_started(s.id, &unit.label, s.plain_bytes);
+                ctx.progress
+                    .stream_started(s.id, &unit.label, s.plain_bytes);
                 rows += data::load_unit(&conn, &unit, &ctx, s.id).await?;
                 bytes += s.plain_bytes;
                 ctx.progress.stream_finished(s.id, unit.rows, s.plain_bytes);

@@ -25,7 +25,8 @@ pub async fn count_user_objects(conn: &Conn) -> Result<i64> {
         .query_one(USER_OBJECTS, &[])
         .await
         .map_err(Error::db("inspecting the target database"))?;
-    row.try_get(0).map_err(Error::db("inspecting the target database"))
+    row.try_get(0)
+        .map_err(Error::db("inspecting the target database"))
 }
 
 /// Creates the target database (`--create`), dropping it first with `clean`.
@@ -38,7 +39,10 @@ pub async fn create_database(settings: &ConnSettings, encoding: &str, clean: boo
     let name = &settings.dbname;
     let exists = admin
         .client
-        .query_opt("SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1", &[name])
+        .query_opt(
+            "SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1",
+            &[name],
+        )
         .await
         .map_err(Error::db("looking up the target database"))?
         .is_some();

@@ -48,7 +48,10 @@ impl Repo {
         if !dir.is_dir() {
             match mode {
                 OpenMode::CreateIfMissing => {
-                    std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+                    std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+                        path: dir.clone(),
+                        source,
+                    })?;
                 }
                 OpenMode::MustExist => {
                     return Err(Error::Config(format!(
@@ -58,8 +61,10 @@ impl Repo {
                 }
             }
         }
-        let fs = LocalFileSystem::new_with_prefix(&dir)
-            .map_err(Error::store(format!("opening repository {}", dir.display())))?;
+        let fs = LocalFileSystem::new_with_prefix(&dir).map_err(Error::store(format!(
+            "opening repository {}",
+            dir.display()
+        )))?;
         Ok(Repo {
             store: Arc::new(fs),
             display: dir.display().to_string(),
@@ -96,15 +101,24 @@ impl Repo {
     }
 
     pub async fn get(&self, path: &Path) -> Result<Bytes> {
-        let r = self.store.get(path).await.map_err(Error::store(format!("reading {path}")))?;
-        r.bytes().await.map_err(Error::store(format!("reading {path}")))
+        let r = self
+            .store
+            .get(path)
+            .await
+            .map_err(Error::store(format!("reading {path}")))?;
+        r.bytes()
+            .await
+            .map_err(Error::store(format!("reading {path}")))
     }
 
     pub async fn get_range(&self, path: &Path, range: Range<u64>) -> Result<Bytes> {
         self.store
             .get_range(path, range.clone())
             .await
-            .map_err(Error::store(format!("reading {path} bytes {}..{}", range.start, range.end)))
+            .map_err(Error::store(format!(
+                "reading {path} bytes {}..{}",
+                range.start, range.end
+            )))
     }
 
     pub async fn exists(&self, path: &Path) -> Result<bool> {

@@ -56,17 +56,26 @@ async fn parallel_backup_sees_one_snapshot() {
     let during = moved.load(Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
-    assert!(during > 50, "the writer must have been committing during the backup");
+    assert!(
+        during > 50,
+        "the writer must have been committing during the backup"
+    );
 
     let dst = c.create_db("snap_dst").await;
-    restore_with(&repo, &header.id, &restore_options(&dst)).await.unwrap();
+    restore_with(&repo, &header.id, &restore_options(&dst))
+        .await
+        .unwrap();
     let r = c.client(&dst).await;
     let row = r
         .query_one("SELECT (SELECT sum(balance) FROM a)::bigint + (SELECT sum(balance) FROM b)::bigint, (SELECT count(*) FROM a), (SELECT count(*) FROM b)", &[])
         .await
         .unwrap();
     let total: i64 = row.get(0);
-    assert_eq!(total, 40_000 * 1000, "a + b must be invariant in the restored snapshot");
+    assert_eq!(
+        total,
+        40_000 * 1000,
+        "a + b must be invariant in the restored snapshot"
+    );
     assert_eq!(row.get::<_, i64>(1), 20000);
     assert_eq!(row.get::<_, i64>(2), 20000);
 }

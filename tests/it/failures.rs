@@ -11,10 +11,21 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_is_a_clear_error_without_the_password() {
     let c = cluster();
-    let url = c.url("postgres").replace(SUPERUSER_PASSWORD, "not-the-password-42");
+    assert_ne!(SUPERUSER_PASSWORD, "not-the-password-42");
+    let url = format!(
+        "postgres://{}:not-the-password-42@{}:{}/postgres",
+        c.user(),
+        c.host(),
+        c.port()
+    );
     let settings = ConnSettings::resolve_with(&url, &|_| None).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let err = backup_with(&repo(dir.path()), &pgkeep::backup::BackupOptions::new(settings)).await.unwrap_err();
+    let err = backup_with(
+        &repo(dir.path()),
+        &pgkeep::backup::BackupOptions::new(settings),
+    )
+    .await
+    .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::Connect { .. }), "{msg}");
     assert!(msg.contains("password authentication failed"), "{msg}");
@@ -25,26 +36,50 @@ async fn wrong_password_is_a_clear_error_without_the_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_server_is_a_clear_error() {
     // A port nothing listens on (bound then released).
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let settings = ConnSettings::resolve_with(&format!("postgres://u@127.0.0.1:{port}/db?connect_timeout=2"), &|_| None).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let settings = ConnSettings::resolve_with(
+        &format!("postgres://u@127.0.0.1:{port}/db?connect_timeout=2"),
+        &|_| None,
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let err = backup_with(&repo(dir.path()), &pgkeep::backup::BackupOptions::new(settings)).await.unwrap_err();
+    let err = backup_with(
+        &repo(dir.path()),
+        &pgkeep::backup::BackupOptions::new(settings),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err}");
-    assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_repository_and_unknown_backup() {
     let missing = std::env::temp_dir().join(format!("pgkeep-missing-{}", std::process::id()));
-    let err = pgkeep::store::Repo::open(missing.to_str().unwrap(), pgkeep::store::OpenMode::MustExist).unwrap_err();
+    let err = pgkeep::store::Repo::open(
+        missing.to_str().unwrap(),
+        pgkeep::store::OpenMode::MustExist,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
     let repo = repo(dir.path());
     let dst = cluster().create_db("fail_unknown").await;
-    let err = restore_with(&repo, "20990101T000000Z-0000", &restore_options(&dst)).await.unwrap_err();
+    let err = restore_with(&repo, "20990101T000000Z-0000", &restore_options(&dst))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::BackupNotFound(_)), "{err}");
-    let err = restore_with(&repo, "latest", &restore_options(&dst)).await.unwrap_err();
+    let err = restore_with(&repo, "latest", &restore_options(&dst))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::BackupNotFound(_)), "{err}");
 }
 
@@ -53,10 +88,16 @@ async fn locked_table_fails_the_backup_early_and_leaves_no_backup() {
     let c = cluster();
     let src = c.create_db("fail_lock").await;
     let client = c.client(&src).await;
-    client.batch_execute("CREATE TABLE busy (id int); INSERT INTO busy VALUES (1);").await.unwrap();
+    client
+        .batch_execute("CREATE TABLE busy (id int); INSERT INTO busy VALUES (1);")
+        .await
+        .unwrap();
     // Another session holds ACCESS EXCLUSIVE (as a running ALTER TABLE would).
     let holder = c.client(&src).await;
-    holder.batch_execute("BEGIN; LOCK TABLE busy IN ACCESS EXCLUSIVE MODE;").await.unwrap();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE busy IN ACCESS EXCLUSIVE MODE;")
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let repo = repo(dir.path());
     let mut opts = small_backup_options(&src);
@@ -66,7 +107,11 @@ async fn locked_table_fails_the_backup_early_and_leaves_no_backup() {
     assert!(err.to_string().contains("busy"), "{err}");
     holder.batch_execute("ROLLBACK").await.unwrap();
     assert!(list_backup_ids(&repo).await.unwrap().is_empty());
-    assert!(files_under(dir.path()).is_empty(), "a failed backup leaves no objects: {:?}", files_under(dir.path()));
+    assert!(
+        files_under(dir.path()).is_empty(),
+        "a failed backup leaves no objects: {:?}",
+        files_under(dir.path())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,14 +128,25 @@ async fn corrupted_pack_fails_restore_before_commit() {
     let mut opts = small_backup_options(&src);
     opts.split_bytes = u64::MAX; // one stream: the whole table is one transaction
     let header = backup_with(&repo, &opts).await.unwrap();
-    let pack = files_under(dir.path()).into_iter().find(|p| p.to_string_lossy().contains("/data/")).unwrap();
+    let pack = files_under(dir.path())
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("/data/"))
+        .unwrap();
     let mut bytes = std::fs::read(&pack).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x10;
     std::fs::write(&pack, bytes).unwrap();
     let dst = c.create_db("fail_corrupt_dst").await;
-    let err = restore_with(&repo, &header.id, &restore_options(&dst)).await.unwrap_err();
+    let err = restore_with(&repo, &header.id, &restore_options(&dst))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Integrity { .. }), "{err}");
-    let n: i64 = c.client(&dst).await.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+    let n: i64 = c
+        .client(&dst)
+        .await
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 0, "no row of a corrupted stream may be committed");
 }

@@ -33,7 +33,11 @@ pub async fn backup_with(repo: &Repo, opts: &BackupOptions) -> pgkeep::Result<Ma
     backup(repo, opts, Arc::new(Silent), CancellationToken::new()).await
 }
 
-pub async fn restore_with(repo: &Repo, id: &str, opts: &RestoreOptions) -> pgkeep::Result<RestoreSummary> {
+pub async fn restore_with(
+    repo: &Repo,
+    id: &str,
+    opts: &RestoreOptions,
+) -> pgkeep::Result<RestoreSummary> {
     restore(repo, id, opts, Arc::new(Silent), CancellationToken::new()).await
 }
 

@@ -10,11 +10,15 @@ async fn round_trip(load: fn(&str), prefix: &str) {
     load(&src);
     let dir = tempfile::tempdir().unwrap();
     let repo = repo(dir.path());
-    let header = backup_with(&repo, &small_backup_options(&src)).await.expect("backup succeeds");
+    let header = backup_with(&repo, &small_backup_options(&src))
+        .await
+        .expect("backup succeeds");
     assert!(header.rows > 0);
     assert!(header.stored_bytes > 0);
     let dst = c.create_db(&format!("{prefix}_dst")).await;
-    let summary = restore_with(&repo, &header.id, &restore_options(&dst)).await.expect("restore succeeds");
+    let summary = restore_with(&repo, &header.id, &restore_options(&dst))
+        .await
+        .expect("restore succeeds");
     assert_eq!(summary.rows, header.rows);
     assert_same_database(c, &src, &dst).await;
 }
@@ -36,19 +40,54 @@ async fn restore_latest_with_create_and_clean() {
     c.load_kitchen_sink(&src);
     let dir = tempfile::tempdir().unwrap();
     let repo = repo(dir.path());
-    backup_with(&repo, &small_backup_options(&src)).await.unwrap();
+    backup_with(&repo, &small_backup_options(&src))
+        .await
+        .unwrap();
     // --create into a database that does not exist yet.
     let name = format!("rt_latest_new_{}", std::process::id());
     let mut opts = restore_options(&name);
     opts.create = true;
-    restore_with(&repo, "latest", &opts).await.expect("restore --create");
+    restore_with(&repo, "latest", &opts)
+        .await
+        .expect("restore --create");
     assert_same_database(c, &src, &name).await;
     // Restoring again into it is refused without --clean, then works with it.
-    let err = restore_with(&repo, "latest", &restore_options(&name)).await.unwrap_err();
+    let err = restore_with(&repo, "latest", &restore_options(&name))
+        .await
+        .unwrap_err();
     assert!(matches!(err, pgkeep::Error::Refused(_)), "{err}");
     assert!(err.to_string().contains("not empty"), "{err}");
+    // --create --clean drops and recreates the database.
     let mut opts = restore_options(&name);
     opts.clean = true;
-    restore_with(&repo, "latest", &opts).await.expect("restore --clean");
+    opts.create = true;
+    restore_with(&repo, "latest", &opts)
+        .await
+        .expect("restore --create --clean");
     assert_same_database(c, &src, &name).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_replaces_existing_contents() {
+    let c = cluster();
+    let src = c.create_db("rt_clean_src").await;
+    c.load_pagila(&src);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repo(dir.path());
+    backup_with(&repo, &small_backup_options(&src))
+        .await
+        .unwrap();
+    // A target holding other objects, some with the same names.
+    let dst = c.create_db("rt_clean_dst").await;
+    c.client(&dst)
+        .await
+        .batch_execute("CREATE SCHEMA stale; CREATE TABLE stale.t (x int); CREATE TABLE public.actor (x int); CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 1'; SELECT lo_from_bytea(0, 'x');")
+        .await
+        .unwrap();
+    let mut opts = restore_options(&dst);
+    opts.clean = true;
+    restore_with(&repo, "latest", &opts)
+        .await
+        .expect("restore --clean");
+    assert_same_database(c, &src, &dst).await;
 }
