@@ -1,13 +1,25 @@
 //! Dev tool for the catalog module: reads the TOC of a source database and
-//! replays its SQL (no table data) into a target database, entry by entry.
+//! replays it into a target database, section by section, copying table and
+//! large-object data straight from the source for the data section.
 //!
 //! `cargo run --example catalog_roundtrip -- SOURCE_URL TARGET_URL [SCRIPT_FILE]`
-//! Compare `pg_dump --schema-only` of both databases afterwards.
+//!
+//! With `ORDER=reverse`, each section runs in the *last* order its
+//! dependencies allow (ready entries by descending id), which exposes
+//! missing dependencies that the sorted order would hide. Compare
+//! `pg_dump` of both databases afterwards.
 
-use pgkeep::catalog::{read_toc, script, select_tables, source_info, CatalogOptions};
-use tokio_postgres::NoTls;
+use futures::{pin_mut, SinkExt, StreamExt};
+use pgkeep::catalog::sql::quote_ident;
+use pgkeep::catalog::{
+    read_toc, script, select_tables, source_info, CatalogOptions, ObjectKind, Section, TocEntry,
+};
+use std::collections::HashSet;
+use tokio_postgres::{Client, NoTls};
 
-async fn connect(url: &str) -> Result<tokio_postgres::Client, Box<dyn std::error::Error>> {
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+async fn connect(url: &str) -> Res<Client> {
     let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
@@ -17,13 +29,78 @@ async fn connect(url: &str) -> Result<tokio_postgres::Client, Box<dyn std::error
     Ok(client)
 }
 
+/// The entries of one section in an order their dependencies allow.
+fn schedule<'a>(toc: &'a [TocEntry], section: Section, reverse: bool) -> Res<Vec<&'a TocEntry>> {
+    let mut done: HashSet<u32> = toc
+        .iter()
+        .filter(|e| e.section < section)
+        .map(|e| e.id)
+        .collect();
+    let mut left: Vec<&TocEntry> = toc.iter().filter(|e| e.section == section).collect();
+    let mut out = Vec::new();
+    while !left.is_empty() {
+        let ready = left
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.deps.iter().all(|d| done.contains(d)));
+        let pick = if reverse {
+            ready.max_by_key(|(_, e)| e.id)
+        } else {
+            ready.min_by_key(|(_, e)| e.id)
+        };
+        let Some((i, _)) = pick else {
+            return Err(format!(
+                "unsatisfiable dependencies in {section:?}: {:?}",
+                left.iter().map(|e| (e.id, &e.deps)).collect::<Vec<_>>()
+            )
+            .into());
+        };
+        let e = left.remove(i);
+        done.insert(e.id);
+        out.push(e);
+    }
+    Ok(out)
+}
+
+async fn copy_data(source: &Client, target: &Client, e: &TocEntry) -> Res<()> {
+    let Some(d) = &e.data else { return Ok(()) };
+    if e.kind == ObjectKind::LargeObjectData {
+        for row in source.query("SELECT oid, pg_catalog.lo_get(oid) AS data FROM pg_catalog.pg_largeobject_metadata", &[]).await? {
+            let (oid, data): (u32, Vec<u8>) = (row.get(0), row.get(1));
+            target.execute("SELECT pg_catalog.lo_put($1, 0, $2)", &[&oid, &data]).await?;
+        }
+        return Ok(());
+    }
+    let table = format!("{}.{}", quote_ident(&d.schema), quote_ident(&d.name));
+    let cols = d
+        .columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let out = source
+        .copy_out(&format!("COPY {table} ({cols}) TO STDOUT"))
+        .await?;
+    let sink = target
+        .copy_in(&format!("COPY {table} ({cols}) FROM STDIN"))
+        .await?;
+    pin_mut!(out);
+    pin_mut!(sink);
+    while let Some(chunk) = out.next().await {
+        sink.send(chunk?).await?;
+    }
+    sink.finish().await?;
+    Ok(())
+}
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
         eprintln!("usage: catalog_roundtrip SOURCE_URL TARGET_URL [SCRIPT_FILE]");
         std::process::exit(2);
     }
+    let reverse = std::env::var("ORDER").is_ok_and(|v| v == "reverse");
     let source = connect(&args[1]).await?;
     source
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -34,7 +111,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = std::time::Instant::now();
     let rels = select_tables(&source, &opts).await?;
     let toc = read_toc(&source, &opts, &rels).await?;
-    source.batch_execute("COMMIT").await?;
     eprintln!(
         "{} relations, {} entries in {:?}",
         rels.len(),
@@ -52,22 +128,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?;
     let mut failed = 0;
-    for e in toc.iter().filter(|e| !e.sql.is_empty()) {
-        if let Err(err) = target.batch_execute(&e.sql).await {
-            failed += 1;
-            let detail = err
-                .as_db_error()
-                .map(|d| d.message().to_string())
-                .unwrap_or_else(|| err.to_string());
-            eprintln!(
-                "FAILED {} {} {}: {detail}\n{}",
-                e.id,
-                e.kind.label(),
-                e.name,
-                e.sql
-            );
+    for section in [Section::PreData, Section::Data, Section::PostData] {
+        for e in schedule(&toc, section, reverse)? {
+            let result = if e.sql.is_empty() {
+                copy_data(&source, &target, e).await
+            } else {
+                target.batch_execute(&e.sql).await.map_err(Into::into)
+            };
+            if let Err(err) = result {
+                failed += 1;
+                let detail = match err
+                    .downcast_ref::<tokio_postgres::Error>()
+                    .and_then(|e| e.as_db_error())
+                {
+                    Some(db) => db.message().to_string(),
+                    None => err.to_string(),
+                };
+                eprintln!(
+                    "FAILED {} {} {}: {detail}\n{}",
+                    e.id,
+                    e.kind.label(),
+                    e.name,
+                    e.sql
+                );
+            }
         }
     }
+    source.batch_execute("COMMIT").await?;
     eprintln!("applied; {failed} entries failed");
     if failed > 0 {
         std::process::exit(1);

@@ -4,14 +4,19 @@
 //!
 //! Items are compared as whole `aclitem` strings: base items missing from the
 //! ACL are revoked, ACL items missing from the base are granted (by their
-//! grantor, through `SET SESSION AUTHORIZATION` when that is not the owner).
+//! grantor, through `SET SESSION AUTHORIZATION` when that is not the owner;
+//! such entries wait for the schemas' ACL entries).
 
-use super::obj::{class, Obj};
+use super::obj::{class, oref, Obj};
 use super::sql::{query, quote_ident, RowExt};
-use super::toc::{ObjectKind, Section};
+use super::toc::{ObjRef, ObjectKind, Section};
 use super::Ctx;
 use crate::error::Result;
 use std::collections::HashMap;
+
+/// Pseudo catalog id for the address of a schema's ACL entry, so entries
+/// granting through `SET SESSION AUTHORIZATION` can wait for schema grants.
+const SCHEMA_ACL: u32 = 0;
 
 /// One parsed `aclitem`: `grantee=privs/grantor` ("" grantee is PUBLIC).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -204,7 +209,20 @@ pub async fn read(ctx: &Ctx<'_>, objs: &mut Vec<Obj>) -> Result<()> {
         acl.schema = obj.schema.clone();
         acl.owner = obj.owner.clone();
         acl.after = obj.owns.first().copied().into_iter().collect();
+        if obj.kind == ObjectKind::Schema {
+            if let Some(ns) = obj.owns.first() {
+                acl.owns.push(oref(SCHEMA_ACL, ns.objid));
+            }
+        }
         extra.push(acl);
+    }
+    // Granting as another role needs that role's privileges on the schema.
+    let schema_acls: Vec<ObjRef> = extra.iter().flat_map(|a| a.owns.iter().copied()).collect();
+    for acl in extra
+        .iter_mut()
+        .filter(|a| a.sql.contains("SET SESSION AUTHORIZATION"))
+    {
+        acl.after.extend(schema_acls.iter().copied());
     }
     objs.extend(extra);
     Ok(())

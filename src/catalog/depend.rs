@@ -15,6 +15,9 @@
 //!    post-data), and so on transitively.
 //! 4. A `REFRESH MATERIALIZED VIEW` entry also waits for the refreshes of
 //!    the materialized views its view reads, through plain views.
+//! 5. A foreign key that references a partitioned table waits for every
+//!    `ATTACH PARTITION` of the referenced index (at any depth): the index
+//!    on `ONLY parent` is invalid, and unusable, until all are attached.
 
 use super::obj::{class, Obj};
 use super::sql::{query, RowExt};
@@ -106,6 +109,7 @@ pub fn resolve(objs: &mut [Obj], edges: &[Edge]) -> Vec<BTreeSet<usize>> {
     }
     promote_sections(objs, &deps);
     chain_refreshes(objs, &owner, &mut deps);
+    wait_for_index_attach(objs, &owner, &mut deps);
     deps
 }
 
@@ -150,6 +154,46 @@ fn chain_refreshes(objs: &[Obj], owner: &HashMap<ObjRef, usize>, deps: &mut [BTr
                 }
                 ObjectKind::View => stack.extend(deps[d].iter().copied()),
                 _ => {}
+            }
+        }
+    }
+}
+
+fn wait_for_index_attach(
+    objs: &[Obj],
+    owner: &HashMap<ObjRef, usize>,
+    deps: &mut [BTreeSet<usize>],
+) {
+    // Attach entries by the entry owning the parent index, and the entry
+    // owning the attached (child) index.
+    let mut attaches: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
+    for (i, o) in objs.iter().enumerate() {
+        if o.kind != ObjectKind::IndexAttach {
+            continue;
+        }
+        if let [parent, child] = o.after[..] {
+            if let (Some(&p), Some(&c)) = (owner.get(&parent), owner.get(&child)) {
+                attaches.entry(p).or_default().push((i, c));
+            }
+        }
+    }
+    for i in 0..objs.len() {
+        if objs[i].kind != ObjectKind::ForeignKey {
+            continue;
+        }
+        let mut stack: Vec<usize> = deps[i]
+            .iter()
+            .copied()
+            .filter(|d| attaches.contains_key(d))
+            .collect();
+        let mut seen = BTreeSet::new();
+        while let Some(p) = stack.pop() {
+            if !seen.insert(p) {
+                continue;
+            }
+            for &(attach, child) in attaches.get(&p).into_iter().flatten() {
+                deps[i].insert(attach);
+                stack.push(child);
             }
         }
     }
