@@ -7,7 +7,8 @@
 //! With `ORDER=reverse`, each section runs in the *last* order its
 //! dependencies allow (ready entries by descending id), which exposes
 //! missing dependencies that the sorted order would hide. Compare
-//! `pg_dump` of both databases afterwards.
+//! `pg_dump` of both databases afterwards. `CAT_SCHEMAS`, `CAT_XSCHEMAS`,
+//! `CAT_TABLES`, `CAT_XTABLES` (comma-separated patterns) set the filters.
 
 use futures::{pin_mut, SinkExt, StreamExt};
 use pgkeep::catalog::sql::quote_ident;
@@ -107,7 +108,22 @@ async fn main() -> Res<()> {
         .await?;
     let info = source_info(&source).await?;
     eprintln!("source: {info:?}");
-    let opts = CatalogOptions::default();
+    let list = |var: &str| -> Vec<String> {
+        std::env::var(var)
+            .map(|v| {
+                v.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let opts = CatalogOptions {
+        schemas: list("CAT_SCHEMAS"),
+        exclude_schemas: list("CAT_XSCHEMAS"),
+        tables: list("CAT_TABLES"),
+        exclude_tables: list("CAT_XTABLES"),
+    };
     let started = std::time::Instant::now();
     let rels = select_tables(&source, &opts).await?;
     let toc = read_toc(&source, &opts, &rels).await?;

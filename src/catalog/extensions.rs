@@ -12,26 +12,26 @@ use crate::error::Result;
 
 /// Member objects with an ACL, as (extension, GRANT target, owner, acl, base).
 const MEMBER_ACLS: &str = "SELECT d.refobjid AS ext, m.keyword, m.name, m.owner, m.acl, m.acl_base \
-  FROM pg_catalog.pg_depend d JOIN ( \
-    SELECT 'pg_catalog.pg_class'::pg_catalog.regclass AS classid, c.oid, \
-      CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS keyword, \
+  FROM pg_catalog.pg_depend d CROSS JOIN LATERAL ( \
+    SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS keyword, \
       pg_catalog.format('%I.%I', n.nspname, c.relname) AS name, \
       pg_catalog.pg_get_userbyid(c.relowner) AS owner, {class_acl} \
     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-    WHERE c.relacl IS NOT NULL \
+    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.oid = d.objid AND c.relacl IS NOT NULL \
     UNION ALL \
-    SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, p.oid, 'FUNCTION', \
+    SELECT 'FUNCTION', \
       pg_catalog.format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)), \
       pg_catalog.pg_get_userbyid(p.proowner), {proc_acl} \
     FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
-    WHERE p.proacl IS NOT NULL \
+    WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND p.oid = d.objid AND p.proacl IS NOT NULL \
     UNION ALL \
-    SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, t.oid, 'TYPE', \
-      pg_catalog.format('%I.%I', n.nspname, t.typname), pg_catalog.pg_get_userbyid(t.typowner), {type_acl} \
+    SELECT 'TYPE', pg_catalog.format('%I.%I', n.nspname, t.typname), \
+      pg_catalog.pg_get_userbyid(t.typowner), {type_acl} \
     FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
-    WHERE t.typacl IS NOT NULL \
-  ) m ON m.classid = d.classid AND m.oid = d.objid \
+    WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND t.oid = d.objid AND t.typacl IS NOT NULL \
+  ) m \
   WHERE d.deptype = 'e' AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass \
+    AND d.refobjid >= 16384 \
   ORDER BY m.keyword, m.name";
 
 async fn member_acls(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
