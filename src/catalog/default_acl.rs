@@ -28,10 +28,9 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
     for row in &rows {
         let role: String = row.val("role")?;
         let schema: Option<String> = row.val("nspname")?;
-        if !schema
-            .as_deref()
-            .map_or(ctx.filter.large_objects(), |s| ctx.filter.schema_objects(s))
-        {
+        if !schema.as_deref().map_or(ctx.filter.whole_database(), |s| {
+            ctx.filter.schema_objects(s)
+        }) {
             continue;
         }
         let on = match row.val::<String>("objtype")?.as_str() {

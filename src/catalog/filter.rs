@@ -141,8 +141,9 @@ impl Filter {
         selected && !any_table(&self.exclude_tables, schema, name)
     }
 
-    /// Large objects are dumped only for whole-database backups.
-    pub fn large_objects(&self) -> bool {
+    /// Whether database-wide objects (large objects, event triggers,
+    /// publications) are dumped: only without `-n`/`-t`.
+    pub fn whole_database(&self) -> bool {
         self.tables.is_empty() && self.schemas.is_empty()
     }
 }
@@ -171,7 +172,7 @@ mod tests {
         assert!(!f.relation("app_x", "audit1"));
         assert!(f.relation("app_x", "audit12"));
         assert!(!f.relation("public", "film"));
-        assert!(!f.large_objects());
+        assert!(!f.whole_database());
     }
 
     #[test]
@@ -195,6 +196,6 @@ mod tests {
         let all = opts(&[], &["pub*"], &[], &[]);
         assert!(!all.schema_objects("public"));
         assert!(all.schema_objects("app"));
-        assert!(all.large_objects());
+        assert!(all.whole_database());
     }
 }

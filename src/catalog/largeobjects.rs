@@ -9,7 +9,7 @@ use super::Ctx;
 use crate::error::Result;
 
 pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
-    if !ctx.filter.large_objects() {
+    if !ctx.filter.whole_database() {
         return Ok(());
     }
     let sql = format!(

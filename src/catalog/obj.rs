@@ -11,6 +11,7 @@ use super::toc::{ObjRef, ObjectKind, Section, TableData};
 /// Fixed OIDs of the system catalogs used as `classid` in [`ObjRef`].
 pub mod class {
     pub const TYPE: u32 = 1247;
+    pub const USER_MAPPING: u32 = 1418;
     pub const PROC: u32 = 1255;
     pub const CLASS: u32 = 1259;
     pub const ATTRDEF: u32 = 2604;
@@ -20,6 +21,13 @@ pub mod class {
     pub const REWRITE: u32 = 2618;
     pub const TRIGGER: u32 = 2620;
     pub const EXTENSION: u32 = 3079;
+    pub const STATISTIC_EXT: u32 = 3381;
+    pub const EVENT_TRIGGER: u32 = 3466;
+    pub const TS_DICT: u32 = 3600;
+    pub const TS_CONFIG: u32 = 3602;
+    pub const FOREIGN_DATA_WRAPPER: u32 = 2328;
+    pub const FOREIGN_SERVER: u32 = 1417;
+    pub const PUBLICATION: u32 = 6104;
     pub const POLICY: u32 = 3256;
     pub const COLLATION: u32 = 3456;
 }

@@ -26,6 +26,9 @@ fn rank(kind: ObjectKind) -> u8 {
         Extension => 1,
         Collation => 2,
         Type | Domain => 3,
+        ForeignDataWrapper => 3,
+        ForeignServer | UserMapping => 4,
+        TextSearchDictionary | TextSearchConfiguration => 5,
         Function | Procedure => 4,
         Aggregate => 5,
         Sequence => 6,
@@ -47,10 +50,14 @@ fn rank(kind: ObjectKind) -> u8 {
         ForeignKey => 22,
         RowSecurity => 23,
         Policy => 24,
+        Statistics => 24,
+        Publication => 24,
+        PublicationMember => 25,
         MaterializedViewData => 25,
         Comment => 26,
         Acl => 27,
         DefaultAcl => 28,
+        EventTrigger => 29,
     }
 }
 

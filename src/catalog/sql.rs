@@ -223,6 +223,15 @@ pub fn with_options(options: &[String]) -> String {
     format!(" WITH ({})", items.join(", "))
 }
 
+/// SQL expression: a `name 'value', ...` list from an FDW options array
+/// (NULL when empty), for `OPTIONS (...)`.
+pub fn fdw_options(options_expr: &str) -> String {
+    format!(
+        "(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(o.option_name) || ' ' || \
+         pg_catalog.quote_literal(o.option_value), ', ') FROM pg_catalog.pg_options_to_table({options_expr}) o)"
+    )
+}
+
 /// SQL condition: namespace alias `n` is a user schema (not a system,
 /// TOAST or temporary schema).
 pub fn user_schema(n: &str) -> String {

@@ -2,13 +2,13 @@
 //! identity, generated expressions, NOT NULL), inline CHECK constraints,
 //! inheritance, partitioning, storage parameters; partitions are created
 //! standalone and attached with `ALTER TABLE ONLY ... ATTACH PARTITION`, as
-//! pg_dump does. Also the data entries (`TableData`) of tables with storage.
+//! pg_dump does. Foreign tables (`SERVER ... OPTIONS`) too. Also the data entries (`TableData`) of tables with storage.
 //!
 //! A column default that calls a user function becomes its own `Default`
 //! entry, so a function that uses the table's row type cannot form a cycle.
 
 use super::obj::{class, oref, target, AclSpec, Obj, Target};
-use super::sql::{acl_columns, owner_columns, query, with_options, RowExt};
+use super::sql::{acl_columns, fdw_options, owner_columns, query, with_options, RowExt};
 use super::toc::{ObjectKind, Section, TableData};
 use super::Ctx;
 use crate::error::Result;
@@ -30,10 +30,13 @@ const TABLES: &str = "SELECT c.oid, n.nspname, c.relname, \
      FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class pc ON pc.oid = i.inhparent \
      JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace WHERE i.inhrelid = c.oid) AS parents, \
   (SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid LIMIT 1) AS parent, \
+  (SELECT pg_catalog.quote_ident(fs.srvname) FROM pg_catalog.pg_foreign_table ft \
+     JOIN pg_catalog.pg_foreign_server fs ON fs.oid = ft.ftserver WHERE ft.ftrelid = c.oid) AS ftserver, \
+  (SELECT {ftoptions} FROM pg_catalog.pg_foreign_table ft WHERE ft.ftrelid = c.oid) AS ftoptions, \
   pg_catalog.pg_relation_size(c.oid) AS bytes, \
   pg_catalog.current_setting('block_size')::int8 AS block_size \
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-  WHERE c.oid = ANY($1) AND c.relkind IN ('r', 'p') ORDER BY n.nspname, c.relname";
+  WHERE c.oid = ANY($1) AND c.relkind IN ('r', 'p', 'f') ORDER BY n.nspname, c.relname";
 
 const COLUMNS: &str = "SELECT a.attrelid, a.attnum, a.attname::text AS attname, \
   pg_catalog.quote_ident(a.attname) AS qname, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, \
@@ -43,9 +46,10 @@ const COLUMNS: &str = "SELECT a.attrelid, a.attnum, a.attname::text AS attname, 
      WHERE co.oid = a.attcollation) END AS collation, \
   CASE WHEN a.attstorage <> t.typstorage THEN a.attstorage::text END AS storage, \
   (pg_catalog.to_jsonb(a)->>'attstattarget')::int AS stattarget, \
-  pg_catalog.array_to_string(a.attoptions, ', ') AS attoptions, \
+  (SELECT pg_catalog.string_agg(o, ', ') FROM pg_catalog.unnest(a.attoptions) o \
+     WHERE o LIKE 'n\\_distinct%') AS attoptions, \
   CASE pg_catalog.to_jsonb(a)->>'attcompression' WHEN 'p' THEN 'pglz' WHEN 'l' THEN 'lz4' END AS compression, \
-  ad.oid AS attrdef, pg_catalog.pg_get_expr(ad.adbin, ad.adrelid) AS def, \
+  {fdwoptions} AS fdwoptions, ad.oid AS attrdef, pg_catalog.pg_get_expr(ad.adbin, ad.adrelid) AS def, \
   EXISTS (SELECT 1 FROM pg_catalog.pg_depend dd \
      WHERE dd.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND dd.objid = ad.oid \
      AND dd.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND dd.refobjid >= 16384) AS def_calls_function \
@@ -74,6 +78,9 @@ fn column_sql(col: &Row, identity: Option<&String>, inline_default: bool) -> Res
         col.val::<String>("qname")?,
         col.val::<String>("type")?
     );
+    if let Some(o) = col.val::<Option<String>>("fdwoptions")? {
+        s.push_str(&format!(" OPTIONS ({o})"));
+    }
     if let Some(c) = col.val::<Option<String>>("collation")? {
         s.push_str(&format!(" COLLATE {c}"));
     }
@@ -101,9 +108,9 @@ fn column_sql(col: &Row, identity: Option<&String>, inline_default: bool) -> Res
 
 /// `ALTER TABLE ONLY ... ALTER COLUMN` statements for per-column settings
 /// that `CREATE TABLE` cannot express.
-fn column_settings(qtable: &str, col: &Row, emitted: bool) -> Result<String> {
+fn column_settings(alter_table: &str, qtable: &str, col: &Row, emitted: bool) -> Result<String> {
     let qcol: String = col.val("qname")?;
-    let alter = format!("ALTER TABLE ONLY {qtable} ALTER COLUMN {qcol}");
+    let alter = format!("{alter_table} ONLY {qtable} ALTER COLUMN {qcol}");
     let mut s = String::new();
     if !emitted && col.val::<bool>("attnotnull")? {
         s.push_str(&format!("{alter} SET NOT NULL;\n"));
@@ -143,10 +150,12 @@ pub async fn read(
         .replace(
             "{acl}",
             &acl_columns("c.relacl", 'r', "c.relowner", "pg_class", "c.oid"),
-        );
+        )
+        .replace("{ftoptions}", &fdw_options("ft.ftoptions"));
+    let columns_sql = COLUMNS.replace("{fdwoptions}", &fdw_options("a.attfdwoptions"));
     let tables = query(ctx.client, "tables", &sql, &[&ctx.rel_oids]).await?;
     let mut columns = group(
-        query(ctx.client, "columns", COLUMNS, &[&ctx.rel_oids]).await?,
+        query(ctx.client, "columns", &columns_sql, &[&ctx.rel_oids]).await?,
         "attrelid",
     )?;
     let mut checks = group(
@@ -163,6 +172,12 @@ pub async fn read(
         let name: String = t.val("relname")?;
         let qname: String = t.val("qname")?;
         let relkind: String = t.val("relkind")?;
+        let foreign = relkind == "f";
+        let (keyword, alter) = if foreign {
+            ("FOREIGN TABLE", "ALTER FOREIGN TABLE")
+        } else {
+            ("TABLE", "ALTER TABLE")
+        };
         let partition: bool = t.val("relispartition")?;
         let owner: String = t.val("owner")?;
         let cols = columns.remove(&oid).unwrap_or_default();
@@ -175,7 +190,7 @@ pub async fn read(
         )
         .schema(schema.clone())
         .owner(owner.clone())
-        .owns(oref(class::CLASS, oid), target("TABLE", qname.clone()))
+        .owns(oref(class::CLASS, oid), target(keyword, qname.clone()))
         .acl(AclSpec {
             target: Target {
                 keyword: "TABLE",
@@ -197,7 +212,7 @@ pub async fn read(
             if emitted {
                 lines.push(column_sql(col, identities.get(&(oid, attnum)), !separate)?);
             }
-            after_create.push_str(&column_settings(&qname, col, emitted)?);
+            after_create.push_str(&column_settings(alter, &qname, col, emitted)?);
             match attrdef {
                 Some(ad) if separate => {
                     let qcol: String = col.val("qname")?;
@@ -256,12 +271,12 @@ pub async fn read(
                 ));
             }
         }
-        let unlogged = if t.val::<bool>("unlogged")? {
-            "UNLOGGED "
-        } else {
-            ""
+        let prefix = match (foreign, t.val::<bool>("unlogged")?) {
+            (true, _) => "FOREIGN ",
+            (false, true) => "UNLOGGED ",
+            (false, false) => "",
         };
-        let mut sql = format!("CREATE {unlogged}TABLE {qname} (\n{}\n)", lines.join(",\n"));
+        let mut sql = format!("CREATE {prefix}TABLE {qname} (\n{}\n)", lines.join(",\n"));
         if !partition {
             if let Some(parents) = t.val::<Option<String>>("parents")? {
                 sql.push_str(&format!("\nINHERITS ({parents})"));
@@ -269,6 +284,12 @@ pub async fn read(
         }
         if let Some(key) = t.val::<Option<String>>("partkey")? {
             sql.push_str(&format!("\nPARTITION BY {key}"));
+        }
+        if let Some(server) = t.val::<Option<String>>("ftserver")? {
+            sql.push_str(&format!("\nSERVER {server}"));
+            if let Some(o) = t.val::<Option<String>>("ftoptions")? {
+                sql.push_str(&format!("\nOPTIONS ({o})"));
+            }
         }
         if let Some(am) = t.val::<Option<String>>("am")? {
             sql.push_str(&format!("\nUSING {am}"));
@@ -278,11 +299,12 @@ pub async fn read(
             sql.push_str(&format!("\nTABLESPACE {ts}"));
         }
         sql.push_str(&format!(
-            ";\nALTER TABLE {qname} OWNER TO {};\n",
+            ";\n{alter} {qname} OWNER TO {};\n",
             t.val::<String>("qowner")?
         ));
         sql.push_str(&after_create);
         match t.val::<String>("replident")?.as_str() {
+            _ if foreign => {}
             "f" => sql.push_str(&format!(
                 "ALTER TABLE ONLY {qname} REPLICA IDENTITY FULL;\n"
             )),

@@ -51,6 +51,15 @@ pub enum ObjectKind {
     LargeObject,
     TableData,
     LargeObjectData,
+    Statistics,
+    EventTrigger,
+    Publication,
+    PublicationMember,
+    TextSearchDictionary,
+    TextSearchConfiguration,
+    ForeignDataWrapper,
+    ForeignServer,
+    UserMapping,
 }
 
 impl ObjectKind {
@@ -89,6 +98,15 @@ impl ObjectKind {
             ObjectKind::LargeObject => "BLOB",
             ObjectKind::TableData => "TABLE DATA",
             ObjectKind::LargeObjectData => "BLOBS",
+            ObjectKind::Statistics => "STATISTICS",
+            ObjectKind::EventTrigger => "EVENT TRIGGER",
+            ObjectKind::Publication => "PUBLICATION",
+            ObjectKind::PublicationMember => "PUBLICATION TABLE",
+            ObjectKind::TextSearchDictionary => "TEXT SEARCH DICTIONARY",
+            ObjectKind::TextSearchConfiguration => "TEXT SEARCH CONFIGURATION",
+            ObjectKind::ForeignDataWrapper => "FOREIGN DATA WRAPPER",
+            ObjectKind::ForeignServer => "SERVER",
+            ObjectKind::UserMapping => "USER MAPPING",
         }
     }
 }
