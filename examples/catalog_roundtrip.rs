@@ -31,7 +31,7 @@ async fn connect(url: &str) -> Res<Client> {
 }
 
 /// The entries of one section in an order their dependencies allow.
-fn schedule<'a>(toc: &'a [TocEntry], section: Section, reverse: bool) -> Res<Vec<&'a TocEntry>> {
+fn schedule(toc: &[TocEntry], section: Section, reverse: bool) -> Res<Vec<&TocEntry>> {
     let mut done: HashSet<u32> = toc
         .iter()
         .filter(|e| e.section < section)
@@ -135,6 +135,16 @@ async fn main() -> Res<()> {
     );
     if let Some(path) = args.get(3) {
         std::fs::write(path, script(&toc, None))?;
+    }
+    if std::env::var("SHOW_TOC").is_ok() {
+        for e in &toc {
+            let schema = e.schema.as_deref().unwrap_or("-");
+            let (section, kind) = (e.section, e.kind.label());
+            println!(
+                "{:>5} {section:?} {kind} {schema} {} <- {:?}",
+                e.id, e.name, e.deps
+            );
+        }
     }
     let target = connect(&args[2]).await?;
     target

@@ -14,7 +14,9 @@
 //!    section (a view whose `GROUP BY` relies on a primary key becomes
 //!    post-data), and so on transitively.
 //! 4. A `REFRESH MATERIALIZED VIEW` entry also waits for the refreshes of
-//!    the materialized views its view reads, through plain views.
+//!    the materialized views its view reads (through plain views), and for
+//!    the ACL, row-security and policy entries of everything it reads: the
+//!    refresh runs as the view's owner and sees what that role may see.
 //! 5. A foreign key that references a partitioned table waits for every
 //!    `ATTACH PARTITION` of the referenced index (at any depth): the index
 //!    on `ONLY parent` is invalid, and unusable, until all are attached.
@@ -139,23 +141,40 @@ fn chain_refreshes(objs: &[Obj], owner: &HashMap<ObjRef, usize>, deps: &mut [BTr
             Some((*owner.get(view)?, i))
         })
         .collect();
+    // What a refresh, run as the view's owner, is subject to: privileges
+    // and row security of the objects it reads.
+    let mut guards: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, o) in objs.iter().enumerate() {
+        if matches!(
+            o.kind,
+            ObjectKind::Acl | ObjectKind::RowSecurity | ObjectKind::Policy
+        ) {
+            for &d in &deps[i] {
+                guards.entry(d).or_default().push(i);
+            }
+        }
+    }
     for (&view, &data) in &refresh {
-        let mut stack: Vec<usize> = deps[view].iter().copied().collect();
+        let mut stack = vec![view];
         let mut seen = BTreeSet::new();
+        let mut extra = BTreeSet::new();
         while let Some(d) = stack.pop() {
             if !seen.insert(d) {
                 continue;
             }
+            extra.extend(guards.get(&d).into_iter().flatten().copied());
             match objs[d].kind {
-                ObjectKind::MaterializedView => {
-                    if let Some(&r) = refresh.get(&d) {
-                        deps[data].insert(r);
-                    }
+                ObjectKind::MaterializedView if d != view => {
+                    extra.extend(refresh.get(&d).copied());
                 }
-                ObjectKind::View => stack.extend(deps[d].iter().copied()),
+                ObjectKind::View | ObjectKind::MaterializedView => {
+                    stack.extend(deps[d].iter().copied())
+                }
                 _ => {}
             }
         }
+        extra.remove(&data);
+        deps[data].extend(extra);
     }
 }
 
