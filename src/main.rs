@@ -46,6 +46,8 @@ fn watch_signals(token: CancellationToken) {
     });
 }
 
+const BLOCKING_THREADS: usize = 8;
+
 fn main() {
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.verbose);

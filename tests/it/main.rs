@@ -1,6 +1,7 @@
 //! Integration tests: one test binary sharing one PostgreSQL cluster
 //! (see `support`).
 
+mod cli;
 mod consistency;
 mod failures;
 mod harness;

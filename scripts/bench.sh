@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: generates a dataset of about SIZE_MB megabytes in a
+# throwaway cluster, then times, in one run and on the same data:
+#   raw parallel COPY ... TO STDOUT > /dev/null (JOBS at once, the floor),
+#   pg_dump -Fd -jJOBS and pg_restore -jJOBS (the usual runbook),
+#   pgkeep backup and pgkeep restore with --jobs JOBS (wall time, MB/s, peak RSS).
+# Usage: scripts/bench.sh [SIZE_MB=1024] [JOBS=2] [extra pgkeep backup flags...]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+. scripts/cluster.sh
+size_mb=${1:-1024}
+jobs=${2:-2}
+shift $(( $# > 2 ? 2 : $# )) || true
+extra=("$@")
+
+cargo build --release --quiet
+pgkeep=$root/target/release/pgkeep
+CLUSTER_OPTS="-c shared_buffers=256MB -c maintenance_work_mem=128MB -c wal_level=minimal -c max_wal_senders=0" cluster_start
+work=$CLUSTER_DIR/work; mkdir -p "$work"; chmod 777 "$work"
+conn="host=$PGHOST port=$PGPORT user=postgres"
+
+# Dataset: 4 equal tables (so table-level parallelism is fair to every tool)
+# of ~170-byte rows, plus a few small ones.
+ntab=4
+rows_per=$(( size_mb * 1024 * 1024 / ntab / 170 ))
+echo "== generating ~${size_mb} MB: $ntab tables x $rows_per rows"
+createdb bench
+for i in $(seq 1 $ntab); do
+  psql -X -q -v ON_ERROR_STOP=1 -d bench -c "CREATE TABLE events_$i (id bigint PRIMARY KEY, account_id int NOT NULL, kind text NOT NULL, amount numeric(12,2), created_at timestamptz NOT NULL, note text);
+    INSERT INTO events_$i SELECT g, ((g::bigint * 7919) % 100000)::int, (ARRAY['signup','login','purchase','refund','logout'])[1 + g % 5],
+      (g % 100000) / 100.0, timestamptz '2026-01-01' + g * interval '1 second', md5(g::text) || ' ' || md5((g::bigint * 31)::text)
+    FROM generate_series(1, $rows_per) g;
+    CREATE INDEX ON events_$i (account_id, created_at);" &
+done
+wait
+psql -X -q -d bench -c "CREATE TABLE accounts AS SELECT g AS id, 'acct-' || g AS name FROM generate_series(1, 100000) g; ALTER TABLE accounts ADD PRIMARY KEY (id);" -c "VACUUM ANALYZE"
+db_bytes=$(psql -X -At -d bench -c "SELECT sum(pg_relation_size(c.oid)) FROM pg_class c WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace")
+copy_bytes=0
+tables=$(psql -X -At -d bench -c "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace ORDER BY pg_relation_size(oid) DESC")
+echo "== heap size: $((db_bytes / 1048576)) MiB"
+
+t() { local s; s=$(date +%s.%N); "$@"; python3 -c "print(f'{$(date +%s.%N) - $s:.2f}')"; }
+measure() { # label, command...: prints seconds and peak RSS (KiB) of the command
+  local label=$1; shift
+  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/$label.out" 2>"$work/$label.err" || { cat "$work/$label.err"; exit 1; }
+  read -r secs rss < "$work/time"; echo "$secs $rss"
+}
+
+echo "== raw parallel COPY"
+printf '%s\n' $tables > "$work/tables"
+raw_secs=$(t bash -c "xargs -P $jobs -I{} psql -X -q -d bench -c 'COPY public.{} TO STDOUT' < '$work/tables' > /dev/null")
+copy_bytes=$(for tb in $tables; do psql -X -q -d bench -c "COPY public.$tb TO STDOUT"; done | wc -c)
+
+echo "== pg_dump -Fd -j$jobs"
+read -r dump_secs dump_rss < <(measure pg_dump pg_dump -Fd -j "$jobs" -f "$work/dump" -d bench)
+dump_bytes=$(du -sb "$work/dump" | cut -f1)
+createdb pgr
+echo "== pg_restore -j$jobs"
+read -r pgr_secs pgr_rss < <(measure pg_restore pg_restore -j "$jobs" -d pgr "$work/dump")
+
+echo "== pgkeep backup --jobs $jobs ${extra[*]}"
+read -r kb_secs kb_rss < <(measure pgkeep_backup "$pgkeep" backup --db "$conn dbname=bench" --repo "$work/repo" --jobs "$jobs" "${extra[@]}")
+repo_bytes=$(du -sb "$work/repo" | cut -f1)
+echo "== pgkeep restore --jobs $jobs"
+read -r kr_secs kr_rss < <(measure pgkeep_restore "$pgkeep" restore --repo "$work/repo" latest --db "$conn dbname=pgk" --create --jobs "$jobs")
+n_src=$(psql -X -At -d bench -c "SELECT count(*) FROM events_1")
+n_dst=$(psql -X -At -d pgk -c "SELECT count(*) FROM events_1")
+[ "$n_src" = "$n_dst" ] || { echo "restored row count differs: $n_src vs $n_dst"; exit 1; }
+
+python3 - "$copy_bytes" "$raw_secs" "$dump_secs" "$dump_rss" "$dump_bytes" "$pgr_secs" "$kb_secs" "$kb_rss" "$repo_bytes" "$kr_secs" "$kr_rss" "$jobs" "$db_bytes" <<'PY'
+import sys
+(copy_bytes, raw, dump, dump_rss, dump_bytes, pgr, kb, kb_rss, repo_bytes, kr, kr_rss, jobs, heap) = sys.argv[1:]
+cb = int(copy_bytes); mb = cb / 1e6
+f = float
+print()
+print(f"dataset: {int(heap)/2**20:.0f} MiB heap, {mb:.0f} MB of COPY text, jobs={jobs}")
+print(f"{'step':<28}{'seconds':>9}{'MB/s':>9}{'peak RSS':>11}{'stored':>10}{'ratio':>8}")
+def row(name, secs, rss=None, stored=None, ref=None):
+    ratio = f"{f(secs)/f(ref):.2f}x" if ref else ""
+    rss_s = f"{int(rss)/1024:.0f} MiB" if rss else ""
+    st = f"{int(stored)/2**20:.0f} MiB" if stored else ""
+    print(f"{name:<28}{f(secs):>9.2f}{mb/f(secs):>9.0f}{rss_s:>11}{st:>10}{ratio:>8}")
+row("raw parallel COPY", raw)
+row("pg_dump -Fd", dump, dump_rss, dump_bytes, raw)
+row("pgkeep backup", kb, kb_rss, repo_bytes, raw)
+row("pg_restore", pgr)
+row("pgkeep restore", kr, kr_rss, None, pgr)
+print()
+print(f"backup vs raw COPY: {f(kb)/f(raw):.2f}x   backup vs pg_dump: {f(kb)/f(dump):.2f}x   restore vs pg_restore: {f(kr)/f(pgr):.2f}x")
+PY

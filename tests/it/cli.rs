@@ -1,0 +1,134 @@
+//! The `pgkeep` binary end to end: commands, exit codes, and the secret
+//! check — the password never appears in any output, log or repository file.
+
+use crate::pgkeep::files_under;
+use crate::support::{cluster, SUPERUSER_PASSWORD};
+use std::process::{Command, Output};
+
+fn pgkeep(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pgkeep"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("pgkeep runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_work_and_never_print_the_password() {
+    let c = cluster();
+    let src = c.create_db("cli_src").await;
+    c.load_kitchen_sink(&src);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let src_url = c.url(&src);
+    let mut outputs = Vec::new();
+
+    let o = pgkeep(&[
+        "backup",
+        "--db",
+        &src_url,
+        "--repo",
+        repo,
+        "--jobs",
+        "2",
+        "-vv",
+        "--log-format",
+        "json",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let header: serde_json::Value = serde_json::from_slice(&o.stdout).expect("--json prints JSON");
+    let id = header["id"].as_str().unwrap().to_string();
+    outputs.push(o);
+
+    let o = pgkeep(&["list", "--repo", repo]);
+    assert!(o.status.success() && text(&o).contains(&id), "{}", text(&o));
+    outputs.push(o);
+    let o = pgkeep(&["show", "--repo", repo, &id, "--sql"]);
+    assert!(
+        o.status.success() && text(&o).contains("TABLE DATA"),
+        "{}",
+        text(&o)
+    );
+    outputs.push(o);
+
+    let dst = c.create_db("cli_dst").await;
+    let o = pgkeep(&[
+        "restore",
+        "--repo",
+        repo,
+        "latest",
+        "--db",
+        &c.url(&dst),
+        "-vv",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    outputs.push(o);
+
+    // Errors: non-empty target (exit 1, clear message), bad flag value (exit 2),
+    // wrong password (exit 1) — none of them may echo the password.
+    let o = pgkeep(&["restore", "--repo", repo, "--db", &c.url(&dst)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("not empty"), "{}", text(&o));
+    outputs.push(o);
+    let o = pgkeep(&[
+        "backup",
+        "--db",
+        &src_url,
+        "--repo",
+        repo,
+        "--compress",
+        "lz4",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    outputs.push(o);
+    let bad = format!(
+        "host={} port={} user=postgres dbname={src} password={SUPERUSER_PASSWORD}x sslmode=disable",
+        c.host(),
+        c.port()
+    );
+    let o = pgkeep(&["backup", "--db", &bad, "--repo", repo]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("password authentication failed"),
+        "{}",
+        text(&o)
+    );
+    outputs.push(o);
+    let sep = if src_url.contains('?') { '&' } else { '?' };
+    let o = pgkeep(&[
+        "backup",
+        "--db",
+        &format!("{src_url}{sep}bogus=1"),
+        "--repo",
+        repo,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    outputs.push(o);
+
+    for o in &outputs {
+        assert!(
+            !text(o).contains(SUPERUSER_PASSWORD),
+            "password printed:\n{}",
+            text(o)
+        );
+    }
+    for f in files_under(dir.path()) {
+        let bytes = std::fs::read(&f).unwrap();
+        let needle = SUPERUSER_PASSWORD.as_bytes();
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "password stored in {}",
+            f.display()
+        );
+    }
+}
