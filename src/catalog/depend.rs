@@ -20,10 +20,14 @@
 //! 5. A foreign key that references a partitioned table waits for every
 //!    `ATTACH PARTITION` of the referenced index (at any depth): the index
 //!    on `ONLY parent` is invalid, and unusable, until all are attached.
+//! 6. Default privileges and then event triggers wait for every other
+//!    post-data entry: the former would change the privileges of objects
+//!    created after them (views moved to post-data), the latter would fire
+//!    on the restore's own DDL.
 
 use super::obj::{class, Obj};
 use super::sql::{query, RowExt};
-use super::toc::{ObjRef, ObjectKind};
+use super::toc::{ObjRef, ObjectKind, Section};
 use crate::error::Result;
 use std::collections::{BTreeSet, HashMap};
 use tokio_postgres::Client;
@@ -112,6 +116,7 @@ pub fn resolve(objs: &mut [Obj], edges: &[Edge]) -> Vec<BTreeSet<usize>> {
     promote_sections(objs, &deps);
     chain_refreshes(objs, &owner, &mut deps);
     wait_for_index_attach(objs, &owner, &mut deps);
+    last_in_post_data(objs, &mut deps);
     deps
 }
 
@@ -215,5 +220,25 @@ fn wait_for_index_attach(
                 stack.push(child);
             }
         }
+    }
+}
+
+fn last_in_post_data(objs: &[Obj], deps: &mut [BTreeSet<usize>]) {
+    let stage = |k: ObjectKind| match k {
+        ObjectKind::DefaultAcl => 1,
+        ObjectKind::EventTrigger => 2,
+        _ => 0,
+    };
+    for i in 0..objs.len() {
+        let mine = stage(objs[i].kind);
+        if mine == 0 || objs[i].section != Section::PostData {
+            continue;
+        }
+        let before = objs
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.section == Section::PostData && stage(o.kind) < mine)
+            .map(|(j, _)| j);
+        deps[i].extend(before);
     }
 }
