@@ -101,6 +101,9 @@ async fn main() -> Res<()> {
         eprintln!("usage: catalog_roundtrip SOURCE_URL TARGET_URL [SCRIPT_FILE]");
         std::process::exit(2);
     }
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let reverse = std::env::var("ORDER").is_ok_and(|v| v == "reverse");
     let source = connect(&args[1]).await?;
     source
@@ -133,6 +136,14 @@ async fn main() -> Res<()> {
         toc.len(),
         started.elapsed()
     );
+    for e in &toc {
+        if e.deps.iter().any(|d| *d >= e.id) {
+            eprintln!(
+                "TOC INVARIANT: entry {} depends on a later entry {:?}",
+                e.id, e.deps
+            );
+        }
+    }
     if let Some(path) = args.get(3) {
         std::fs::write(path, script(&toc, None))?;
     }

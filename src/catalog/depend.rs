@@ -234,11 +234,15 @@ fn last_in_post_data(objs: &[Obj], deps: &mut [BTreeSet<usize>]) {
         if mine == 0 || objs[i].section != Section::PostData {
             continue;
         }
-        let before = objs
+        // Not the entry's own comments and ACLs, which come after it.
+        let before: Vec<usize> = objs
             .iter()
             .enumerate()
-            .filter(|(_, o)| o.section == Section::PostData && stage(o.kind) < mine)
-            .map(|(j, _)| j);
+            .filter(|(j, o)| {
+                o.section == Section::PostData && stage(o.kind) < mine && !deps[*j].contains(&i)
+            })
+            .map(|(j, _)| j)
+            .collect();
         deps[i].extend(before);
     }
 }
