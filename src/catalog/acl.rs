@@ -3,9 +3,10 @@
 //! created (`acldefault()` or `pg_init_privs`), plus column privileges.
 //!
 //! Items are compared as whole `aclitem` strings: base items missing from the
-//! ACL are revoked, ACL items missing from the base are granted (by their
-//! grantor, through `SET SESSION AUTHORIZATION` when that is not the owner;
-//! such entries wait for the schemas' ACL entries).
+//! ACL are revoked, ACL items missing from the base are granted. A grant by
+//! a grantor other than the owner runs under `SET LOCAL SESSION
+//! AUTHORIZATION` (an entry's batch is one implicit transaction, so a failure
+//! cannot leave the session switched), after the schemas' ACL entries.
 
 use super::obj::{class, oref, Obj};
 use super::sql::{query, quote_ident, RowExt};
@@ -145,7 +146,7 @@ pub fn commands(
         let as_grantor = item.grantor != owner;
         if as_grantor {
             sql.push_str(&format!(
-                "SET SESSION AUTHORIZATION {};\n",
+                "SET LOCAL SESSION AUTHORIZATION {};\n",
                 quote_ident(&item.grantor)
             ));
         }
@@ -220,7 +221,7 @@ pub async fn read(ctx: &Ctx<'_>, objs: &mut Vec<Obj>) -> Result<()> {
     let schema_acls: Vec<ObjRef> = extra.iter().flat_map(|a| a.owns.iter().copied()).collect();
     for acl in extra
         .iter_mut()
-        .filter(|a| a.sql.contains("SET SESSION AUTHORIZATION"))
+        .filter(|a| a.sql.contains("SESSION AUTHORIZATION"))
     {
         acl.after.extend(schema_acls.iter().copied());
     }
@@ -274,7 +275,7 @@ mod tests {
         );
         assert_eq!(
             sql,
-            "SET SESSION AUTHORIZATION alice;\nGRANT UPDATE(c) ON TABLE s.t TO bob;\n\
+            "SET LOCAL SESSION AUTHORIZATION alice;\nGRANT UPDATE(c) ON TABLE s.t TO bob;\n\
              GRANT SELECT(c) ON TABLE s.t TO bob WITH GRANT OPTION;\nRESET SESSION AUTHORIZATION;\n"
         );
         assert_eq!(
