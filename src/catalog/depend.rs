@@ -246,3 +246,134 @@ fn last_in_post_data(objs: &[Obj], deps: &mut [BTreeSet<usize>]) {
         deps[i].extend(before);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::obj::oref;
+    use crate::catalog::toc::Section;
+
+    fn obj(kind: ObjectKind, section: Section, owns: &[ObjRef], after: &[ObjRef]) -> Obj {
+        let mut o = Obj::new(kind, section, format!("{kind:?}"), "--\n".into());
+        o.owns = owns.to_vec();
+        o.after = after.to_vec();
+        o
+    }
+
+    fn edge(from: ObjRef, to: ObjRef, deptype: u8) -> Edge {
+        Edge { from, to, deptype }
+    }
+
+    #[test]
+    fn internal_objects_belong_to_their_owner() {
+        let (table, rowtype, array, func) = (
+            oref(class::CLASS, 100),
+            oref(class::TYPE, 200),
+            oref(class::TYPE, 201),
+            oref(class::PROC, 300),
+        );
+        let mut objs = vec![
+            obj(ObjectKind::Function, Section::PreData, &[func], &[]),
+            obj(ObjectKind::Table, Section::PreData, &[table], &[]),
+        ];
+        let edges = [
+            edge(array, rowtype, b'i'),
+            edge(rowtype, table, b'i'),
+            edge(func, array, b'n'),
+        ];
+        let deps = resolve(&mut objs, &edges);
+        assert_eq!(deps[0], BTreeSet::from([1]));
+        assert!(deps[1].is_empty());
+    }
+
+    #[test]
+    fn entries_move_to_the_section_they_need() {
+        let (view, rule, pk, table) = (
+            oref(class::CLASS, 10),
+            oref(class::REWRITE, 11),
+            oref(class::CONSTRAINT, 12),
+            oref(class::CLASS, 13),
+        );
+        let mut objs = vec![
+            obj(ObjectKind::Table, Section::PreData, &[table], &[]),
+            obj(ObjectKind::Constraint, Section::PostData, &[pk], &[table]),
+            obj(ObjectKind::View, Section::PreData, &[view, rule], &[]),
+            obj(ObjectKind::Comment, Section::PreData, &[], &[view]),
+        ];
+        let deps = resolve(&mut objs, &[edge(rule, pk, b'n'), edge(rule, table, b'n')]);
+        assert_eq!(deps[2], BTreeSet::from([0, 1]));
+        assert_eq!(objs[2].section, Section::PostData);
+        assert_eq!(objs[3].section, Section::PostData);
+        assert_eq!(objs[0].section, Section::PreData);
+    }
+
+    #[test]
+    fn foreign_keys_wait_for_partition_index_attach() {
+        let (pk, pk_index, child_index, fk) = (
+            oref(class::CONSTRAINT, 1),
+            oref(class::CLASS, 2),
+            oref(class::CLASS, 3),
+            oref(class::CONSTRAINT, 4),
+        );
+        let mut objs = vec![
+            obj(
+                ObjectKind::Constraint,
+                Section::PostData,
+                &[pk, pk_index],
+                &[],
+            ),
+            obj(
+                ObjectKind::Constraint,
+                Section::PostData,
+                &[child_index],
+                &[],
+            ),
+            obj(
+                ObjectKind::IndexAttach,
+                Section::PostData,
+                &[],
+                &[pk_index, child_index],
+            ),
+            obj(ObjectKind::ForeignKey, Section::PostData, &[fk], &[]),
+        ];
+        let deps = resolve(&mut objs, &[edge(fk, pk_index, b'n')]);
+        assert_eq!(deps[3], BTreeSet::from([0, 2]));
+        assert_eq!(deps[2], BTreeSet::from([0, 1]));
+    }
+
+    #[test]
+    fn refreshes_follow_other_refreshes_and_grants() {
+        let (mv1, mv2, view) = (
+            oref(class::CLASS, 1),
+            oref(class::CLASS, 2),
+            oref(class::CLASS, 3),
+        );
+        let mut objs = vec![
+            obj(ObjectKind::MaterializedView, Section::PreData, &[mv1], &[]),
+            obj(ObjectKind::View, Section::PreData, &[view], &[mv1]),
+            obj(
+                ObjectKind::MaterializedView,
+                Section::PreData,
+                &[mv2],
+                &[view],
+            ),
+            obj(
+                ObjectKind::MaterializedViewData,
+                Section::PostData,
+                &[],
+                &[mv1],
+            ),
+            obj(
+                ObjectKind::MaterializedViewData,
+                Section::PostData,
+                &[],
+                &[mv2],
+            ),
+            obj(ObjectKind::Acl, Section::PostData, &[], &[view]),
+            obj(ObjectKind::DefaultAcl, Section::PostData, &[], &[]),
+        ];
+        let deps = resolve(&mut objs, &[]);
+        assert_eq!(deps[4], BTreeSet::from([2, 3, 5]));
+        assert_eq!(deps[6], BTreeSet::from([3, 4, 5]));
+    }
+}

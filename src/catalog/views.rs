@@ -1,7 +1,8 @@
 //! Views (`pg_get_viewdef`) and materialized views: created `WITH NO DATA`
 //! in pre-data, filled by a post-data `REFRESH MATERIALIZED VIEW` entry when
 //! the source's was populated. A view owns its `_RETURN` rule, so the
-//! rule's dependencies order the view.
+//! rule's dependencies order the view. Column defaults of views
+//! (`ALTER VIEW ... SET DEFAULT`) are part of the view's entry.
 
 use super::obj::{class, oref, target, AclSpec, Obj, Target};
 use super::sql::{acl_columns, owner_columns, query, with_options, RowExt};
@@ -14,7 +15,11 @@ const VIEWS: &str = "SELECT c.oid, n.nspname, c.relname, c.relkind::text AS relk
   pg_catalog.pg_get_viewdef(c.oid) AS def, COALESCE(c.reloptions, '{}') AS reloptions, c.relispopulated, \
   (SELECT pg_catalog.quote_ident(t.spcname) FROM pg_catalog.pg_tablespace t WHERE t.oid = c.reltablespace) AS tablespace, \
   (SELECT pg_catalog.quote_ident(am.amname) FROM pg_catalog.pg_am am WHERE am.oid = c.relam AND am.amname <> 'heap') AS am, \
-  (SELECT r.oid FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename = '_RETURN') AS rule \
+  (SELECT r.oid FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename = '_RETURN') AS rule, \
+  (SELECT pg_catalog.string_agg(pg_catalog.format(E'ALTER VIEW %I.%I ALTER COLUMN %I SET DEFAULT %s;\\n', \
+       n.nspname, c.relname, a.attname, pg_catalog.pg_get_expr(d.adbin, d.adrelid)), '' ORDER BY a.attnum) \
+     FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum \
+     WHERE d.adrelid = c.oid) AS defaults \
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
   WHERE c.oid = ANY($1) AND c.relkind IN ('v', 'm') ORDER BY n.nspname, c.relname";
 
@@ -58,6 +63,7 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
             "ALTER {keyword} {qname} OWNER TO {};\n",
             row.val::<String>("qowner")?
         ));
+        sql.push_str(&row.val::<Option<String>>("defaults")?.unwrap_or_default());
         let owner: String = row.val("owner")?;
         let mut obj = Obj::new(kind, Section::PreData, name.clone(), sql)
             .schema(schema.clone())
