@@ -12,6 +12,7 @@
 //! fixes the restore order.
 
 mod acl;
+mod casts;
 mod collations;
 mod comments;
 mod constraints;
@@ -25,6 +26,7 @@ mod functions;
 mod indexes;
 mod largeobjects;
 mod obj;
+mod operators;
 mod policies;
 mod publications;
 mod rules;
@@ -199,6 +201,8 @@ pub async fn read_toc(
     collations::read(&ctx, &mut objs).await?;
     types::read(&ctx, &mut objs).await?;
     functions::read(&ctx, &mut objs).await?;
+    operators::read(&ctx, &mut objs).await?;
+    casts::read(&ctx, &mut objs).await?;
     textsearch::read(&ctx, &mut objs).await?;
     let seqs = sequences::load(&ctx).await?;
     sequences::definitions(&ctx, &seqs, &mut objs);

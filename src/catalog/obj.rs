@@ -15,9 +15,11 @@ pub mod class {
     pub const PROC: u32 = 1255;
     pub const CLASS: u32 = 1259;
     pub const ATTRDEF: u32 = 2604;
+    pub const CAST: u32 = 2605;
     pub const CONSTRAINT: u32 = 2606;
     pub const LARGEOBJECT: u32 = 2613;
     pub const NAMESPACE: u32 = 2615;
+    pub const OPERATOR: u32 = 2617;
     pub const REWRITE: u32 = 2618;
     pub const TRIGGER: u32 = 2620;
     pub const EXTENSION: u32 = 3079;

@@ -30,7 +30,7 @@ fn rank(kind: ObjectKind) -> u8 {
         ForeignServer | UserMapping => 4,
         TextSearchDictionary | TextSearchConfiguration => 5,
         Function | Procedure => 4,
-        Aggregate => 5,
+        Aggregate | Operator | Cast => 5,
         Sequence => 6,
         Table => 7,
         Default => 8,

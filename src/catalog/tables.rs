@@ -29,6 +29,9 @@ const TABLES: &str = "SELECT c.oid, n.nspname, c.relname, \
   (SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', pn.nspname, pc.relname), ', ' ORDER BY i.inhseqno) \
      FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class pc ON pc.oid = i.inhparent \
      JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace WHERE i.inhrelid = c.oid) AS parents, \
+  COALESCE((SELECT pg_catalog.array_agg(i.inhparent ORDER BY i.inhseqno) FROM pg_catalog.pg_inherits i \
+     WHERE i.inhrelid = c.oid), '{}') AS parent_oids, \
+  CASE WHEN c.reloftype <> 0 THEN pg_catalog.format_type(c.reloftype, NULL) END AS oftype, \
   (SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid LIMIT 1) AS parent, \
   (SELECT pg_catalog.quote_ident(fs.srvname) FROM pg_catalog.pg_foreign_table ft \
      JOIN pg_catalog.pg_foreign_server fs ON fs.oid = ft.ftserver WHERE ft.ftrelid = c.oid) AS ftserver, \
@@ -106,6 +109,55 @@ fn column_sql(col: &Row, identity: Option<&String>, inline_default: bool) -> Res
     Ok(s)
 }
 
+/// A typed table's column: only what `CREATE TABLE ... OF type` cannot
+/// take from the type.
+fn typed_column_sql(col: &Row, inline_default: bool) -> Result<Option<String>> {
+    let mut opts = String::new();
+    if let (true, Some(expr)) = (inline_default, col.val::<Option<String>>("def")?) {
+        opts.push_str(&format!(" DEFAULT {expr}"));
+    }
+    if col.val::<bool>("attnotnull")? {
+        opts.push_str(" NOT NULL");
+    }
+    Ok((!opts.is_empty())
+        .then(|| {
+            Ok::<_, crate::error::Error>(format!(
+                "    {} WITH OPTIONS{opts}",
+                col.val::<String>("qname")?
+            ))
+        })
+        .transpose()?)
+}
+
+/// Whether `CREATE TABLE ... INHERITS` would give the child its current
+/// column order: the parents' columns first (in order, merged by name), then
+/// its own. A child attached later (`ALTER TABLE ... INHERIT`) or whose
+/// parent gained columns afterwards may differ; it is then created with
+/// all its columns and attached with `INHERIT`.
+fn inherits_keeps_order(
+    child: &[String],
+    parents: &[u32],
+    names: &HashMap<u32, Vec<String>>,
+) -> bool {
+    let mut expected: Vec<&String> = Vec::new();
+    for p in parents {
+        let Some(cols) = names.get(p) else {
+            return true;
+        };
+        for c in cols {
+            if !expected.contains(&c) {
+                expected.push(c);
+            }
+        }
+    }
+    for c in child {
+        if !expected.contains(&c) {
+            expected.push(c);
+        }
+    }
+    expected.iter().zip(child).all(|(a, b)| *a == b)
+}
+
 /// `ALTER TABLE ONLY ... ALTER COLUMN` statements for per-column settings
 /// that `CREATE TABLE` cannot express.
 fn column_settings(alter_table: &str, qtable: &str, col: &Row, emitted: bool) -> Result<String> {
@@ -166,6 +218,14 @@ pub async fn read(
     for t in &tables {
         qnames.insert(t.val::<u32>("oid")?, t.val::<String>("qname")?);
     }
+    let mut names: HashMap<u32, Vec<String>> = HashMap::new();
+    for (rel, cols) in &columns {
+        let list = cols
+            .iter()
+            .map(|c| c.val::<String>("attname"))
+            .collect::<Result<_>>()?;
+        names.insert(*rel, list);
+    }
     for t in tables {
         let oid: u32 = t.val("oid")?;
         let schema: String = t.val("nspname")?;
@@ -181,6 +241,13 @@ pub async fn read(
         let partition: bool = t.val("relispartition")?;
         let owner: String = t.val("owner")?;
         let cols = columns.remove(&oid).unwrap_or_default();
+        let parent_oids: Vec<u32> = t.val("parent_oids")?;
+        let oftype: Option<String> = t.val("oftype")?;
+        let no_names = Vec::new();
+        let late_child = !partition
+            && !inherits_keeps_order(names.get(&oid).unwrap_or(&no_names), &parent_oids, &names);
+        // Created with all its own columns and CHECK constraints.
+        let standalone = partition || late_child;
         let cons = checks.remove(&oid).unwrap_or_default();
         let mut table = Obj::new(
             ObjectKind::Table,
@@ -203,13 +270,15 @@ pub async fn read(
         let mut lines = Vec::new();
         let mut after_create = String::new();
         for col in &cols {
-            let emitted = partition || col.val::<bool>("attislocal")?;
+            let emitted = standalone || oftype.is_some() || col.val::<bool>("attislocal")?;
             let attrdef: Option<u32> = col.val("attrdef")?;
             let separate = attrdef.is_some()
                 && col.val::<String>("generated")?.is_empty()
                 && (col.val::<bool>("def_calls_function")? || !emitted);
             let attnum: i16 = col.val("attnum")?;
-            if emitted {
+            if oftype.is_some() {
+                lines.extend(typed_column_sql(col, !separate)?);
+            } else if emitted {
                 lines.push(column_sql(col, identities.get(&(oid, attnum)), !separate)?);
             }
             after_create.push_str(&column_settings(alter, &qname, col, emitted)?);
@@ -258,7 +327,7 @@ pub async fn read(
                         .after(oref(class::CLASS, oid)),
                     );
                 }
-            } else if partition || con.val::<bool>("conislocal")? {
+            } else if standalone || con.val::<bool>("conislocal")? {
                 lines.push(format!("    CONSTRAINT {cname} {def}"));
                 table = table.owns(oref(class::CONSTRAINT, con_oid), comment);
             } else {
@@ -276,8 +345,16 @@ pub async fn read(
             (false, true) => "UNLOGGED ",
             (false, false) => "",
         };
-        let mut sql = format!("CREATE {prefix}TABLE {qname} (\n{}\n)", lines.join(",\n"));
-        if !partition {
+        let of = oftype.map(|t| format!(" OF {t}")).unwrap_or_default();
+        let mut sql = if lines.is_empty() && !of.is_empty() {
+            format!("CREATE {prefix}TABLE {qname}{of}")
+        } else {
+            format!(
+                "CREATE {prefix}TABLE {qname}{of} (\n{}\n)",
+                lines.join(",\n")
+            )
+        };
+        if !standalone {
             if let Some(parents) = t.val::<Option<String>>("parents")? {
                 sql.push_str(&format!("\nINHERITS ({parents})"));
             }
@@ -302,6 +379,11 @@ pub async fn read(
             ";\n{alter} {qname} OWNER TO {};\n",
             t.val::<String>("qowner")?
         ));
+        if late_child {
+            for p in parent_oids.iter().filter_map(|p| qnames.get(p)) {
+                sql.push_str(&format!("ALTER TABLE ONLY {qname} INHERIT {p};\n"));
+            }
+        }
         sql.push_str(&after_create);
         match t.val::<String>("replident")?.as_str() {
             _ if foreign => {}

@@ -60,6 +60,8 @@ pub enum ObjectKind {
     ForeignDataWrapper,
     ForeignServer,
     UserMapping,
+    Cast,
+    Operator,
 }
 
 impl ObjectKind {
@@ -107,6 +109,8 @@ impl ObjectKind {
             ObjectKind::ForeignDataWrapper => "FOREIGN DATA WRAPPER",
             ObjectKind::ForeignServer => "SERVER",
             ObjectKind::UserMapping => "USER MAPPING",
+            ObjectKind::Cast => "CAST",
+            ObjectKind::Operator => "OPERATOR",
         }
     }
 }
