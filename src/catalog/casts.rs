@@ -1,5 +1,6 @@
 //! User-defined casts (`CREATE CAST`). A cast belongs to no schema; it is
 //! dumped when its function, or else one of its types, is in a dumped schema.
+//! Casts internal to a type (range to multirange) are left out.
 
 use super::obj::{class, oref, target, Obj};
 use super::sql::{not_extension_member, query, RowExt};
@@ -17,7 +18,10 @@ const CASTS: &str = "SELECT c.oid, pg_catalog.format_type(c.castsource, NULL) AS
      WHERE t.oid = c.castsource AND n.nspname <> 'pg_catalog'), \
     (SELECT n.nspname FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
      WHERE t.oid = c.casttarget)) AS schema \
-  FROM pg_catalog.pg_cast c WHERE c.oid >= 16384 AND {ext} ORDER BY 2, 3";
+  FROM pg_catalog.pg_cast c WHERE c.oid >= 16384 AND {ext} \
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend i \
+    WHERE i.classid = 'pg_catalog.pg_cast'::pg_catalog.regclass AND i.objid = c.oid AND i.deptype = 'i') \
+  ORDER BY 2, 3";
 
 pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
     let sql = CASTS.replace("{ext}", &not_extension_member("pg_cast", "c.oid"));

@@ -119,14 +119,11 @@ fn typed_column_sql(col: &Row, inline_default: bool) -> Result<Option<String>> {
     if col.val::<bool>("attnotnull")? {
         opts.push_str(" NOT NULL");
     }
-    Ok((!opts.is_empty())
-        .then(|| {
-            Ok::<_, crate::error::Error>(format!(
-                "    {} WITH OPTIONS{opts}",
-                col.val::<String>("qname")?
-            ))
-        })
-        .transpose()?)
+    if opts.is_empty() {
+        return Ok(None);
+    }
+    let qcol: String = col.val("qname")?;
+    Ok(Some(format!("    {qcol} WITH OPTIONS{opts}")))
 }
 
 /// Whether `CREATE TABLE ... INHERITS` would give the child its current
