@@ -141,7 +141,14 @@ pub fn identities(seqs: &[Sequence]) -> HashMap<(u32, i16), String> {
 pub fn definitions(ctx: &Ctx<'_>, seqs: &[Sequence], out: &mut Vec<Obj>) {
     for s in seqs {
         match &s.owned {
-            Some(o) if o.identity => continue,
+            Some(o) if o.identity => {
+                // Created by its table; kept (without SQL) so its comment,
+                // ACL and value have an entry to refer to.
+                let mut obj = s.obj.clone();
+                obj.sql.clear();
+                out.push(obj);
+                continue;
+            }
             Some(o) if ctx.rels.contains(&o.table) => {
                 let sql = format!(
                     "ALTER SEQUENCE {} OWNED BY {}.{};\n",
