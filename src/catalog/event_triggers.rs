@@ -2,7 +2,7 @@
 //! restore itself. Dumped only for whole-database backups.
 
 use super::obj::{class, oref, target, Obj};
-use super::sql::{not_extension_member, owner_columns, query, RowExt};
+use super::sql::{enabled_state, not_extension_member, owner_columns, query, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
 use crate::error::Result;
@@ -35,13 +35,7 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
             row.val::<String>("func")?,
             row.val::<String>("qowner")?
         ));
-        let state = match row.val::<String>("enabled")?.as_str() {
-            "D" => Some("DISABLE"),
-            "R" => Some("ENABLE REPLICA"),
-            "A" => Some("ENABLE ALWAYS"),
-            _ => None,
-        };
-        if let Some(state) = state {
+        if let Some(state) = enabled_state(&row.val::<String>("enabled")?) {
             sql.push_str(&format!("ALTER EVENT TRIGGER {qname} {state};\n"));
         }
         out.push(

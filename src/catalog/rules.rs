@@ -2,7 +2,7 @@
 //! with their enabled state.
 
 use super::obj::{class, oref, target, Obj};
-use super::sql::{owner_columns, query, RowExt};
+use super::sql::{enabled_state, owner_columns, query, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
 use crate::error::Result;
@@ -21,13 +21,7 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
         let qname: String = row.val("qname")?;
         let qtable: String = row.val("qtable")?;
         let mut sql = format!("{}\n", row.val::<String>("def")?.trim_end());
-        let state = match row.val::<String>("enabled")?.as_str() {
-            "D" => Some("DISABLE"),
-            "R" => Some("ENABLE REPLICA"),
-            "A" => Some("ENABLE ALWAYS"),
-            _ => None,
-        };
-        if let Some(state) = state {
+        if let Some(state) = enabled_state(&row.val::<String>("enabled")?) {
             sql.push_str(&format!("ALTER TABLE {qtable} {state} RULE {qname};\n"));
         }
         let name = format!(

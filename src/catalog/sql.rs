@@ -232,6 +232,17 @@ pub fn fdw_options(options_expr: &str) -> String {
     )
 }
 
+/// The `ALTER ... {state}` keyword for a trigger's, rule's or event
+/// trigger's enabled flag ('O', the default, needs none).
+pub fn enabled_state(flag: &str) -> Option<&'static str> {
+    match flag {
+        "D" => Some("DISABLE"),
+        "R" => Some("ENABLE REPLICA"),
+        "A" => Some("ENABLE ALWAYS"),
+        _ => None,
+    }
+}
+
 /// SQL condition: namespace alias `n` is a user schema (not a system,
 /// TOAST or temporary schema).
 pub fn user_schema(n: &str) -> String {

@@ -189,6 +189,149 @@ fn column_settings(alter_table: &str, qtable: &str, col: &Row, emitted: bool) ->
     Ok(s)
 }
 
+/// What every part of one table's entries needs.
+struct Rel<'a> {
+    oid: u32,
+    schema: &'a str,
+    name: &'a str,
+    qname: &'a str,
+    owner: &'a str,
+    /// `ALTER TABLE` or `ALTER FOREIGN TABLE`.
+    alter: &'static str,
+    /// Created with all its columns and CHECK constraints (a partition, or
+    /// an inheritance child whose column order `INHERITS` would change).
+    standalone: bool,
+    /// A typed table (`OF type`).
+    typed: bool,
+}
+
+impl Rel<'_> {
+    fn obj(&self, kind: ObjectKind, section: Section, name: String, sql: String) -> Obj {
+        Obj::new(kind, section, name, sql)
+            .schema(self.schema)
+            .owner(self.owner)
+            .after(oref(class::CLASS, self.oid))
+    }
+}
+
+/// The column and CHECK lines of `CREATE TABLE`, the `ALTER` statements
+/// that follow it, and the separate `Default`/`CheckConstraint` entries.
+struct Body {
+    lines: Vec<String>,
+    after_create: String,
+}
+
+fn columns_and_checks(
+    rel: &Rel<'_>,
+    cols: &[Row],
+    checks: &[Row],
+    identities: &HashMap<(u32, i16), String>,
+    table: &mut Obj,
+    out: &mut Vec<Obj>,
+) -> Result<Body> {
+    let mut body = Body {
+        lines: Vec::new(),
+        after_create: String::new(),
+    };
+    for col in cols {
+        let emitted = rel.standalone || rel.typed || col.val::<bool>("attislocal")?;
+        let attrdef: Option<u32> = col.val("attrdef")?;
+        let separate = attrdef.is_some()
+            && col.val::<String>("generated")?.is_empty()
+            && (col.val::<bool>("def_calls_function")? || !emitted);
+        let attnum: i16 = col.val("attnum")?;
+        if rel.typed {
+            body.lines.extend(typed_column_sql(col, !separate)?);
+        } else if emitted {
+            body.lines.push(column_sql(
+                col,
+                identities.get(&(rel.oid, attnum)),
+                !separate,
+            )?);
+        }
+        body.after_create
+            .push_str(&column_settings(rel.alter, rel.qname, col, emitted)?);
+        match attrdef {
+            Some(ad) if separate => {
+                let (qcol, expr): (String, String) = (col.val("qname")?, col.val("def")?);
+                let sql = format!(
+                    "{} ONLY {} ALTER COLUMN {qcol} SET DEFAULT {expr};\n",
+                    rel.alter, rel.qname
+                );
+                let name = format!("{} {}", rel.name, col.val::<String>("attname")?);
+                out.push(
+                    rel.obj(ObjectKind::Default, Section::PreData, name, sql)
+                        .owns(oref(class::ATTRDEF, ad), None),
+                );
+            }
+            Some(ad) => table.owns.push(oref(class::ATTRDEF, ad)),
+            None => {}
+        }
+    }
+    for con in checks {
+        let (cname, def, con_oid): (String, String, u32) =
+            (con.val("qname")?, con.val("def")?, con.val("oid")?);
+        let address = oref(class::CONSTRAINT, con_oid);
+        let comment = Target {
+            keyword: "CONSTRAINT",
+            name: format!("{cname} ON {}", rel.qname),
+        };
+        let local: bool = con.val("conislocal")?;
+        if !con.val::<bool>("convalidated")? {
+            // NOT VALID: added after the data, unchecked.
+            if local {
+                let sql = format!(
+                    "ALTER TABLE {}\n    ADD CONSTRAINT {cname} {def};\n",
+                    rel.qname
+                );
+                let name = format!("{} {cname}", rel.name);
+                out.push(
+                    rel.obj(ObjectKind::CheckConstraint, Section::PostData, name, sql)
+                        .owns(address, Some(comment)),
+                );
+            }
+        } else if rel.standalone || local {
+            body.lines.push(format!("    CONSTRAINT {cname} {def}"));
+            table.owns.push(address);
+            table.targets.push((address, comment));
+        } else {
+            // Inherited: created by the parent, commented here.
+            table.targets.push((address, comment));
+        }
+    }
+    Ok(body)
+}
+
+/// The data entry of a table with storage.
+fn data_entry(rel: &Rel<'_>, t: &Row, cols: &[Row]) -> Result<Obj> {
+    let mut columns = Vec::new();
+    for col in cols {
+        if col.val::<String>("generated")?.is_empty() {
+            columns.push(col.val::<String>("attname")?);
+        }
+    }
+    let bytes = u64::try_from(t.val::<i64>("bytes")?).unwrap_or(0);
+    let block = u64::try_from(t.val::<i64>("block_size")?)
+        .unwrap_or(8192)
+        .max(1);
+    let data = TableData {
+        schema: rel.schema.to_string(),
+        name: rel.name.to_string(),
+        columns,
+        est_bytes: bytes,
+        pages: bytes / block,
+        splittable: true,
+    };
+    Ok(rel
+        .obj(
+            ObjectKind::TableData,
+            Section::Data,
+            rel.name.to_string(),
+            String::new(),
+        )
+        .data(data))
+}
+
 pub async fn read(
     ctx: &Ctx<'_>,
     identities: &HashMap<(u32, i16), String>,
@@ -224,28 +367,38 @@ pub async fn read(
         names.insert(*rel, list);
     }
     for t in tables {
-        let oid: u32 = t.val("oid")?;
-        let schema: String = t.val("nspname")?;
-        let name: String = t.val("relname")?;
-        let qname: String = t.val("qname")?;
+        let (oid, schema, name, qname, owner): (u32, String, String, String, String) = (
+            t.val("oid")?,
+            t.val("nspname")?,
+            t.val("relname")?,
+            t.val("qname")?,
+            t.val("owner")?,
+        );
         let relkind: String = t.val("relkind")?;
         let foreign = relkind == "f";
-        let (keyword, alter) = if foreign {
-            ("FOREIGN TABLE", "ALTER FOREIGN TABLE")
+        let keyword = if foreign { "FOREIGN TABLE" } else { "TABLE" };
+        let alter = if foreign {
+            "ALTER FOREIGN TABLE"
         } else {
-            ("TABLE", "ALTER TABLE")
+            "ALTER TABLE"
         };
         let partition: bool = t.val("relispartition")?;
-        let owner: String = t.val("owner")?;
-        let cols = columns.remove(&oid).unwrap_or_default();
         let parent_oids: Vec<u32> = t.val("parent_oids")?;
         let oftype: Option<String> = t.val("oftype")?;
-        let no_names = Vec::new();
-        let late_child = !partition
-            && !inherits_keeps_order(names.get(&oid).unwrap_or(&no_names), &parent_oids, &names);
-        // Created with all its own columns and CHECK constraints.
+        let cols = columns.remove(&oid).unwrap_or_default();
+        let own_names = names.get(&oid).map(Vec::as_slice).unwrap_or_default();
+        let late_child = !partition && !inherits_keeps_order(own_names, &parent_oids, &names);
         let standalone = partition || late_child;
-        let cons = checks.remove(&oid).unwrap_or_default();
+        let rel = Rel {
+            oid,
+            schema: &schema,
+            name: &name,
+            qname: &qname,
+            owner: &owner,
+            alter,
+            standalone,
+            typed: oftype.is_some(),
+        };
         let mut table = Obj::new(
             ObjectKind::Table,
             Section::PreData,
@@ -264,91 +417,21 @@ pub async fn read(
             acl: t.val("acl")?,
             base: t.val("acl_base")?,
         });
-        let mut lines = Vec::new();
-        let mut after_create = String::new();
-        for col in &cols {
-            let emitted = standalone || oftype.is_some() || col.val::<bool>("attislocal")?;
-            let attrdef: Option<u32> = col.val("attrdef")?;
-            let separate = attrdef.is_some()
-                && col.val::<String>("generated")?.is_empty()
-                && (col.val::<bool>("def_calls_function")? || !emitted);
-            let attnum: i16 = col.val("attnum")?;
-            if oftype.is_some() {
-                lines.extend(typed_column_sql(col, !separate)?);
-            } else if emitted {
-                lines.push(column_sql(col, identities.get(&(oid, attnum)), !separate)?);
-            }
-            after_create.push_str(&column_settings(alter, &qname, col, emitted)?);
-            match attrdef {
-                Some(ad) if separate => {
-                    let qcol: String = col.val("qname")?;
-                    let expr: String = col.val("def")?;
-                    let sql = format!(
-                        "ALTER TABLE ONLY {qname} ALTER COLUMN {qcol} SET DEFAULT {expr};\n"
-                    );
-                    out.push(
-                        Obj::new(
-                            ObjectKind::Default,
-                            Section::PreData,
-                            format!("{name} {}", col.val::<String>("attname")?),
-                            sql,
-                        )
-                        .schema(schema.clone())
-                        .owner(owner.clone())
-                        .owns(oref(class::ATTRDEF, ad), None)
-                        .after(oref(class::CLASS, oid)),
-                    );
-                }
-                Some(ad) => table = table.owns(oref(class::ATTRDEF, ad), None),
-                None => {}
-            }
-        }
-        for con in &cons {
-            let cname: String = con.val("qname")?;
-            let def: String = con.val("def")?;
-            let con_oid: u32 = con.val("oid")?;
-            let comment = target("CONSTRAINT", format!("{cname} ON {qname}"));
-            if !con.val::<bool>("convalidated")? {
-                if con.val::<bool>("conislocal")? {
-                    let sql = format!("ALTER TABLE {qname}\n    ADD CONSTRAINT {cname} {def};\n");
-                    out.push(
-                        Obj::new(
-                            ObjectKind::CheckConstraint,
-                            Section::PostData,
-                            format!("{name} {cname}"),
-                            sql,
-                        )
-                        .schema(schema.clone())
-                        .owner(owner.clone())
-                        .owns(oref(class::CONSTRAINT, con_oid), comment)
-                        .after(oref(class::CLASS, oid)),
-                    );
-                }
-            } else if standalone || con.val::<bool>("conislocal")? {
-                lines.push(format!("    CONSTRAINT {cname} {def}"));
-                table = table.owns(oref(class::CONSTRAINT, con_oid), comment);
-            } else {
-                table.targets.push((
-                    oref(class::CONSTRAINT, con_oid),
-                    Target {
-                        keyword: "CONSTRAINT",
-                        name: format!("{cname} ON {qname}"),
-                    },
-                ));
-            }
-        }
+        let cons = checks.remove(&oid).unwrap_or_default();
+        let body = columns_and_checks(&rel, &cols, &cons, identities, &mut table, out)?;
+
         let prefix = match (foreign, t.val::<bool>("unlogged")?) {
             (true, _) => "FOREIGN ",
             (false, true) => "UNLOGGED ",
             (false, false) => "",
         };
         let of = oftype.map(|t| format!(" OF {t}")).unwrap_or_default();
-        let mut sql = if lines.is_empty() && !of.is_empty() {
+        let mut sql = if body.lines.is_empty() && !of.is_empty() {
             format!("CREATE {prefix}TABLE {qname}{of}")
         } else {
             format!(
                 "CREATE {prefix}TABLE {qname}{of} (\n{}\n)",
-                lines.join(",\n")
+                body.lines.join(",\n")
             )
         };
         if !standalone {
@@ -381,7 +464,7 @@ pub async fn read(
                 sql.push_str(&format!("ALTER TABLE ONLY {qname} INHERIT {p};\n"));
             }
         }
-        sql.push_str(&after_create);
+        sql.push_str(&body.after_create);
         match t.val::<String>("replident")?.as_str() {
             _ if foreign => {}
             "f" => sql.push_str(&format!(
@@ -401,44 +484,17 @@ pub async fn read(
             let qparent = qnames.get(&parent).cloned().unwrap_or_default();
             let sql = format!("ALTER TABLE ONLY {qparent} ATTACH PARTITION {qname} {bound};\n");
             out.push(
-                Obj::new(
+                rel.obj(
                     ObjectKind::PartitionAttach,
                     Section::PreData,
                     name.clone(),
                     sql,
                 )
-                .schema(schema.clone())
-                .owner(owner.clone())
-                .after(oref(class::CLASS, parent))
-                .after(oref(class::CLASS, oid)),
+                .after(oref(class::CLASS, parent)),
             );
         }
         if relkind == "r" {
-            let mut names = Vec::new();
-            for col in &cols {
-                if col.val::<String>("generated")?.is_empty() {
-                    names.push(col.val::<String>("attname")?);
-                }
-            }
-            let bytes = u64::try_from(t.val::<i64>("bytes")?).unwrap_or(0);
-            let block = u64::try_from(t.val::<i64>("block_size")?)
-                .unwrap_or(8192)
-                .max(1);
-            let data = TableData {
-                schema: schema.clone(),
-                name: name.clone(),
-                columns: names,
-                est_bytes: bytes,
-                pages: bytes / block,
-                splittable: true,
-            };
-            out.push(
-                Obj::new(ObjectKind::TableData, Section::Data, name, String::new())
-                    .schema(schema)
-                    .owner(owner)
-                    .after(oref(class::CLASS, oid))
-                    .data(data),
-            );
+            out.push(data_entry(&rel, &t, &cols)?);
         }
     }
     Ok(())
