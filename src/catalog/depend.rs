@@ -20,7 +20,11 @@
 //! 5. A foreign key that references a partitioned table waits for every
 //!    `ATTACH PARTITION` of the referenced index (at any depth): the index
 //!    on `ONLY parent` is invalid, and unusable, until all are attached.
-//! 6. Default privileges and then event triggers wait for every other
+//! 6. A relation's ACL entry waits for the other post-data entries on that
+//!    relation (indexes, constraints, triggers, policies, foreign keys that
+//!    reference it): `GRANT` takes no lock on the relation and fails with
+//!    "tuple concurrently updated" when DDL rewrites the same `pg_class` row.
+//! 7. Default privileges and then event triggers wait for every other
 //!    post-data entry: the former would change the privileges of objects
 //!    created after them (views moved to post-data), the latter would fire
 //!    on the restore's own DDL.
@@ -116,6 +120,7 @@ pub fn resolve(objs: &mut [Obj], edges: &[Edge]) -> Vec<BTreeSet<usize>> {
     promote_sections(objs, &deps);
     chain_refreshes(objs, &owner, &mut deps);
     wait_for_index_attach(objs, &owner, &mut deps);
+    grants_after_relation_ddl(objs, &mut deps);
     last_in_post_data(objs, &mut deps);
     deps
 }
@@ -375,5 +380,48 @@ mod tests {
         let deps = resolve(&mut objs, &[]);
         assert_eq!(deps[4], BTreeSet::from([2, 3, 5]));
         assert_eq!(deps[6], BTreeSet::from([3, 4, 5]));
+    }
+}
+
+fn grants_after_relation_ddl(objs: &[Obj], deps: &mut [BTreeSet<usize>]) {
+    let relation = |k: ObjectKind| {
+        matches!(
+            k,
+            ObjectKind::Table
+                | ObjectKind::View
+                | ObjectKind::MaterializedView
+                | ObjectKind::Sequence
+        )
+    };
+    let ddl = |k: ObjectKind| {
+        !matches!(
+            k,
+            ObjectKind::Acl
+                | ObjectKind::Comment
+                | ObjectKind::MaterializedViewData
+                | ObjectKind::DefaultAcl
+                | ObjectKind::EventTrigger
+        )
+    };
+    let mut touching: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, o) in objs.iter().enumerate() {
+        if o.section == Section::PostData && ddl(o.kind) {
+            for &d in deps[i].iter().filter(|&&d| relation(objs[d].kind)) {
+                touching.entry(d).or_default().push(i);
+            }
+        }
+    }
+    for i in 0..objs.len() {
+        if objs[i].kind != ObjectKind::Acl {
+            continue;
+        }
+        let targets: Vec<usize> = deps[i]
+            .iter()
+            .copied()
+            .filter(|&d| relation(objs[d].kind))
+            .collect();
+        for t in targets {
+            deps[i].extend(touching.get(&t).into_iter().flatten().copied());
+        }
     }
 }
