@@ -8,23 +8,12 @@ mod tls;
 
 pub use connect::{connect, CancelHandle, Conn};
 
-/// Quotes an identifier the way `quote_ident` does, always.
-pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
+/// Identifier and literal quoting: one implementation, shared with the catalog.
+pub use crate::catalog::sql::{quote_ident, quote_literal};
 
-/// `schema.name`, both quoted.
+/// `schema.name`, each part quoted when needed.
 pub fn qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(name))
-}
-
-/// Quotes a string literal (standard_conforming_strings on).
-pub fn quote_literal(s: &str) -> String {
-    if s.contains('\\') {
-        format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
-    } else {
-        format!("'{}'", s.replace('\'', "''"))
-    }
 }
 
 #[cfg(test)]
@@ -34,8 +23,8 @@ mod tests {
     #[test]
     fn quoting() {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-        assert_eq!(qualified("public", "T"), "\"public\".\"T\"");
+        assert_eq!(qualified("public", "T"), "public.\"T\"");
+        assert_eq!(qualified("s", "select"), "s.\"select\"");
         assert_eq!(quote_literal("it's"), "'it''s'");
-        assert_eq!(quote_literal("a\\b"), "E'a\\\\b'");
     }
 }
