@@ -2,7 +2,7 @@
 //! dumped when its function, or else one of its types, is in a dumped schema.
 //! Casts internal to a type (range to multirange) are left out.
 
-use super::obj::{class, oref, target, Obj};
+use super::obj::{class, Obj};
 use super::sql::{not_extension_member, query, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
@@ -53,8 +53,12 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
         };
         let sql = format!("CREATE CAST {name} {how}{context};\n");
         out.push(
-            Obj::new(ObjectKind::Cast, Section::PreData, name.clone(), sql)
-                .owns(oref(class::CAST, row.val("oid")?), target("CAST", name)),
+            Obj::new(ObjectKind::Cast, Section::PreData, name.clone(), sql).creates(
+                class::CAST,
+                row.val("oid")?,
+                "CAST",
+                name,
+            ),
         );
     }
     Ok(())

@@ -2,26 +2,23 @@
 //! and 16, `colllocale` from 17) are read through `to_jsonb` so one query
 //! serves every server version.
 
-use super::obj::{class, oref, target, Obj};
-use super::sql::{not_extension_member, owner_columns, query, quote_literal, user_schema, RowExt};
-use super::toc::{ObjectKind, Section};
+use super::obj::{class, Obj};
+use super::sql::{fill_query, query, quote_literal, RowExt};
+use super::toc::ObjectKind;
 use super::Ctx;
 use crate::error::Result;
 
-pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
-    let sql = format!(
-        "SELECT c.oid, n.nspname, c.collname, \
+const COLLATIONS: &str = "SELECT c.oid, n.nspname, c.collname AS name, \
          pg_catalog.format('%I.%I', n.nspname, c.collname) AS qname, {owner}, \
          c.collprovider::text AS provider, c.collisdeterministic AS deterministic, \
          j->>'collcollate' AS collate, j->>'collctype' AS ctype, \
          COALESCE(j->>'colllocale', j->>'colliculocale') AS locale, j->>'collicurules' AS rules \
          FROM pg_catalog.pg_collation c JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace, \
          LATERAL pg_catalog.to_jsonb(c) j \
-         WHERE {user} AND {ext} ORDER BY n.nspname, c.collname",
-        owner = owner_columns("c.collowner"),
-        user = user_schema("n"),
-        ext = not_extension_member("pg_collation", "c.oid"),
-    );
+         WHERE {user} AND {ext} ORDER BY n.nspname, c.collname";
+
+pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
+    let sql = fill_query(COLLATIONS, "c.collowner", "pg_collation", "c.oid");
     for row in query(ctx.client, "collations", &sql, &[]).await? {
         let schema: String = row.val("nspname")?;
         if !ctx.filter.schema_objects(&schema) {
@@ -59,20 +56,12 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
             "CREATE COLLATION {qname} ({});\nALTER COLLATION {qname} OWNER TO {qowner};\n",
             opts.join(", ")
         );
-        out.push(
-            Obj::new(
-                ObjectKind::Collation,
-                Section::PreData,
-                row.val::<String>("collname")?,
-                sql,
-            )
-            .schema(schema)
-            .owner(row.val::<String>("owner")?)
-            .owns(
-                oref(class::COLLATION, row.val("oid")?),
-                target("COLLATION", qname),
-            ),
-        );
+        out.push(Obj::in_schema(ObjectKind::Collation, &row, sql)?.creates(
+            class::COLLATION,
+            row.val("oid")?,
+            "COLLATION",
+            qname,
+        ));
     }
     Ok(())
 }

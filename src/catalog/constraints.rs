@@ -4,7 +4,7 @@
 //! parent's constraint is added. CHECK constraints live in `tables.rs`.
 
 use super::indexes::index_settings;
-use super::obj::{class, oref, target, Obj};
+use super::obj::{class, oref, Obj};
 use super::sql::{owner_columns, query, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
@@ -50,9 +50,11 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
         let mut obj = Obj::new(kind, Section::PostData, name, String::new())
             .schema(row.val::<String>("nspname")?)
             .owner(row.val::<String>("owner")?)
-            .owns(
-                oref(class::CONSTRAINT, row.val("oid")?),
-                target("CONSTRAINT", format!("{qname} ON {qtable}")),
+            .creates(
+                class::CONSTRAINT,
+                row.val("oid")?,
+                "CONSTRAINT",
+                format!("{qname} ON {qtable}"),
             )
             .after(oref(class::CLASS, row.val("conrelid")?));
         if !foreign {
@@ -66,10 +68,7 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
                     row.val("indisclustered")?,
                     row.val("indisreplident")?,
                 ));
-                obj = obj.owns(
-                    oref(class::CLASS, row.val("conindid")?),
-                    target("INDEX", qindex),
-                );
+                obj = obj.creates(class::CLASS, row.val("conindid")?, "INDEX", qindex);
             }
         }
         obj.sql = sql;

@@ -1,7 +1,7 @@
 //! Event triggers: last in post-data, so they do not fire during the
 //! restore itself. Dumped only for whole-database backups.
 
-use super::obj::{class, oref, target, Obj};
+use super::obj::{class, Obj};
 use super::sql::{enabled_state, not_extension_member, owner_columns, query, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
@@ -46,9 +46,11 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
                 sql,
             )
             .owner(row.val::<String>("owner")?)
-            .owns(
-                oref(class::EVENT_TRIGGER, row.val("oid")?),
-                target("EVENT TRIGGER", qname),
+            .creates(
+                class::EVENT_TRIGGER,
+                row.val("oid")?,
+                "EVENT TRIGGER",
+                qname,
             ),
         );
     }

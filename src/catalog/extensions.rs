@@ -4,7 +4,7 @@
 //! their initial ones (`pg_init_privs`) become `ACL` entries, as in pg_dump.
 
 use super::acl::commands;
-use super::obj::{class, oref, target, Obj};
+use super::obj::{class, oref, Obj};
 use super::sql::{acl_columns, query, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
@@ -97,9 +97,11 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
         let qschema: String = row.val("qschema")?;
         let sql = format!("CREATE EXTENSION IF NOT EXISTS {qname} WITH SCHEMA {qschema};\n");
         out.push(
-            Obj::new(ObjectKind::Extension, Section::PreData, name, sql).owns(
-                oref(class::EXTENSION, row.val("oid")?),
-                target("EXTENSION", qname),
+            Obj::new(ObjectKind::Extension, Section::PreData, name, sql).creates(
+                class::EXTENSION,
+                row.val("oid")?,
+                "EXTENSION",
+                qname,
             ),
         );
     }

@@ -2,7 +2,7 @@
 //! created by an extension), servers and user mappings. Foreign tables are
 //! in `tables.rs`. Dumped only for whole-database backups.
 
-use super::obj::{class, oref, target, AclSpec, Obj, Target};
+use super::obj::{class, oref, Obj};
 use super::sql::{acl_columns, fdw_options, not_extension_member, owner_columns, query, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
@@ -51,19 +51,13 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
                 sql,
             )
             .owner(owner.clone())
-            .owns(
-                oref(class::FOREIGN_DATA_WRAPPER, row.val("oid")?),
-                target("FOREIGN DATA WRAPPER", qname.clone()),
+            .creates(
+                class::FOREIGN_DATA_WRAPPER,
+                row.val("oid")?,
+                "FOREIGN DATA WRAPPER",
+                qname.clone(),
             )
-            .acl(AclSpec {
-                target: Target {
-                    keyword: "FOREIGN DATA WRAPPER",
-                    name: qname,
-                },
-                owner,
-                acl: row.val("acl")?,
-                base: row.val("acl_base")?,
-            }),
+            .grants(&row, "FOREIGN DATA WRAPPER", qname)?,
         );
     }
     let sql = format!(
@@ -103,19 +97,13 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
                 sql,
             )
             .owner(owner.clone())
-            .owns(
-                oref(class::FOREIGN_SERVER, row.val("oid")?),
-                target("SERVER", qname.clone()),
+            .creates(
+                class::FOREIGN_SERVER,
+                row.val("oid")?,
+                "SERVER",
+                qname.clone(),
             )
-            .acl(AclSpec {
-                target: Target {
-                    keyword: "FOREIGN SERVER",
-                    name: qname,
-                },
-                owner,
-                acl: row.val("acl")?,
-                base: row.val("acl_base")?,
-            }),
+            .grants(&row, "FOREIGN SERVER", qname)?,
         );
     }
     let sql = format!(

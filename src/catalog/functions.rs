@@ -2,7 +2,7 @@
 //! `pg_get_functiondef`; aggregates are rebuilt from `pg_aggregate`.
 //! Functions internal to another object (range constructors) are left out.
 
-use super::obj::{class, oref, target, AclSpec, Obj, Target};
+use super::obj::{class, Obj};
 use super::sql::{
     acl_columns, not_extension_member, owner_columns, query, quote_literal, user_schema, RowExt,
 };
@@ -155,19 +155,8 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
             Obj::new(kind, Section::PreData, name, sql)
                 .schema(schema)
                 .owner(owner.clone())
-                .owns(
-                    oref(class::PROC, row.val("oid")?),
-                    target(keyword, signature.clone()),
-                )
-                .acl(AclSpec {
-                    target: Target {
-                        keyword: grant_keyword,
-                        name: signature,
-                    },
-                    owner,
-                    acl: row.val("acl")?,
-                    base: row.val("acl_base")?,
-                }),
+                .creates(class::PROC, row.val("oid")?, keyword, signature.clone())
+                .grants(&row, grant_keyword, signature)?,
         );
     }
     Ok(())

@@ -3,7 +3,7 @@
 //! PARTITION` entries that link partition indexes (constraint-backed or not)
 //! to the index of their partitioned parent.
 
-use super::obj::{class, oref, target, Obj};
+use super::obj::{class, oref, Obj};
 use super::sql::{owner_columns, query, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
@@ -65,7 +65,7 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
                 Obj::new(ObjectKind::Index, Section::PostData, name.clone(), sql)
                     .schema(schema.clone())
                     .owner(owner.clone())
-                    .owns(oref(class::CLASS, oid), target("INDEX", qname.clone()))
+                    .creates(class::CLASS, oid, "INDEX", qname.clone())
                     .after(oref(class::CLASS, row.val("indrelid")?)),
             );
         }

@@ -2,7 +2,7 @@
 //! comment in its own SQL), and one data entry for all their contents, which
 //! the backup dumps as `COPY (SELECT oid, lo_get(oid) ...)`.
 
-use super::obj::{class, oref, target, AclSpec, Obj, Target};
+use super::obj::{class, oref, Obj};
 use super::sql::{acl_columns, owner_columns, query, RowExt};
 use super::toc::{ObjectKind, Section, TableData};
 use super::Ctx;
@@ -41,19 +41,8 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
             sql,
         )
         .owner(owner.clone())
-        .owns(
-            oref(class::LARGEOBJECT, oid),
-            target("LARGE OBJECT", oid.to_string()),
-        )
-        .acl(AclSpec {
-            target: Target {
-                keyword: "LARGE OBJECT",
-                name: oid.to_string(),
-            },
-            owner,
-            acl: row.val("acl")?,
-            base: row.val("acl_base")?,
-        });
+        .creates(class::LARGEOBJECT, oid, "LARGE OBJECT", oid.to_string())
+        .grants(&row, "LARGE OBJECT", oid.to_string())?;
         lo.inline_extras = true;
         out.push(lo);
         data.after.push(oref(class::LARGEOBJECT, oid));

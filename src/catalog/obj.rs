@@ -6,7 +6,10 @@
 //! be turned into edges between entries (see `depend.rs`), and the addresses
 //! it must come after that `pg_depend` does not record (`after`).
 
+use super::sql::RowExt;
 use super::toc::{ObjRef, ObjectKind, Section, TableData};
+use crate::error::Result;
+use tokio_postgres::Row;
 
 /// Fixed OIDs of the system catalogs used as `classid` in [`ObjRef`].
 pub mod class {
@@ -100,6 +103,16 @@ impl Obj {
         }
     }
 
+    /// A pre-data object in a schema from a catalog row with the columns
+    /// `name`, `nspname` and `owner` (see [`owner_columns`](super::sql::owner_columns)).
+    pub fn in_schema(kind: ObjectKind, row: &Row, sql: String) -> Result<Obj> {
+        Ok(
+            Obj::new(kind, Section::PreData, row.val::<String>("name")?, sql)
+                .schema(row.val::<String>("nspname")?)
+                .owner(row.val::<String>("owner")?),
+        )
+    }
+
     pub fn schema(mut self, schema: impl Into<String>) -> Obj {
         self.schema = Some(schema.into());
         self
@@ -119,14 +132,42 @@ impl Obj {
         self
     }
 
+    /// Adds the catalog address `(classid, oid)` this entry creates, with the
+    /// comment name `keyword name`.
+    pub fn creates(
+        self,
+        classid: u32,
+        oid: u32,
+        keyword: &'static str,
+        name: impl Into<String>,
+    ) -> Obj {
+        self.owns(oref(classid, oid), target(keyword, name))
+    }
+
     pub fn after(mut self, r: ObjRef) -> Obj {
         self.after.push(r);
         self
     }
 
-    pub fn acl(mut self, acl: AclSpec) -> Obj {
-        self.acl = Some(acl);
-        self
+    /// The privileges from the `acl` and `acl_base` columns of `row` (see
+    /// [`acl_columns`](super::sql::acl_columns)), granted `ON keyword name`;
+    /// set the owner first.
+    pub fn grants(
+        mut self,
+        row: &Row,
+        keyword: &'static str,
+        name: impl Into<String>,
+    ) -> Result<Obj> {
+        self.acl = Some(AclSpec {
+            target: Target {
+                keyword,
+                name: name.into(),
+            },
+            owner: self.owner.clone().unwrap_or_default(),
+            acl: row.val("acl")?,
+            base: row.val("acl_base")?,
+        });
+        Ok(self)
     }
 
     pub fn data(mut self, data: TableData) -> Obj {

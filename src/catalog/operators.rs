@@ -2,9 +2,9 @@
 //! commutator or negator that does not exist yet creates a shell that the
 //! later definition fills, so operators need no order among themselves.
 
-use super::obj::{class, oref, target, Obj};
-use super::sql::{not_extension_member, owner_columns, query, user_schema, RowExt};
-use super::toc::{ObjectKind, Section};
+use super::obj::{class, Obj};
+use super::sql::{fill_query, query, RowExt};
+use super::toc::ObjectKind;
 use super::Ctx;
 use crate::error::Result;
 
@@ -24,10 +24,7 @@ const OPERATORS: &str = "SELECT o.oid, n.nspname, o.oprname::text AS name, \
   WHERE {user} AND {ext} AND o.oprcode <> 0 ORDER BY n.nspname, o.oprname, o.oid";
 
 pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
-    let sql = OPERATORS
-        .replace("{owner}", &owner_columns("o.oprowner"))
-        .replace("{user}", &user_schema("n"))
-        .replace("{ext}", &not_extension_member("pg_operator", "o.oid"));
+    let sql = fill_query(OPERATORS, "o.oprowner", "pg_operator", "o.oid");
     for row in query(ctx.client, "operators", &sql, &[]).await? {
         let schema: String = row.val("nspname")?;
         if !ctx.filter.schema_objects(&schema) {
@@ -66,20 +63,12 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
             opts.join(",\n    "),
             row.val::<String>("qowner")?
         );
-        out.push(
-            Obj::new(
-                ObjectKind::Operator,
-                Section::PreData,
-                row.val::<String>("name")?,
-                sql,
-            )
-            .schema(schema)
-            .owner(row.val::<String>("owner")?)
-            .owns(
-                oref(class::OPERATOR, row.val("oid")?),
-                target("OPERATOR", signature),
-            ),
-        );
+        out.push(Obj::in_schema(ObjectKind::Operator, &row, sql)?.creates(
+            class::OPERATOR,
+            row.val("oid")?,
+            "OPERATOR",
+            signature,
+        ));
     }
     Ok(())
 }

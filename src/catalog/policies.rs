@@ -1,7 +1,7 @@
 //! Row-level security: `ENABLE`/`FORCE ROW LEVEL SECURITY` per table and
 //! `CREATE POLICY` entries, all post-data.
 
-use super::obj::{class, oref, target, Obj};
+use super::obj::{class, oref, Obj};
 use super::sql::{owner_columns, query, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
@@ -85,9 +85,11 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
             Obj::new(ObjectKind::Policy, Section::PostData, name, sql)
                 .schema(row.val::<String>("nspname")?)
                 .owner(row.val::<String>("owner")?)
-                .owns(
-                    oref(class::POLICY, row.val("oid")?),
-                    target("POLICY", format!("{qname} ON {qtable}")),
+                .creates(
+                    class::POLICY,
+                    row.val("oid")?,
+                    "POLICY",
+                    format!("{qname} ON {qtable}"),
                 )
                 .after(oref(class::CLASS, row.val("polrelid")?)),
         );

@@ -2,7 +2,7 @@
 //! of the backup (with column lists and row filters on 15+) and schemas.
 //! Dumped only for whole-database backups.
 
-use super::obj::{class, oref, target, Obj};
+use super::obj::{class, oref, Obj};
 use super::sql::{owner_columns, query, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
@@ -50,10 +50,7 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
                 sql,
             )
             .owner(row.val::<String>("owner")?)
-            .owns(
-                oref(class::PUBLICATION, row.val("oid")?),
-                target("PUBLICATION", qname),
-            ),
+            .creates(class::PUBLICATION, row.val("oid")?, "PUBLICATION", qname),
         );
     }
     // Column lists, row filters and schema members exist from PostgreSQL 15.

@@ -1,7 +1,7 @@
 //! Rewrite rules other than views' `_RETURN` rules (`pg_get_ruledef`),
 //! with their enabled state.
 
-use super::obj::{class, oref, target, Obj};
+use super::obj::{class, oref, Obj};
 use super::sql::{enabled_state, owner_columns, query, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
@@ -33,9 +33,11 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
             Obj::new(ObjectKind::Rule, Section::PostData, name, sql)
                 .schema(row.val::<String>("nspname")?)
                 .owner(row.val::<String>("owner")?)
-                .owns(
-                    oref(class::REWRITE, row.val("oid")?),
-                    target("RULE", format!("{qname} ON {qtable}")),
+                .creates(
+                    class::REWRITE,
+                    row.val("oid")?,
+                    "RULE",
+                    format!("{qname} ON {qtable}"),
                 )
                 .after(oref(class::CLASS, row.val("ev_class")?)),
         );

@@ -2,7 +2,7 @@
 //! owner different from the initial one is emitted (its comment and ACL are
 //! compared with their initial values like for any object).
 
-use super::obj::{class, oref, target, AclSpec, Obj, Target};
+use super::obj::{class, Obj};
 use super::sql::{acl_columns, not_extension_member, owner_columns, query, user_schema, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
@@ -52,19 +52,8 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
         };
         let obj = Obj::new(ObjectKind::Schema, Section::PreData, name.clone(), sql)
             .owner(owner.clone())
-            .owns(
-                oref(class::NAMESPACE, row.val("oid")?),
-                target("SCHEMA", qname.clone()),
-            )
-            .acl(AclSpec {
-                target: Target {
-                    keyword: "SCHEMA",
-                    name: qname,
-                },
-                owner,
-                acl: row.val("acl")?,
-                base: row.val("acl_base")?,
-            });
+            .creates(class::NAMESPACE, row.val("oid")?, "SCHEMA", qname.clone())
+            .grants(&row, "SCHEMA", qname)?;
         out.push(obj);
     }
     Ok(())

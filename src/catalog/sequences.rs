@@ -2,7 +2,7 @@
 //! links, identity-column options for `tables.rs`, and the current values as
 //! data-section `SequenceSet` entries read inside the backup snapshot.
 
-use super::obj::{class, oref, target, AclSpec, Obj, Target};
+use super::obj::{class, oref, Obj};
 use super::sql::{acl_columns, owner_columns, query, quote_literal, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
@@ -103,16 +103,8 @@ pub async fn load(ctx: &Ctx<'_>) -> Result<Vec<Sequence>> {
         let obj = Obj::new(ObjectKind::Sequence, Section::PreData, name.clone(), sql)
             .schema(schema.clone())
             .owner(owner.clone())
-            .owns(oref(class::CLASS, oid), target("SEQUENCE", qname.clone()))
-            .acl(AclSpec {
-                target: Target {
-                    keyword: "SEQUENCE",
-                    name: qname.clone(),
-                },
-                owner,
-                acl: row.val("acl")?,
-                base: row.val("acl_base")?,
-            });
+            .creates(class::CLASS, oid, "SEQUENCE", qname.clone())
+            .grants(&row, "SEQUENCE", qname.clone())?;
         seqs.push(Sequence {
             oid,
             schema,

@@ -262,6 +262,16 @@ pub fn not_extension_member(catalog: &str, oid_expr: &str) -> String {
     )
 }
 
+/// Fills a query template's `{owner}` (the owner columns of
+/// `role_oid_expr`), `{user}` (namespace alias `n` is a user schema) and
+/// `{ext}` (object `oid_expr` of `catalog` is no extension member).
+pub fn fill_query(template: &str, role_oid_expr: &str, catalog: &str, oid_expr: &str) -> String {
+    template
+        .replace("{owner}", &owner_columns(role_oid_expr))
+        .replace("{user}", &user_schema("n"))
+        .replace("{ext}", &not_extension_member(catalog, oid_expr))
+}
+
 /// SQL select-list fragment: `owner` (role name) and `qowner` (quoted).
 pub fn owner_columns(role_oid_expr: &str) -> String {
     format!(

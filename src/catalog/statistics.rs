@@ -1,7 +1,7 @@
 //! Extended statistics objects (`CREATE STATISTICS`), post-data, with their
 //! statistics target.
 
-use super::obj::{class, oref, target, Obj};
+use super::obj::{class, oref, Obj};
 use super::sql::{not_extension_member, owner_columns, query, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
@@ -37,10 +37,7 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
             )
             .schema(row.val::<String>("nspname")?)
             .owner(row.val::<String>("owner")?)
-            .owns(
-                oref(class::STATISTIC_EXT, row.val("oid")?),
-                target("STATISTICS", qname),
-            )
+            .creates(class::STATISTIC_EXT, row.val("oid")?, "STATISTICS", qname)
             .after(oref(class::CLASS, row.val("stxrelid")?)),
         );
     }

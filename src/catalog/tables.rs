@@ -7,7 +7,7 @@
 //! A column default that calls a user function becomes its own `Default`
 //! entry, so a function that uses the table's row type cannot form a cycle.
 
-use super::obj::{class, oref, target, AclSpec, Obj, Target};
+use super::obj::{class, oref, Obj, Target};
 use super::sql::{acl_columns, fdw_options, owner_columns, query, with_options, RowExt};
 use super::toc::{ObjectKind, Section, TableData};
 use super::Ctx;
@@ -407,16 +407,8 @@ pub async fn read(
         )
         .schema(schema.clone())
         .owner(owner.clone())
-        .owns(oref(class::CLASS, oid), target(keyword, qname.clone()))
-        .acl(AclSpec {
-            target: Target {
-                keyword: "TABLE",
-                name: qname.clone(),
-            },
-            owner: owner.clone(),
-            acl: t.val("acl")?,
-            base: t.val("acl_base")?,
-        });
+        .creates(class::CLASS, oid, keyword, qname.clone())
+        .grants(&t, "TABLE", qname.clone())?;
         let cons = checks.remove(&oid).unwrap_or_default();
         let body = columns_and_checks(&rel, &cols, &cons, identities, &mut table, out)?;
 

@@ -1,12 +1,13 @@
 //! Text-search dictionaries and configurations (with their token mappings).
 //! Parsers and templates need C code and are not dumped.
 
-use super::obj::{class, oref, target, Obj};
-use super::sql::{not_extension_member, owner_columns, query, user_schema, RowExt};
-use super::toc::{ObjectKind, Section};
+use super::obj::{class, Obj};
+use super::sql::{fill_query, query, RowExt};
+use super::toc::ObjectKind;
 use super::Ctx;
 use crate::error::Result;
 use std::collections::HashMap;
+use tokio_postgres::Row;
 
 const DICTS: &str = "SELECT d.oid, n.nspname, d.dictname::text AS name, \
   pg_catalog.format('%I.%I', n.nspname, d.dictname) AS qname, {owner}, \
@@ -31,83 +32,82 @@ const MAPPINGS: &str = "SELECT m.mapcfg, t.alias, \
   WHERE t.tokid = m.maptokentype AND c.oid >= 16384 \
   GROUP BY m.mapcfg, m.maptokentype, t.alias ORDER BY m.mapcfg, m.maptokentype";
 
-fn fill(sql: &str, owner: &str, catalog: &str, oid: &str) -> String {
-    sql.replace("{owner}", &owner_columns(owner))
-        .replace("{user}", &user_schema("n"))
-        .replace("{ext}", &not_extension_member(catalog, oid))
-}
-
-pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
-    let dicts = fill(DICTS, "d.dictowner", "pg_ts_dict", "d.oid");
-    for row in query(ctx.client, "text search dictionaries", &dicts, &[]).await? {
-        let schema: String = row.val("nspname")?;
-        if !ctx.filter.schema_objects(&schema) {
+/// Reads one kind: `body` gives the `CREATE` statement(s) of a row (and its
+/// quoted name); ownership and the entry are common.
+#[allow(clippy::too_many_arguments)]
+async fn read_kind(
+    ctx: &Ctx<'_>,
+    out: &mut Vec<Obj>,
+    what: &str,
+    sql: &str,
+    kind: ObjectKind,
+    classid: u32,
+    keyword: &'static str,
+    mut body: impl FnMut(&Row, &str) -> Result<String>,
+) -> Result<()> {
+    for row in query(ctx.client, what, sql, &[]).await? {
+        if !ctx.filter.schema_objects(&row.val::<String>("nspname")?) {
             continue;
         }
         let qname: String = row.val("qname")?;
-        let mut opts = vec![format!("TEMPLATE = {}", row.val::<String>("template")?)];
-        opts.extend(row.val::<Option<String>>("options")?);
-        let sql = format!(
-            "CREATE TEXT SEARCH DICTIONARY {qname} ({});\nALTER TEXT SEARCH DICTIONARY {qname} OWNER TO {};\n",
-            opts.join(", "),
+        let mut sql = body(&row, &qname)?;
+        sql.push_str(&format!(
+            "ALTER {keyword} {qname} OWNER TO {};\n",
             row.val::<String>("qowner")?
-        );
-        out.push(
-            Obj::new(
-                ObjectKind::TextSearchDictionary,
-                Section::PreData,
-                row.val::<String>("name")?,
-                sql,
-            )
-            .schema(schema)
-            .owner(row.val::<String>("owner")?)
-            .owns(
-                oref(class::TS_DICT, row.val("oid")?),
-                target("TEXT SEARCH DICTIONARY", qname),
-            ),
-        );
+        ));
+        let obj = Obj::in_schema(kind, &row, sql)?;
+        out.push(obj.creates(classid, row.val("oid")?, keyword, qname));
     }
+    Ok(())
+}
+
+pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
+    let dicts = fill_query(DICTS, "d.dictowner", "pg_ts_dict", "d.oid");
+    read_kind(
+        ctx,
+        out,
+        "text search dictionaries",
+        &dicts,
+        ObjectKind::TextSearchDictionary,
+        class::TS_DICT,
+        "TEXT SEARCH DICTIONARY",
+        |row, qname| {
+            let mut opts = vec![format!("TEMPLATE = {}", row.val::<String>("template")?)];
+            opts.extend(row.val::<Option<String>>("options")?);
+            Ok(format!(
+                "CREATE TEXT SEARCH DICTIONARY {qname} ({});\n",
+                opts.join(", ")
+            ))
+        },
+    )
+    .await?;
     let mut maps: HashMap<u32, Vec<(String, String)>> = HashMap::new();
     for row in query(ctx.client, "text search mappings", MAPPINGS, &[]).await? {
         maps.entry(row.val("mapcfg")?)
             .or_default()
             .push((row.val("alias")?, row.val("dicts")?));
     }
-    let configs = fill(CONFIGS, "c.cfgowner", "pg_ts_config", "c.oid");
-    for row in query(ctx.client, "text search configurations", &configs, &[]).await? {
-        let schema: String = row.val("nspname")?;
-        if !ctx.filter.schema_objects(&schema) {
-            continue;
-        }
-        let oid: u32 = row.val("oid")?;
-        let qname: String = row.val("qname")?;
-        let mut sql = format!(
-            "CREATE TEXT SEARCH CONFIGURATION {qname} (PARSER = {});\n",
-            row.val::<String>("parser")?
-        );
-        for (token, dicts) in maps.remove(&oid).unwrap_or_default() {
-            sql.push_str(&format!(
-                "ALTER TEXT SEARCH CONFIGURATION {qname} ADD MAPPING FOR {token} WITH {dicts};\n"
-            ));
-        }
-        sql.push_str(&format!(
-            "ALTER TEXT SEARCH CONFIGURATION {qname} OWNER TO {};\n",
-            row.val::<String>("qowner")?
-        ));
-        out.push(
-            Obj::new(
-                ObjectKind::TextSearchConfiguration,
-                Section::PreData,
-                row.val::<String>("name")?,
-                sql,
-            )
-            .schema(schema)
-            .owner(row.val::<String>("owner")?)
-            .owns(
-                oref(class::TS_CONFIG, oid),
-                target("TEXT SEARCH CONFIGURATION", qname),
-            ),
-        );
-    }
-    Ok(())
+    let configs = fill_query(CONFIGS, "c.cfgowner", "pg_ts_config", "c.oid");
+    read_kind(
+        ctx,
+        out,
+        "text search configurations",
+        &configs,
+        ObjectKind::TextSearchConfiguration,
+        class::TS_CONFIG,
+        "TEXT SEARCH CONFIGURATION",
+        |row, qname| {
+            let mut sql = format!(
+                "CREATE TEXT SEARCH CONFIGURATION {qname} (PARSER = {});\n",
+                row.val::<String>("parser")?
+            );
+            for (token, dicts) in maps.remove(&row.val("oid")?).unwrap_or_default() {
+                sql.push_str(&format!(
+                    "ALTER TEXT SEARCH CONFIGURATION {qname} ADD MAPPING FOR {token} WITH {dicts};\n"
+                ));
+            }
+            Ok(sql)
+        },
+    )
+    .await
 }

@@ -1,7 +1,7 @@
 //! Triggers (`pg_get_triggerdef`) with their enabled state. Internal
 //! triggers (foreign keys) and triggers cloned onto partitions are left out.
 
-use super::obj::{class, oref, target, Obj};
+use super::obj::{class, oref, Obj};
 use super::sql::{enabled_state, owner_columns, query, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
@@ -34,9 +34,11 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
             Obj::new(ObjectKind::Trigger, Section::PostData, name, sql)
                 .schema(row.val::<String>("nspname")?)
                 .owner(row.val::<String>("owner")?)
-                .owns(
-                    oref(class::TRIGGER, row.val("oid")?),
-                    target("TRIGGER", format!("{qname} ON {qtable}")),
+                .creates(
+                    class::TRIGGER,
+                    row.val("oid")?,
+                    "TRIGGER",
+                    format!("{qname} ON {qtable}"),
                 )
                 .after(oref(class::CLASS, row.val("tgrelid")?)),
         );

@@ -2,7 +2,7 @@
 //! constraints) and ranges. Array types and table row types are created with
 //! their element type or table; base types (written in C) are not dumped.
 
-use super::obj::{class, oref, target, AclSpec, Obj, Target};
+use super::obj::{class, Obj};
 use super::sql::{acl_columns, not_extension_member, owner_columns, query, user_schema, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
@@ -141,27 +141,21 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
         )
         .schema(schema)
         .owner(owner.clone())
-        .owns(oref(class::TYPE, oid), target(keyword, qname.clone()))
-        .acl(AclSpec {
-            target: Target {
-                keyword,
-                name: qname.clone(),
-            },
-            owner,
-            acl: row.val("acl")?,
-            base: row.val("acl_base")?,
-        });
+        .creates(class::TYPE, oid, keyword, qname.clone())
+        .grants(&row, keyword, qname.clone())?;
         let typrelid: u32 = row.val("typrelid")?;
         if typrelid != 0 {
-            obj = obj.owns(oref(class::CLASS, typrelid), target(keyword, qname.clone()));
+            obj = obj.creates(class::CLASS, typrelid, keyword, qname.clone());
         }
         for (con, cname, def) in checks.remove(&oid).unwrap_or_default() {
             sql.push_str(&format!(
                 "ALTER DOMAIN {qname} ADD CONSTRAINT {cname} {def};\n"
             ));
-            obj = obj.owns(
-                oref(class::CONSTRAINT, con),
-                target("CONSTRAINT", format!("{cname} ON DOMAIN {qname}")),
+            obj = obj.creates(
+                class::CONSTRAINT,
+                con,
+                "CONSTRAINT",
+                format!("{cname} ON DOMAIN {qname}"),
             );
         }
         obj.sql = sql;

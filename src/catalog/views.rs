@@ -4,7 +4,7 @@
 //! rule's dependencies order the view. Column defaults of views
 //! (`ALTER VIEW ... SET DEFAULT`) are part of the view's entry.
 
-use super::obj::{class, oref, target, AclSpec, Obj, Target};
+use super::obj::{class, oref, Obj};
 use super::sql::{acl_columns, owner_columns, query, with_options, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
@@ -68,16 +68,8 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
         let mut obj = Obj::new(kind, Section::PreData, name.clone(), sql)
             .schema(schema.clone())
             .owner(owner.clone())
-            .owns(oref(class::CLASS, oid), target(keyword, qname.clone()))
-            .acl(AclSpec {
-                target: Target {
-                    keyword: "TABLE",
-                    name: qname.clone(),
-                },
-                owner: owner.clone(),
-                acl: row.val("acl")?,
-                base: row.val("acl_base")?,
-            });
+            .creates(class::CLASS, oid, keyword, qname.clone())
+            .grants(&row, "TABLE", qname.clone())?;
         if let Some(rule) = row.val::<Option<u32>>("rule")? {
             obj = obj.owns(oref(class::REWRITE, rule), None);
         }
