@@ -71,11 +71,21 @@ pub async fn create_database(settings: &ConnSettings, encoding: &str, clean: boo
 }
 
 /// Drops every user object of the connected database (`--clean`): other
-/// schemas entirely, the contents of `public`, extensions, large objects.
+/// schemas entirely, the contents of `public`, extensions, large objects,
+/// and resets default privileges (`ALTER DEFAULT PRIVILEGES`) to the
+/// built-in ones — else objects the restore creates (extension functions,
+/// tables) would get the previous contents' defaults.
+///
+/// Default privileges: an entry for a schema only adds grants, so revoking
+/// everything it grants removes it; a global entry replaces the built-in
+/// default (`acldefault`), so its grants are revoked and the built-in ones
+/// granted back, after which the server deletes the entry (it equals the
+/// default). Entries of roles the restoring user is not a member of cannot
+/// be changed and are left as they are.
 pub async fn clean_database(conn: &Conn) -> Result<()> {
     let sql = r#"
 DO $pgkeep_clean$
-DECLARE r record;
+DECLARE r record; g record; alter_default text;
 BEGIN
   FOR r IN SELECT nspname FROM pg_catalog.pg_namespace
            WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'public') AND nspname !~ '^pg_(toast|temp)'
@@ -100,6 +110,29 @@ BEGIN
              AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_catalog.pg_class WHERE oid = t.typrelid) = 'c')
   LOOP EXECUTE format('DROP TYPE IF EXISTS public.%I CASCADE', r.typname); END LOOP;
   PERFORM pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata;
+  FOR r IN SELECT d.defaclrole::regrole::text AS role, d.defaclnamespace AS nsp, d.defaclacl AS acl,
+                  CASE d.defaclobjtype WHEN 'r' THEN 'TABLES' WHEN 'S' THEN 'SEQUENCES' WHEN 'f' THEN 'FUNCTIONS'
+                                       WHEN 'T' THEN 'TYPES' WHEN 'n' THEN 'SCHEMAS' WHEN 'L' THEN 'LARGE OBJECTS' END AS objs,
+                  CASE WHEN d.defaclnamespace = 0 THEN pg_catalog.acldefault(
+                         CASE d.defaclobjtype WHEN 'S' THEN 's'::"char" ELSE d.defaclobjtype END, d.defaclrole) END AS builtin
+           FROM pg_catalog.pg_default_acl d
+           WHERE pg_catalog.pg_has_role(d.defaclrole, 'MEMBER')
+  LOOP
+    CONTINUE WHEN r.objs IS NULL;
+    alter_default := format('ALTER DEFAULT PRIVILEGES FOR ROLE %s', r.role)
+      || CASE WHEN r.nsp <> 0 THEN format(' IN SCHEMA %s', r.nsp::regnamespace) ELSE '' END;
+    FOR g IN SELECT DISTINCT a.grantee FROM pg_catalog.aclexplode(r.acl) a
+    LOOP
+      EXECUTE format('%s REVOKE ALL ON %s FROM %s', alter_default, r.objs,
+        CASE g.grantee WHEN 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END);
+    END LOOP;
+    FOR g IN SELECT a.grantee, string_agg(a.privilege_type, ', ') AS privs
+             FROM pg_catalog.aclexplode(r.builtin) a GROUP BY a.grantee
+    LOOP
+      EXECUTE format('%s GRANT %s ON %s TO %s', alter_default, g.privs, r.objs,
+        CASE g.grantee WHEN 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END);
+    END LOOP;
+  END LOOP;
 END
 $pgkeep_clean$"#;
     conn.client
