@@ -247,11 +247,14 @@ async fn run(
     let jobs = opts.jobs.max(1).min(items.len().max(1));
     let mut set = tokio::task::JoinSet::new();
     let mut tokens = Vec::new();
+    // Stops the workers on the first failure; each aborts its open upload
+    // (awaited) before it returns, so none is left when the backup does.
+    let stop = CancellationToken::new();
     for _ in 0..jobs {
         let w = Worker::join(&opts.db, &leader.snapshot, &source.encoding).await?;
         tokens.push(w.conn.cancel_handle());
         let shared = shared.clone();
-        set.spawn(worker_loop(w, shared));
+        set.spawn(worker_loop(w, shared, stop.clone()));
     }
 
     let mut outputs = Vec::new();
@@ -260,7 +263,7 @@ async fn run(
         tokio::select! {
             _ = cancel.cancelled(), if failure.is_none() => {
                 failure = Some(Error::Interrupted("backup cancelled".into()));
-                set.abort_all();
+                stop.cancel();
             }
             joined = set.join_next() => {
                 match joined {
@@ -268,12 +271,12 @@ async fn run(
                     Some(Ok(Ok(out))) => outputs.push(out),
                     Some(Ok(Err(e))) => {
                         if failure.is_none() { failure = Some(e); }
-                        set.abort_all();
+                        stop.cancel();
                     }
                     Some(Err(join)) if join.is_cancelled() => {}
                     Some(Err(join)) => {
                         if failure.is_none() { failure = Some(Error::Internal(format!("backup worker panicked: {join}"))); }
-                        set.abort_all();
+                        stop.cancel();
                     }
                 }
             }
@@ -348,12 +351,41 @@ async fn run(
     Ok(manifest.header)
 }
 
-async fn worker_loop(worker: Worker, shared: Arc<Shared>) -> Result<WorkerOutput> {
+async fn worker_loop(
+    worker: Worker,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) -> Result<WorkerOutput> {
     let mut out = WorkerOutput {
         streams: Vec::new(),
         packs: Vec::new(),
     };
     let mut pack: Option<PackWriter> = None;
+    let r = tokio::select! {
+        r = copy_items(&worker, &shared, &mut pack, &mut out) => r,
+        _ = stop.cancelled() => Err(Error::Interrupted("stopped: another part of the backup failed".into())),
+    };
+    if let Err(e) = r {
+        if let Some(p) = pack.take() {
+            p.abort().await;
+        }
+        return Err(e);
+    }
+    if let Some(p) = pack.take() {
+        let idx = p.index();
+        out.packs.push((idx, p.finish().await?));
+    }
+    worker.finish().await?;
+    Ok(out)
+}
+
+/// Copies work items until the queue is empty, rotating packs by size.
+async fn copy_items(
+    worker: &Worker,
+    shared: &Shared,
+    pack: &mut Option<PackWriter>,
+    out: &mut WorkerOutput,
+) -> Result<()> {
     while let Some(item) = shared.next_item() {
         if let Source::Table { schema, name, .. } = &item.source {
             worker.lock_nowait(schema, name).await?;
@@ -366,7 +398,7 @@ async fn worker_loop(worker: Worker, shared: Arc<Shared>) -> Result<WorkerOutput
         }
         if pack.is_none() {
             let idx = shared.next_pack.fetch_add(1, Ordering::SeqCst);
-            pack = Some(
+            *pack = Some(
                 PackWriter::create(
                     &shared.repo,
                     &shared.backup_id,
@@ -380,15 +412,10 @@ async fn worker_loop(worker: Worker, shared: Arc<Shared>) -> Result<WorkerOutput
         let p = pack
             .as_mut()
             .ok_or_else(|| Error::Internal("no pack".into()))?;
-        let info = copy_stream(&worker, &item, p, &shared).await?;
+        let info = copy_stream(worker, &item, p, shared).await?;
         out.streams.push(info);
     }
-    if let Some(p) = pack.take() {
-        let idx = p.index();
-        out.packs.push((idx, p.finish().await?));
-    }
-    worker.finish().await?;
-    Ok(out)
+    Ok(())
 }
 
 /// Streams one work item: COPY rows → frames → encode (blocking pool, in

@@ -4,6 +4,7 @@
 mod cli;
 mod consistency;
 mod failures;
+mod faults;
 mod harness;
 mod pgkeep;
 mod roundtrip;

@@ -7,6 +7,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod cluster;
+pub mod faulty_store;
 mod fixtures;
 mod local;
 mod oracle;
