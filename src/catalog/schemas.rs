@@ -1,6 +1,7 @@
 //! Schemas. `public` already exists in a new database, so for it only an
 //! owner different from the initial one is emitted (its comment and ACL are
-//! compared with their initial values like for any object).
+//! compared with their initial values like for any object; before 15 its
+//! initial ACL is taken to be 15's, so a restore into 15+ keeps CREATE).
 
 use super::obj::{class, Obj};
 use super::sql::{acl_columns, not_extension_member, owner_columns, query, user_schema, RowExt};
@@ -50,10 +51,17 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
         } else {
             format!("CREATE SCHEMA {qname};\nALTER SCHEMA {qname} OWNER TO {qowner};\n")
         };
-        let obj = Obj::new(ObjectKind::Schema, Section::PreData, name.clone(), sql)
+        let mut obj = Obj::new(ObjectKind::Schema, Section::PreData, name.clone(), sql)
             .owner(owner.clone())
             .creates(class::NAMESPACE, row.val("oid")?, "SCHEMA", qname.clone())
             .grants(&row, "SCHEMA", qname)?;
+        if name == "public" && ctx.version < 150000 {
+            // From 15 on, `public` starts with USAGE only for PUBLIC; compare
+            // with that (as pg_dump does) so CREATE survives a restore into 15+.
+            if let Some(acl) = obj.acl.as_mut() {
+                acl.base = vec![format!("{owner}=UC/{owner}"), format!("=U/{owner}")];
+            }
+        }
         out.push(obj);
     }
     Ok(())

@@ -50,7 +50,10 @@ impl TestCluster {
                 .map(|p| String::from_utf8_lossy(p).into_owned()),
             maintenance_db: config.get_dbname().unwrap_or("postgres").to_owned(),
             socket_dir: None,
-            tools_bin: local::newest_installed_bin().unwrap_or_default(),
+            tools_bin: std::env::var_os("PGKEEP_PG_TOOLS")
+                .map(PathBuf::from)
+                .or_else(local::newest_installed_bin)
+                .unwrap_or_default(),
         }
     }
 
@@ -64,7 +67,7 @@ impl TestCluster {
             password: Some(local::SUPERUSER_PASSWORD.to_owned()),
             maintenance_db: "postgres".to_owned(),
             socket_dir: Some(server.socket_dir().to_owned()),
-            tools_bin: local::newest_installed_bin().unwrap_or_else(local::server_bin_dir),
+            tools_bin: local::tools_bin_dir(),
         }
     }
 
@@ -171,10 +174,10 @@ impl TestCluster {
         client
     }
 
-    /// A client tool (`psql`, `pg_dump`, `pg_restore`, ...) of the newest
-    /// installed version.
+    /// A client tool (`psql`, `pg_dump`, `pg_restore`, ...) at least as new
+    /// as the server (see [`local::tools_bin_dir`]).
     pub fn pg_tool(&self, name: &str) -> Command {
-        Command::new(self.tools_bin.join(name))
+        local::pg_command(&self.tools_bin.join(name))
     }
 
     /// Run `sql` with psql (`ON_ERROR_STOP`); returns stdout.

@@ -83,6 +83,37 @@ pub fn server_bin_dir() -> PathBuf {
     }
 }
 
+/// Where the client tools (psql, pg_dump) come from. pg_dump refuses a
+/// server newer than itself, so: `PGKEEP_PG_TOOLS`; else the server's own
+/// bin dir when it ships pg_dump (same version); else the newest
+/// `/usr/lib/postgresql/<major>/bin`.
+pub fn tools_bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PGKEEP_PG_TOOLS") {
+        return PathBuf::from(dir);
+    }
+    let server = std::env::var_os("PGKEEP_PG_BIN").map(PathBuf::from);
+    match server {
+        Some(dir) if dir.join("pg_dump").is_file() => dir,
+        _ => newest_installed_bin().unwrap_or_else(server_bin_dir),
+    }
+}
+
+/// A command for a PostgreSQL binary. Binaries from a relocatable package
+/// (`<pkg>/bin`, `<pkg>/lib/libpq.so.5`) get `LD_LIBRARY_PATH=<pkg>/lib`.
+pub fn pg_command(program: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    if let Some(lib) = program
+        .parent()
+        .and_then(Path::parent)
+        .map(|p| p.join("lib"))
+    {
+        if lib.join("libpq.so.5").exists() && !lib.starts_with("/usr") {
+            cmd.env("LD_LIBRARY_PATH", lib);
+        }
+    }
+    cmd
+}
+
 /// The newest `/usr/lib/postgresql/<major>/bin`, if any is installed.
 pub fn newest_installed_bin() -> Option<PathBuf> {
     fs::read_dir("/usr/lib/postgresql")
@@ -101,14 +132,14 @@ fn is_root() -> bool {
 }
 
 fn server_command(program: &Path, run_as: Option<&str>, cwd: &Path) -> Command {
-    let mut cmd = match run_as {
-        Some(user) => {
-            let mut c = Command::new("runuser");
-            c.args(["-u", user, "--"]).arg(program);
-            c
-        }
-        None => Command::new(program),
-    };
+    let mut cmd = pg_command(program);
+    if let Some(user) = run_as {
+        // runuser keeps the environment (LD_LIBRARY_PATH included).
+        let mut c = Command::new("runuser");
+        c.args(["-u", user, "--"]).arg(program);
+        c.envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))));
+        cmd = c;
+    }
     cmd.current_dir(cwd);
     cmd
 }
