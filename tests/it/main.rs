@@ -9,3 +9,4 @@ mod harness;
 mod pgkeep;
 mod roundtrip;
 mod support;
+mod versions;
