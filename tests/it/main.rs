@@ -2,6 +2,7 @@
 //! (see `support`).
 
 mod cli;
+mod connect;
 mod consistency;
 mod failures;
 mod faults;
