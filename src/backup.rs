@@ -51,7 +51,7 @@ impl BackupOptions {
             jobs: 2,
             memory: 64 << 20,
             frame_size: None,
-            compress_level: 3,
+            compress_level: 1,
             catalog: CatalogOptions::default(),
             lock_timeout: Duration::from_secs(30),
             split_bytes: 256 << 20,

@@ -4,7 +4,9 @@
 //! Per worker the backup holds: one frame being filled, `encode_ahead`
 //! frames being compressed (plaintext + compressed copy each), and the pack
 //! writer's multipart buffer (`part_size × (upload_concurrency + 1)`).
-//! Restore holds, per worker, `read_ahead` stored frames plus one decoded.
+//! Restore holds, per worker, `read_ahead` reads in flight, each a stored
+//! batch of at most one frame's size plus its decoded plaintext
+//! (see [`Budget::read_plan`]).
 
 use crate::error::{Error, Result};
 
@@ -20,7 +22,6 @@ pub struct Budget {
     pub encode_ahead: usize,
     pub part_size: usize,
     pub upload_concurrency: usize,
-    pub read_ahead: usize,
 }
 
 impl Budget {
@@ -45,7 +46,6 @@ impl Budget {
         // Parts: as big as the share allows (fewer requests), at least S3's minimum.
         let part_size = (leftover / 2).clamp(MIN_PART_SIZE, 64 * MIB);
         let upload_concurrency = (leftover / part_size).saturating_sub(1).clamp(1, 4);
-        let read_ahead = (share / (2 * frame_size).max(1)).clamp(2, 8);
         Ok(Budget {
             total,
             jobs,
@@ -53,8 +53,17 @@ impl Budget {
             encode_ahead,
             part_size,
             upload_concurrency,
-            read_ahead,
         })
+    }
+
+    /// How a restore worker reads a backup written with frames of at most
+    /// `max_frame` plaintext bytes: (reads in flight, bytes per read). Each
+    /// read costs its stored bytes plus the decoded plaintext (≤ 2 frames).
+    pub fn read_plan(&self, max_frame: usize) -> (usize, u64) {
+        let max_frame = max_frame.max(64 * 1024);
+        let share = self.total / self.jobs;
+        let read_ahead = (share / (2 * max_frame + max_frame)).clamp(1, 8);
+        (read_ahead, max_frame as u64)
     }
 
     /// Bytes a backup worker may hold at once, by this sizing.
@@ -99,6 +108,14 @@ mod tests {
         let b = Budget::new(64 * MIB, 2, None).unwrap();
         assert!(b.backup_worker_bytes() * b.jobs <= b.total, "{b:?}");
         assert!(b.part_size >= MIN_PART_SIZE);
+    }
+
+    #[test]
+    fn restore_reads_fit_the_budget() {
+        let b = Budget::new(64 * MIB, 2, None).unwrap();
+        let (ahead, read) = b.read_plan(4 * MIB);
+        assert!(ahead >= 1);
+        assert!(ahead * (3 * read as usize) <= 32 * MIB, "{ahead} x {read}");
     }
 
     #[test]

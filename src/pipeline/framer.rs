@@ -57,23 +57,32 @@ impl Framer {
         self.total_rows += 1;
     }
 
-    /// Appends raw bytes that are not a row by themselves (for streams that
-    /// are not row-oriented). Rows are not counted.
+    /// Appends bytes without counting a row; frames that fill up on the way
+    /// are emitted as not ending at a row boundary.
     pub fn push_bytes(&mut self, bytes: &[u8], out: &mut Vec<PlainFrame>) {
         let mut rest = bytes;
         while self.buf.len() + rest.len() > self.frame_size {
             let take = self.frame_size - self.buf.len();
-            self.buf.extend_from_slice(&rest[..take]);
+            self.extend(&rest[..take]);
             rest = &rest[take..];
             self.emit(false, out);
         }
-        self.buf.extend_from_slice(rest);
+        self.extend(rest);
+    }
+
+    /// One allocation of exactly `frame_size` per frame: never regrown (no
+    /// copies on growth) and never shared with the next frame.
+    fn extend(&mut self, bytes: &[u8]) {
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(self.frame_size);
+        }
+        self.buf.extend_from_slice(bytes);
     }
 
     /// Flushes what is left as the stream's last frame (possibly empty).
     pub fn finish(mut self) -> PlainFrame {
         PlainFrame {
-            data: self.buf.split().freeze(),
+            data: std::mem::take(&mut self.buf).freeze(),
             rows: self.rows,
             row_boundary: true,
             last: true,
@@ -91,7 +100,7 @@ impl Framer {
 
     fn emit(&mut self, row_boundary: bool, out: &mut Vec<PlainFrame>) {
         out.push(PlainFrame {
-            data: self.buf.split().freeze(),
+            data: std::mem::take(&mut self.buf).freeze(),
             rows: std::mem::take(&mut self.rows),
             row_boundary,
             last: false,

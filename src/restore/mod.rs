@@ -232,13 +232,21 @@ async fn load_data(
 ) -> Result<(u64, u64, usize)> {
     let units = plan_units(manifest)?;
     let n = units.len();
+    let max_frame = manifest
+        .body
+        .streams
+        .iter()
+        .flat_map(|s| s.frames.iter().map(|f| f.plain_len as usize))
+        .max()
+        .unwrap_or(0);
+    let (read_ahead, max_read) = budget.read_plan(max_frame);
     progress.begin(manifest.body.streams.iter().map(|s| s.plain_bytes).sum());
     let queue = Arc::new(Mutex::new(units.into_iter().collect::<VecDeque<Unit>>()));
     let ctx = Arc::new(LoadContext {
         repo: repo.clone(),
         manifest: manifest.clone(),
-        read_ahead: budget.read_ahead,
-        max_read: (budget.frame_size as u64 * 2).max(1 << 20),
+        read_ahead,
+        max_read,
         progress: progress.clone(),
     });
     let mut set = tokio::task::JoinSet::new();
