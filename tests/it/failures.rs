@@ -86,12 +86,11 @@ async fn missing_repository_and_unknown_backup() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn locked_table_fails_the_backup_early_and_leaves_no_backup() {
     let c = cluster();
-    let src = c.create_db("fail_lock").await;
-    let client = c.client(&src).await;
-    client
-        .batch_execute("CREATE TABLE busy (id int); INSERT INTO busy VALUES (1);")
-        .await
-        .unwrap();
+    let src = db_with(
+        "fail_lock",
+        "CREATE TABLE busy (id int); INSERT INTO busy VALUES (1);",
+    )
+    .await;
     // Another session holds ACCESS EXCLUSIVE (as a running ALTER TABLE would).
     let holder = c.client(&src).await;
     holder
@@ -117,12 +116,11 @@ async fn locked_table_fails_the_backup_early_and_leaves_no_backup() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupted_pack_fails_restore_before_commit() {
     let c = cluster();
-    let src = c.create_db("fail_corrupt_src").await;
-    let client = c.client(&src).await;
-    client
-        .batch_execute("CREATE TABLE t (id int, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 5000) g;")
-        .await
-        .unwrap();
+    let src = db_with(
+        "fail_corrupt_src",
+        "CREATE TABLE t (id int, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 5000) g;",
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let repo = repo(dir.path());
     let mut opts = small_backup_options(&src);

@@ -15,6 +15,18 @@ pub fn settings(db: &str) -> ConnSettings {
     ConnSettings::resolve_with(&cluster().url(db), &|_| None).expect("test URL parses")
 }
 
+/// A fresh database with `sql` already run in it.
+pub async fn db_with(prefix: &str, sql: &str) -> String {
+    let db = cluster().create_db(prefix).await;
+    cluster()
+        .client(&db)
+        .await
+        .batch_execute(sql)
+        .await
+        .expect("setup SQL runs");
+    db
+}
+
 pub fn repo(dir: &Path) -> Repo {
     Repo::open(dir.to_str().expect("utf-8 path"), OpenMode::CreateIfMissing).expect("repo opens")
 }
