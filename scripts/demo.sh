@@ -27,9 +27,15 @@ echo "== pgkeep restore latest -> database pagila_restored"
 echo "== check"
 pg_dump --schema-only pagila | grep -v '^\\\(un\)\?restrict\|^-- Dumped' > "$CLUSTER_DIR/src.sql"
 pg_dump --schema-only pagila_restored | grep -v '^\\\(un\)\?restrict\|^-- Dumped' > "$CLUSTER_DIR/dst.sql"
-diff -u "$CLUSTER_DIR/src.sql" "$CLUSTER_DIR/dst.sql" && echo "schema: identical"
-digest='SELECT string_agg(format($$%s %s %s$$, c.oid::regclass, (xpath($$/row/n/text()$$, query_to_xml(format($$SELECT count(*) AS n FROM ONLY %s$$, c.oid::regclass), false, true, $$$$)))[1], (xpath($$/row/h/text()$$, query_to_xml(format($$SELECT md5(string_agg(md5(t::text), $$$$,$$$$ ORDER BY md5(t::text))) AS h FROM ONLY %s t$$, c.oid::regclass), false, true, $$$$)))[1]), E$$\n$$ ORDER BY c.oid::regclass::text) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = $$r$$ AND n.nspname = $$public$$'
-psql -X -At -d pagila -c "$digest" > "$CLUSTER_DIR/src.data"
-psql -X -At -d pagila_restored -c "$digest" > "$CLUSTER_DIR/dst.data"
-diff -u "$CLUSTER_DIR/src.data" "$CLUSTER_DIR/dst.data" && echo "data: $(wc -l < "$CLUSTER_DIR/src.data") tables, identical row counts and digests"
+diff -u "$CLUSTER_DIR/src.sql" "$CLUSTER_DIR/dst.sql" || { echo "== demo FAILED: schemas differ"; exit 1; }
+echo "schema: identical"
+digests() { # per-table row count and order-independent digest
+  for t in $(psql -X -At -d "$1" -c "SELECT c.oid::regclass FROM pg_class c WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace ORDER BY c.oid::regclass::text"); do
+    echo "$t $(psql -X -At -d "$1" -c "SELECT count(*) || ' ' || coalesce(md5(string_agg(md5(t::text), ',' ORDER BY md5(t::text))), '-') FROM ONLY $t t")"
+  done
+}
+digests pagila > "$CLUSTER_DIR/src.data"
+digests pagila_restored > "$CLUSTER_DIR/dst.data"
+diff -u "$CLUSTER_DIR/src.data" "$CLUSTER_DIR/dst.data" || { echo "== demo FAILED: data differs"; exit 1; }
+echo "data: $(wc -l < "$CLUSTER_DIR/src.data") tables, identical row counts and digests"
 echo "== demo OK"
