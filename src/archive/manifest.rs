@@ -155,13 +155,30 @@ impl Manifest {
                 ),
             ));
         }
-        let json = zstd::bulk::decompress(body, 1 << 30).map_err(|e| {
+        let json = decompress_limited(body, MAX_BODY_JSON).map_err(|e| {
             Error::integrity(object, format!("manifest body does not decompress: {e}"))
         })?;
         let body: ManifestBody = serde_json::from_slice(&json)
             .map_err(|e| Error::format(object, format!("manifest body: {e}")))?;
         Ok(Manifest { header, body })
     }
+}
+
+/// Largest decompressed manifest body accepted (bounds memory on hostile input).
+const MAX_BODY_JSON: u64 = 1 << 30;
+
+/// Streams the decompression so memory follows the real size, never a
+/// preallocated maximum, and stops at `limit`.
+fn decompress_limited(data: &[u8], limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let n = zstd::stream::read::Decoder::new(data)?
+        .take(limit + 1)
+        .read_to_end(&mut out)?;
+    if n as u64 > limit {
+        return Err(std::io::Error::other("manifest body larger than the limit"));
+    }
+    Ok(out)
 }
 
 fn split<'a>(bytes: &'a [u8], object: &str) -> Result<(ManifestHeader, &'a [u8])> {
