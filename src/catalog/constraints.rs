@@ -1,7 +1,8 @@
 //! Table constraints restored after the data: primary keys, unique and
 //! exclusion constraints (each owning its index) and foreign keys. Foreign
 //! keys cloned onto partitions are left out: they come back when the
-//! parent's constraint is added. CHECK constraints live in `tables.rs`.
+//! parent's constraint is added. CHECK and (PostgreSQL 18+) not-null
+//! constraints live in `tables.rs`.
 
 use super::indexes::index_settings;
 use super::obj::{class, oref, Obj};

@@ -1,5 +1,6 @@
 //! Tables: `CREATE TABLE` with columns (types, collations, defaults,
 //! identity, generated expressions, NOT NULL), inline CHECK constraints,
+//! named not-null constraints (PostgreSQL 18+),
 //! inheritance, partitioning, storage parameters; partitions are created
 //! standalone and attached with `ALTER TABLE ONLY ... ATTACH PARTITION`, as
 //! pg_dump does. Foreign tables (`SERVER ... OPTIONS`) too. Also the data entries (`TableData`) of tables with storage.
@@ -12,7 +13,7 @@ use super::sql::{acl_columns, fdw_options, owner_columns, query, with_options, R
 use super::toc::{ObjectKind, Section, TableData};
 use super::Ctx;
 use crate::error::Result;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use tokio_postgres::Row;
 
 const TABLES: &str = "SELECT c.oid, n.nspname, c.relname, \
@@ -66,6 +67,106 @@ const CHECKS: &str = "SELECT c.oid, c.conrelid, pg_catalog.quote_ident(c.conname
   FROM pg_catalog.pg_constraint c WHERE c.contype = 'c' AND c.conrelid = ANY($1) \
   ORDER BY c.conrelid, c.conname";
 
+/// Not-null constraints, catalogued from PostgreSQL 18 (`contype = 'n'`,
+/// one column each), of the tables and of their inheritance parents.
+const NOT_NULLS: &str = "SELECT c.oid, c.conrelid, c.conkey[1] AS attnum, a.attname::text AS attname, \
+  pg_catalog.quote_ident(c.conname) AS qname, c.conname::text = pg_catalog.format('%s_%s_not_null', \
+     r.relname, a.attname) AS default_name, pg_catalog.pg_get_constraintdef(c.oid) AS def, \
+  c.conislocal, c.connoinherit, c.convalidated \
+  FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class r ON r.oid = c.conrelid \
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] \
+  WHERE c.contype = 'n' AND (c.conrelid = ANY($1) OR c.conrelid IN \
+     (SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = ANY($1)))";
+
+/// A column's not-null constraint (PostgreSQL 18+).
+struct NotNull {
+    oid: u32,
+    qname: String,
+    /// Named as PostgreSQL names it by default (`<table>_<column>_not_null`;
+    /// pg_dump's test): the DDL then leaves the name out.
+    default_name: bool,
+    /// `pg_get_constraintdef`: `NOT NULL col [NO INHERIT] [NOT VALID]`.
+    def: String,
+    local: bool,
+    no_inherit: bool,
+    valid: bool,
+}
+
+impl NotNull {
+    fn from_row(row: &Row) -> Result<Self> {
+        Ok(NotNull {
+            oid: row.val("oid")?,
+            qname: row.val("qname")?,
+            default_name: row.val("default_name")?,
+            def: row.val("def")?,
+            local: row.val("conislocal")?,
+            no_inherit: row.val("connoinherit")?,
+            valid: row.val("convalidated")?,
+        })
+    }
+
+    /// `[CONSTRAINT name] NOT NULL`, the name only when not the default one.
+    fn clause(&self) -> String {
+        if self.default_name {
+            "NOT NULL".to_string()
+        } else {
+            format!("CONSTRAINT {} NOT NULL", self.qname)
+        }
+    }
+
+    fn no_inherit(&self) -> &'static str {
+        if self.no_inherit {
+            " NO INHERIT"
+        } else {
+            ""
+        }
+    }
+}
+
+/// Not-null constraints by (table, column number); `None` before
+/// PostgreSQL 18, where `attnotnull` is all there is.
+type NotNulls = Option<HashMap<(u32, i16), NotNull>>;
+
+/// Reads the not-null constraints (PostgreSQL 18+). An inherited one (not
+/// local) that no parent passes down valid (a child created while its
+/// parents' were NOT VALID) counts as local: `INHERITS` would not create it
+/// (pg_dump's `flagInhAttrs` does the same).
+async fn read_not_nulls(ctx: &Ctx<'_>, parents: &HashMap<u32, Vec<u32>>) -> Result<NotNulls> {
+    if ctx.version < 180000 {
+        return Ok(None);
+    }
+    let rows = query(
+        ctx.client,
+        "not-null constraints",
+        NOT_NULLS,
+        &[&ctx.rel_oids],
+    )
+    .await?;
+    let mut passed_down = HashSet::new();
+    for row in &rows {
+        if row.val::<bool>("convalidated")? && !row.val::<bool>("connoinherit")? {
+            passed_down.insert((row.val::<u32>("conrelid")?, row.val::<String>("attname")?));
+        }
+    }
+    let mut map = HashMap::new();
+    for row in &rows {
+        let rel: u32 = row.val("conrelid")?;
+        let mut nn = NotNull::from_row(row)?;
+        let attname: String = row.val("attname")?;
+        let rel_parents = parents.get(&rel).map(Vec::as_slice).unwrap_or_default();
+        if !nn.local
+            && !rel_parents.is_empty()
+            && !rel_parents
+                .iter()
+                .any(|p| passed_down.contains(&(*p, attname.clone())))
+        {
+            nn.local = true;
+        }
+        map.insert((rel, row.val::<i16>("attnum")?), nn);
+    }
+    Ok(Some(map))
+}
+
 fn group(rows: Vec<Row>, key: &str) -> Result<HashMap<u32, Vec<Row>>> {
     let mut map: HashMap<u32, Vec<Row>> = HashMap::new();
     for row in rows {
@@ -75,7 +176,12 @@ fn group(rows: Vec<Row>, key: &str) -> Result<HashMap<u32, Vec<Row>>> {
 }
 
 /// One column's definition inside `CREATE TABLE`.
-fn column_sql(col: &Row, identity: Option<&String>, inline_default: bool) -> Result<String> {
+fn column_sql(
+    col: &Row,
+    identity: Option<&String>,
+    inline_default: bool,
+    not_null: Option<&str>,
+) -> Result<String> {
     let mut s = format!(
         "    {} {}",
         col.val::<String>("qname")?,
@@ -103,21 +209,27 @@ fn column_sql(col: &Row, identity: Option<&String>, inline_default: bool) -> Res
             " GENERATED {kind} AS IDENTITY (\n    {opts}\n    )"
         ));
     }
-    if col.val::<bool>("attnotnull")? {
-        s.push_str(" NOT NULL");
+    if let Some(nn) = not_null {
+        s.push(' ');
+        s.push_str(nn);
     }
     Ok(s)
 }
 
 /// A typed table's column: only what `CREATE TABLE ... OF type` cannot
 /// take from the type.
-fn typed_column_sql(col: &Row, inline_default: bool) -> Result<Option<String>> {
+fn typed_column_sql(
+    col: &Row,
+    inline_default: bool,
+    not_null: Option<&str>,
+) -> Result<Option<String>> {
     let mut opts = String::new();
     if let (true, Some(expr)) = (inline_default, col.val::<Option<String>>("def")?) {
         opts.push_str(&format!(" DEFAULT {expr}"));
     }
-    if col.val::<bool>("attnotnull")? {
-        opts.push_str(" NOT NULL");
+    if let Some(nn) = not_null {
+        opts.push(' ');
+        opts.push_str(nn);
     }
     if opts.is_empty() {
         return Ok(None);
@@ -156,12 +268,18 @@ fn inherits_keeps_order(
 }
 
 /// `ALTER TABLE ONLY ... ALTER COLUMN` statements for per-column settings
-/// that `CREATE TABLE` cannot express.
-fn column_settings(alter_table: &str, qtable: &str, col: &Row, emitted: bool) -> Result<String> {
+/// that `CREATE TABLE` cannot express. `set_not_null`: an inherited column
+/// (not in the column list) that is NOT NULL, before PostgreSQL 18.
+fn column_settings(
+    alter_table: &str,
+    qtable: &str,
+    col: &Row,
+    set_not_null: bool,
+) -> Result<String> {
     let qcol: String = col.val("qname")?;
     let alter = format!("{alter_table} ONLY {qtable} ALTER COLUMN {qcol}");
     let mut s = String::new();
-    if !emitted && col.val::<bool>("attnotnull")? {
+    if set_not_null {
         s.push_str(&format!("{alter} SET NOT NULL;\n"));
     }
     if let Some(n) = col.val::<Option<i32>>("stattarget")?.filter(|n| *n >= 0) {
@@ -221,10 +339,62 @@ struct Body {
     after_create: String,
 }
 
+/// A not-null constraint of PostgreSQL 18+ (as pg_dump 18 does): valid
+/// ones in `CREATE TABLE` (on the column when it is in the column list,
+/// local or on a partition, else as a table constraint `NOT NULL col` when
+/// local; inherited ones come with `INHERITS`), NOT VALID local ones added
+/// after the data. Returns the column's inline clause.
+fn not_null(
+    rel: &Rel<'_>,
+    col: &Row,
+    nn: &NotNull,
+    emitted: bool,
+    body: &mut Body,
+    table: &mut Obj,
+    out: &mut Vec<Obj>,
+) -> Result<Option<String>> {
+    let address = oref(class::CONSTRAINT, nn.oid);
+    let comment = Target {
+        keyword: "CONSTRAINT",
+        name: format!("{} ON {}", nn.qname, rel.qname),
+    };
+    if !nn.valid {
+        if nn.local {
+            let sql = format!(
+                "{} {}
+    ADD CONSTRAINT {} {};
+",
+                rel.alter, rel.qname, nn.qname, nn.def
+            );
+            let name = format!("{} {}", rel.name, nn.qname);
+            out.push(
+                rel.obj(ObjectKind::Constraint, Section::PostData, name, sql)
+                    .owns(address, Some(comment)),
+            );
+        } else {
+            table.targets.push((address, comment));
+        }
+        return Ok(None);
+    }
+    table.targets.push((address, comment));
+    if emitted && (nn.local || rel.standalone) {
+        table.owns.push(address);
+        return Ok(Some(format!("{}{}", nn.clause(), nn.no_inherit())));
+    }
+    if !emitted && nn.local {
+        let qcol: String = col.val("qname")?;
+        body.lines
+            .push(format!("    {} {qcol}{}", nn.clause(), nn.no_inherit()));
+        table.owns.push(address);
+    }
+    Ok(None)
+}
+
 fn columns_and_checks(
     rel: &Rel<'_>,
     cols: &[Row],
     checks: &[Row],
+    not_nulls: &NotNulls,
     identities: &HashMap<(u32, i16), String>,
     table: &mut Obj,
     out: &mut Vec<Obj>,
@@ -240,17 +410,36 @@ fn columns_and_checks(
             && col.val::<String>("generated")?.is_empty()
             && (col.val::<bool>("def_calls_function")? || !emitted);
         let attnum: i16 = col.val("attnum")?;
+        let attnotnull: bool = col.val("attnotnull")?;
+        let (inline_not_null, set_not_null) = match not_nulls {
+            None => (
+                (emitted && attnotnull).then(|| "NOT NULL".to_string()),
+                !emitted && attnotnull,
+            ),
+            Some(map) => match map.get(&(rel.oid, attnum)) {
+                Some(nn) => (
+                    not_null(rel, col, nn, emitted, &mut body, table, out)?,
+                    false,
+                ),
+                None => (None, false),
+            },
+        };
         if rel.typed {
-            body.lines.extend(typed_column_sql(col, !separate)?);
+            body.lines.extend(typed_column_sql(
+                col,
+                !separate,
+                inline_not_null.as_deref(),
+            )?);
         } else if emitted {
             body.lines.push(column_sql(
                 col,
                 identities.get(&(rel.oid, attnum)),
                 !separate,
+                inline_not_null.as_deref(),
             )?);
         }
         body.after_create
-            .push_str(&column_settings(rel.alter, rel.qname, col, emitted)?);
+            .push_str(&column_settings(rel.alter, rel.qname, col, set_not_null)?);
         match attrdef {
             Some(ad) if separate => {
                 let (qcol, expr): (String, String) = (col.val("qname")?, col.val("def")?);
@@ -355,9 +544,12 @@ pub async fn read(
         "conrelid",
     )?;
     let mut qnames = HashMap::new();
+    let mut parents = HashMap::new();
     for t in &tables {
         qnames.insert(t.val::<u32>("oid")?, t.val::<String>("qname")?);
+        parents.insert(t.val::<u32>("oid")?, t.val::<Vec<u32>>("parent_oids")?);
     }
+    let not_nulls = read_not_nulls(ctx, &parents).await?;
     let mut names: HashMap<u32, Vec<String>> = HashMap::new();
     for (rel, cols) in &columns {
         let list = cols
@@ -410,7 +602,7 @@ pub async fn read(
         .creates(class::CLASS, oid, keyword, qname.clone())
         .grants(&t, "TABLE", qname.clone())?;
         let cons = checks.remove(&oid).unwrap_or_default();
-        let body = columns_and_checks(&rel, &cols, &cons, identities, &mut table, out)?;
+        let body = columns_and_checks(&rel, &cols, &cons, &not_nulls, identities, &mut table, out)?;
 
         let prefix = match (foreign, t.val::<bool>("unlogged")?) {
             (true, _) => "FOREIGN ",
