@@ -1,18 +1,24 @@
-//! Arbitrary bytes through the frame reader: header parse, hash check,
-//! decompression. Must never panic or allocate without bound.
+//! Arbitrary bytes through the frame reader: header parse, identity and
+//! hash checks, decompression. The input's payload hash and length are
+//! patched into its header so fuzzing reaches the decompressor, not only
+//! the hash mismatch. Must never panic or allocate without bound.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+use pgkeep::archive::frame::FRAME_HEADER_LEN;
 use pgkeep::pipeline::codec::{decode_frame, ExpectedFrame};
+use sha2::{Digest, Sha256};
 
 fuzz_target!(|data: &[u8]| {
     let _ = pgkeep::archive::frame::FrameHeader::decode(data, "fuzz");
-    // Use the header's own hash as the expectation so fuzzing reaches the
-    // decompression path, not only the hash mismatch.
-    if data.len() >= 72 {
-        let mut sha = [0u8; 32];
-        sha.copy_from_slice(&data[40..72]);
-        let idx = u32::from_le_bytes([data[12], data[13], data[14], data[15]]);
-        let stream = u32::from_le_bytes([data[8], data[9], data[10], data[11]]);
-        let _ = decode_frame(data, &ExpectedFrame { object: "fuzz", stream, index: idx, sha256: &sha });
+    if data.len() < FRAME_HEADER_LEN {
+        return;
     }
+    let mut frame = data.to_vec();
+    let payload_len = (frame.len() - FRAME_HEADER_LEN) as u32;
+    frame[24..28].copy_from_slice(&payload_len.to_le_bytes());
+    let sha: [u8; 32] = Sha256::digest(&frame[FRAME_HEADER_LEN..]).into();
+    frame[40..72].copy_from_slice(&sha);
+    let stream = u32::from_le_bytes([frame[8], frame[9], frame[10], frame[11]]);
+    let index = u32::from_le_bytes([frame[12], frame[13], frame[14], frame[15]]);
+    let _ = decode_frame(&frame, &ExpectedFrame { object: "fuzz", stream, index, sha256: &sha });
 });
