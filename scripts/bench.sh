@@ -68,6 +68,7 @@ n_src=$(psql -X -At -d bench -c "SELECT count(*) FROM events_1")
 n_dst=$(psql -X -At -d pgk -c "SELECT count(*) FROM events_1")
 [ "$n_src" = "$n_dst" ] || { echo "restored row count differs: $n_src vs $n_dst"; exit 1; }
 
+echo; cat "$work/pgkeep_backup.out" "$work/pgkeep_restore.out"
 python3 - "$copy_bytes" "$raw_secs" "$dump_secs" "$dump_rss" "$dump_bytes" "$pgr_secs" "$kb_secs" "$kb_rss" "$repo_bytes" "$kr_secs" "$kr_rss" "$jobs" "$db_bytes" <<'PY'
 import sys
 (copy_bytes, raw, dump, dump_rss, dump_bytes, pgr, kb, kb_rss, repo_bytes, kr, kr_rss, jobs, heap) = sys.argv[1:]

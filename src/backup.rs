@@ -250,11 +250,15 @@ async fn run(
     // Stops the workers on the first failure; each aborts its open upload
     // (awaited) before it returns, so none is left when the backup does.
     let stop = CancellationToken::new();
+    // Every worker joins the snapshot before any starts copying, so a failed
+    // connection ends the backup before a single upload has begun.
+    let mut workers = Vec::with_capacity(jobs);
     for _ in 0..jobs {
-        let w = Worker::join(&opts.db, &leader.snapshot, &source.encoding).await?;
+        workers.push(Worker::join(&opts.db, &leader.snapshot, &source.encoding).await?);
+    }
+    for w in workers {
         tokens.push(w.conn.cancel_handle());
-        let shared = shared.clone();
-        set.spawn(worker_loop(w, shared, stop.clone()));
+        set.spawn(worker_loop(w, shared.clone(), stop.clone()));
     }
 
     let mut outputs = Vec::new();

@@ -1,9 +1,10 @@
-//! Loading one data stream: verified frames from the archive reader are fed
-//! to `COPY ... FROM STDIN` inside a transaction that commits only after the
-//! whole stream checked out (hashes, frame count, rows). A table restored
-//! from a single stream takes the fast path: `TRUNCATE` + `COPY ... FREEZE`
+//! Loading data: verified frames from the archive reader are fed to
+//! `COPY ... FROM STDIN` inside a transaction that commits only after every
+//! stream of the unit checked out (hashes, frame count, rows). A unit that
+//! holds a whole table takes the fast path: `TRUNCATE` + `COPY ... FREEZE`
 //! in one transaction (no later hint-bit or freeze work, and no WAL for the
-//! data when `wal_level = minimal`).
+//! data when `wal_level = minimal`). A returned error leaves the transaction
+//! open; the caller drops the connection, which rolls it back.
 
 use crate::archive::reader::read_stream;
 use crate::archive::Manifest;
@@ -15,17 +16,26 @@ use crate::store::Repo;
 use futures::{SinkExt, StreamExt};
 use std::sync::Arc;
 
-/// One stream to load and how.
+/// One stream of a unit.
+#[derive(Clone, Debug)]
+pub struct UnitStream {
+    pub index: usize,
+    pub id: u32,
+    pub rows: u64,
+    pub plain_bytes: u64,
+    pub label: String,
+}
+
+/// What one transaction loads: a whole table (all its streams, in order)
+/// or one slice of a table whose slices load in parallel.
 #[derive(Clone, Debug)]
 pub struct Unit {
-    pub stream_index: usize,
     pub kind: ObjectKind,
     pub table: TableData,
-    /// The table has no other stream: use the TRUNCATE + FREEZE path.
+    pub streams: Vec<UnitStream>,
+    /// The unit holds the whole table: TRUNCATE + COPY FREEZE in one transaction.
     pub freeze: bool,
-    pub label: String,
     pub stored_bytes: u64,
-    pub rows: u64,
 }
 
 pub struct LoadContext {
@@ -46,9 +56,14 @@ fn copy_target(t: &TableData) -> String {
     }
 }
 
-/// Loads one unit; returns the rows the server loaded.
-pub async fn load_unit(conn: &Conn, unit: &Unit, ctx: &LoadContext, stream_id: u32) -> Result<u64> {
-    let ctx_err = |what: &str| Error::db(format!("{what} {}", unit.label));
+/// Loads one unit in one transaction; returns the rows the server loaded.
+pub async fn load_unit(conn: &Conn, unit: &Unit, ctx: &LoadContext) -> Result<u64> {
+    let label = unit
+        .streams
+        .first()
+        .map(|s| s.label.as_str())
+        .unwrap_or("?");
+    let ctx_err = |what: &str| Error::db(format!("{what} {label}"));
     let (prelude, copy_sql, epilogue) = match unit.kind {
         ObjectKind::LargeObjectData => (
             "CREATE TEMP TABLE pgkeep_lo (loid pg_catalog.oid, data pg_catalog.bytea) ON COMMIT DROP".to_string(),
@@ -72,16 +87,44 @@ pub async fn load_unit(conn: &Conn, unit: &Unit, ctx: &LoadContext, stream_id: u
             .await
             .map_err(ctx_err("preparing"))?;
     }
+    let mut total = 0;
+    for s in &unit.streams {
+        ctx.progress.stream_started(s.id, &s.label, s.plain_bytes);
+        total += copy_stream(conn, &copy_sql, s, ctx).await?;
+        ctx.progress.stream_finished(s.id, s.rows, s.plain_bytes);
+    }
+    if let Some(sql) = epilogue {
+        conn.client
+            .batch_execute(&sql)
+            .await
+            .map_err(ctx_err("finishing"))?;
+    }
+    conn.client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(ctx_err("committing"))?;
+    Ok(total)
+}
+
+/// One COPY FROM of one stream, inside the caller's transaction; fails
+/// unless the server loaded exactly the rows the backup holds.
+async fn copy_stream(
+    conn: &Conn,
+    copy_sql: &str,
+    s: &UnitStream,
+    ctx: &LoadContext,
+) -> Result<u64> {
+    let ctx_err = |what: &str| Error::db(format!("{what} {}", s.label));
     let sink = conn
         .client
-        .copy_in::<_, bytes::Bytes>(&copy_sql)
+        .copy_in::<_, bytes::Bytes>(copy_sql)
         .await
         .map_err(ctx_err("starting COPY into"))?;
     futures::pin_mut!(sink);
     let frames = read_stream(
         ctx.repo.clone(),
         ctx.manifest.clone(),
-        unit.stream_index,
+        s.index,
         ctx.read_ahead,
         ctx.max_read,
     );
@@ -97,29 +140,18 @@ pub async fn load_unit(conn: &Conn, unit: &Unit, ctx: &LoadContext, stream_id: u
         sink.send(chunk)
             .await
             .map_err(ctx_err("sending data for"))?;
-        ctx.progress.stream_advanced(stream_id, n, 0);
+        ctx.progress.stream_advanced(s.id, n, 0);
     }
     let loaded = sink
         .as_mut()
         .finish()
         .await
         .map_err(ctx_err("completing COPY into"))?;
-    if let Some(sql) = epilogue {
-        conn.client
-            .batch_execute(&sql)
-            .await
-            .map_err(ctx_err("finishing"))?;
-    }
-    if loaded != unit.rows {
-        let _ = conn.client.batch_execute("ROLLBACK").await;
+    if loaded != s.rows {
         return Err(Error::Verification(format!(
             "{}: server loaded {loaded} rows, the backup holds {}",
-            unit.label, unit.rows
+            s.label, s.rows
         )));
     }
-    conn.client
-        .batch_execute("COMMIT")
-        .await
-        .map_err(ctx_err("committing"))?;
     Ok(loaded)
 }

@@ -18,7 +18,7 @@ use crate::pg::{connect, Conn};
 use crate::pipeline::Budget;
 use crate::progress::Progress;
 use crate::store::Repo;
-use data::{LoadContext, Unit};
+use data::{LoadContext, Unit, UnitStream};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -174,18 +174,28 @@ async fn run(
     })
 }
 
-fn plan_units(manifest: &Manifest) -> Result<Vec<Unit>> {
+/// Groups streams into load units, biggest first. A table loads as one unit
+/// (its slices one after another, TRUNCATE + COPY FREEZE, no WAL under
+/// `wal_level = minimal`) unless it is so big that it alone would set the
+/// pace: a table above `total / jobs` loads its slices in parallel, each in
+/// its own transaction, giving up FREEZE for parallelism.
+fn plan_units(manifest: &Manifest, jobs: usize) -> Result<Vec<Unit>> {
     let by_id: HashMap<u32, &TocEntry> = manifest.body.toc.iter().map(|e| (e.id, e)).collect();
-    let mut per_entry: HashMap<u32, usize> = HashMap::new();
-    for s in &manifest.body.streams {
-        *per_entry.entry(s.toc_id).or_default() += 1;
-    }
-    let mut units = Vec::new();
+    let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
     for (i, s) in manifest.body.streams.iter().enumerate() {
-        let e = by_id.get(&s.toc_id).ok_or_else(|| {
+        match groups.iter_mut().find(|(id, _)| *id == s.toc_id) {
+            Some((_, v)) => v.push(i),
+            None => groups.push((s.toc_id, vec![i])),
+        }
+    }
+    let total: u64 = manifest.body.streams.iter().map(|s| s.stored_bytes).sum();
+    let share = total / jobs.max(1) as u64;
+    let mut units = Vec::new();
+    for (toc_id, indexes) in groups {
+        let e = by_id.get(&toc_id).ok_or_else(|| {
             Error::format(
                 "manifest",
-                format!("stream {} refers to unknown TOC entry {}", s.id, s.toc_id),
+                format!("a stream refers to unknown TOC entry {toc_id}"),
             )
         })?;
         let table = e.data.clone().ok_or_else(|| {
@@ -194,30 +204,56 @@ fn plan_units(manifest: &Manifest) -> Result<Vec<Unit>> {
                 format!("TOC entry {} has no data description", e.id),
             )
         })?;
-        let freeze = e.kind == ObjectKind::TableData
-            && table.splittable
-            && per_entry.get(&s.toc_id) == Some(&1);
-        let label = match s.pages {
-            Some((a, b)) if b != u64::MAX => {
-                format!("{}.{} [pages {a}..{b}]", table.schema, table.name)
+        let streams: Vec<UnitStream> = indexes
+            .iter()
+            .map(|&i| {
+                let s = &manifest.body.streams[i];
+                let label = match s.pages {
+                    Some((a, b)) if b != u64::MAX => {
+                        format!("{}.{} [pages {a}..{b}]", table.schema, table.name)
+                    }
+                    Some((a, _)) => format!("{}.{} [pages {a}..]", table.schema, table.name),
+                    None => format!("{}.{}", table.schema, table.name),
+                };
+                UnitStream {
+                    index: i,
+                    id: s.id,
+                    rows: s.rows,
+                    plain_bytes: s.plain_bytes,
+                    label,
+                }
+            })
+            .collect();
+        let size: u64 = indexes
+            .iter()
+            .map(|&i| manifest.body.streams[i].stored_bytes)
+            .sum();
+        let heap_table = e.kind == ObjectKind::TableData && table.splittable;
+        if streams.len() > 1 && size > share {
+            for st in streams {
+                let stored_bytes = manifest.body.streams[st.index].stored_bytes;
+                units.push(Unit {
+                    kind: e.kind,
+                    table: table.clone(),
+                    streams: vec![st],
+                    freeze: false,
+                    stored_bytes,
+                });
             }
-            Some((a, _)) => format!("{}.{} [pages {a}..]", table.schema, table.name),
-            None => format!("{}.{}", table.schema, table.name),
-        };
-        units.push(Unit {
-            stream_index: i,
-            kind: e.kind,
-            table,
-            freeze,
-            label,
-            stored_bytes: s.stored_bytes,
-            rows: s.rows,
-        });
+        } else {
+            units.push(Unit {
+                kind: e.kind,
+                table,
+                streams,
+                freeze: heap_table,
+                stored_bytes: size,
+            });
+        }
     }
     units.sort_by(|a, b| {
         b.stored_bytes
             .cmp(&a.stored_bytes)
-            .then(a.stream_index.cmp(&b.stream_index))
+            .then(a.streams[0].index.cmp(&b.streams[0].index))
     });
     Ok(units)
 }
@@ -230,7 +266,7 @@ async fn load_data(
     encoding: &str,
     progress: Arc<dyn Progress>,
 ) -> Result<(u64, u64, usize)> {
-    let units = plan_units(manifest)?;
+    let units = plan_units(manifest, opts.jobs)?;
     let n = units.len();
     let max_frame = manifest
         .body
@@ -263,12 +299,8 @@ async fn load_data(
                     Err(_) => None,
                 };
                 let Some(unit) = unit else { break };
-                let s = &ctx.manifest.body.streams[unit.stream_index];
-                ctx.progress
-                    .stream_started(s.id, &unit.label, s.plain_bytes);
-                rows += data::load_unit(&conn, &unit, &ctx, s.id).await?;
-                bytes += s.plain_bytes;
-                ctx.progress.stream_finished(s.id, unit.rows, s.plain_bytes);
+                rows += data::load_unit(&conn, &unit, &ctx).await?;
+                bytes += unit.streams.iter().map(|s| s.plain_bytes).sum::<u64>();
             }
             Ok::<_, Error>((rows, bytes))
         });
@@ -296,6 +328,74 @@ async fn load_data(
     progress.end();
     match failure {
         Some(e) => Err(e),
-        None => Ok((rows, bytes, n)),
+        None => Ok((rows, bytes, manifest.body.streams.len())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::manifest::tests::sample;
+    use crate::archive::StreamInfo;
+    use crate::catalog::TableData;
+
+    fn with_tables(sizes: &[(u32, &[u64])]) -> Manifest {
+        let mut m = sample();
+        m.body.toc.clear();
+        m.body.streams.clear();
+        for (toc_id, slices) in sizes {
+            m.body.toc.push(TocEntry {
+                id: *toc_id,
+                kind: ObjectKind::TableData,
+                section: Section::Data,
+                schema: Some("public".into()),
+                name: format!("t{toc_id}"),
+                owner: None,
+                sql: String::new(),
+                deps: vec![],
+                data: Some(TableData {
+                    schema: "public".into(),
+                    name: format!("t{toc_id}"),
+                    columns: vec!["a".into()],
+                    est_bytes: 0,
+                    pages: 0,
+                    splittable: true,
+                }),
+            });
+            for size in slices.iter() {
+                let id = m.body.streams.len() as u32;
+                m.body.streams.push(StreamInfo {
+                    id,
+                    toc_id: *toc_id,
+                    pages: (slices.len() > 1).then_some((0, 1)),
+                    rows: 1,
+                    plain_bytes: *size,
+                    stored_bytes: *size,
+                    plain_sha256: String::new(),
+                    frames: vec![],
+                });
+            }
+        }
+        m
+    }
+
+    #[test]
+    fn tables_load_whole_with_freeze_unless_one_dominates() {
+        // Four equal split tables and two jobs: each table is one FREEZE unit.
+        let m = with_tables(&[
+            (1, &[50, 50]),
+            (2, &[50, 50]),
+            (3, &[50, 50]),
+            (4, &[50, 50]),
+        ]);
+        let units = plan_units(&m, 2).unwrap();
+        assert_eq!(units.len(), 4);
+        assert!(units.iter().all(|u| u.freeze && u.streams.len() == 2));
+        // One table holding most of the data: its slices load in parallel.
+        let m = with_tables(&[(1, &[400, 400, 400]), (2, &[10])]);
+        let units = plan_units(&m, 2).unwrap();
+        assert_eq!(units.len(), 4);
+        assert_eq!(units.iter().filter(|u| !u.freeze).count(), 3);
+        assert!(units[3].freeze, "the small table still loads with FREEZE");
     }
 }
