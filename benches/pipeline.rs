@@ -7,14 +7,21 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use pgkeep::pipeline::codec::{decode_frame, encode_frame, ExpectedFrame};
 use pgkeep::pipeline::{Framer, PlainFrame};
 
-/// ~4 MiB of rows shaped like a typical table's COPY text.
+/// ~4 MiB of rows shaped like a typical table's COPY text: ids, names,
+/// timestamps, amounts, JSON, and a 32-hex-digit token (high entropy, like
+/// hashes or UUIDs), so compression speed is not flattered.
 fn sample_rows() -> Vec<Vec<u8>> {
     let mut rows = Vec::new();
     let mut total = 0;
     let mut i = 0u64;
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
     while total < 4 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let token = format!("{x:016x}{:016x}", x.rotate_left(29) ^ i);
         let row = format!(
-            "{i}\tcustomer-{}\t{}@example.com\t2026-11-{:02} 10:{:02}:00+00\t{}.{:02}\t{{\"plan\": \"pro\", \"seats\": {}}}\n",
+            "{i}\t{token}\tcustomer-{}\t{}@example.com\t2026-11-{:02} 10:{:02}:00+00\t{}.{:02}\t{{\"plan\": \"pro\", \"seats\": {}}}\n",
             i * 7919 % 100_000,
             i * 31 % 5000,
             i % 28 + 1,

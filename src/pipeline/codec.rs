@@ -97,7 +97,12 @@ pub fn encode_frame(
         plain_len: len_u32(frame.data.len())?,
         stored_len: len_u32(payload.len())?,
         nonce: [0; 12],
-        sha256: Sha256::digest(&payload).into(),
+        // Uncompressed frames store the plaintext: its hash is already known.
+        sha256: if zstd_flag == 0 {
+            plain_sha256
+        } else {
+            Sha256::digest(&payload).into()
+        },
     };
     let mut buf = BytesMut::with_capacity(FRAME_HEADER_LEN + payload.len());
     buf.put_slice(&header.encode());
