@@ -1,7 +1,7 @@
 //! The `pgkeep` binary end to end: commands, exit codes, and the secret
 //! check — the password never appears in any output, log or repository file.
 
-use crate::pgkeep::files_under;
+use crate::pgkeep::assert_secret_not_stored;
 use crate::support::{cluster, SUPERUSER_PASSWORD};
 use std::process::{Command, Output};
 
@@ -122,13 +122,5 @@ async fn commands_work_and_never_print_the_password() {
             text(o)
         );
     }
-    for f in files_under(dir.path()) {
-        let bytes = std::fs::read(&f).unwrap();
-        let needle = SUPERUSER_PASSWORD.as_bytes();
-        assert!(
-            !bytes.windows(needle.len()).any(|w| w == needle),
-            "password stored in {}",
-            f.display()
-        );
-    }
+    assert_secret_not_stored(dir.path(), SUPERUSER_PASSWORD);
 }

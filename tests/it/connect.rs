@@ -2,7 +2,7 @@
 //! `.pgpass` (`PGPASSFILE`), `PG*` variables and `DATABASE_URL` in the CLI,
 //! and TLS per `sslmode` (require, verify-ca, verify-full).
 
-use crate::pgkeep::files_under;
+use crate::pgkeep::{assert_secret_not_stored, count_rows};
 use crate::support::tls::enable_tls;
 use crate::support::{cluster, SUPERUSER_PASSWORD};
 use pgkeep::config::ConnSettings;
@@ -151,13 +151,7 @@ async fn cli_takes_the_server_from_pg_variables() {
         &["restore", "--repo", repo, "latest"],
     );
     assert!(o2.status.success(), "{}", text(&o2));
-    let n: i64 = c
-        .client(&dst)
-        .await
-        .query_one("SELECT count(*) FROM t", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = count_rows(&dst, "t").await;
     assert_eq!(n, 1000);
     for o in [&o, &o2] {
         assert!(!text(o).contains(SUPERUSER_PASSWORD), "{}", text(o));
@@ -191,15 +185,7 @@ async fn cli_uses_database_url_unless_db_is_given() {
         other.as_str(),
         "--db wins over DATABASE_URL"
     );
-    for f in files_under(home.path()) {
-        let bytes = std::fs::read(&f).unwrap();
-        let needle = SUPERUSER_PASSWORD.as_bytes();
-        assert!(
-            !bytes.windows(needle.len()).any(|w| w == needle),
-            "password stored in {}",
-            f.display()
-        );
-    }
+    assert_secret_not_stored(home.path(), SUPERUSER_PASSWORD);
 }
 
 /// `key=value` settings for the test server with the given TLS options.
@@ -293,13 +279,7 @@ async fn cli_backup_and_restore_over_verified_tls() {
         &["restore", "--repo", repo, "latest"],
     );
     assert!(o.status.success(), "{}", text(&o));
-    let n: i64 = c
-        .client(&dst)
-        .await
-        .query_one("SELECT count(*) FROM t", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = count_rows(&dst, "t").await;
     assert_eq!(n, 1000);
 
     // The wrong CA fails the CLI with a clear message and exit code 1.

@@ -139,12 +139,6 @@ async fn corrupted_pack_fails_restore_before_commit() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Integrity { .. }), "{err}");
-    let n: i64 = c
-        .client(&dst)
-        .await
-        .query_one("SELECT count(*) FROM t", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = count_rows(&dst, "t").await;
     assert_eq!(n, 0, "no row of a corrupted stream may be committed");
 }

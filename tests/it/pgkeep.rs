@@ -59,6 +59,30 @@ pub fn restore_options(db: &str) -> RestoreOptions {
     o
 }
 
+/// `SELECT count(*)` of a table in a database of the test cluster.
+pub async fn count_rows(db: &str, table: &str) -> i64 {
+    cluster()
+        .client(db)
+        .await
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .expect("count query runs")
+        .get(0)
+}
+
+/// Asserts no file under `dir` contains `secret`.
+pub fn assert_secret_not_stored(dir: &Path, secret: &str) {
+    let needle = secret.as_bytes();
+    for f in files_under(dir) {
+        let bytes = std::fs::read(&f).expect("file reads");
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "secret stored in {}",
+            f.display()
+        );
+    }
+}
+
 /// Every file under a directory, recursively.
 pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
