@@ -48,6 +48,22 @@ async fn commands_work_and_never_print_the_password() {
     assert!(o.status.success(), "{}", text(&o));
     let header: serde_json::Value = serde_json::from_slice(&o.stdout).expect("--json prints JSON");
     let id = header["id"].as_str().unwrap().to_string();
+    // Off a terminal, progress is structured logs: one JSON line per table
+    // with its rows and bytes, and a final summary line.
+    let progress: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["fields"]["message"] == "table done")
+        .collect();
+    assert_eq!(
+        progress.len() as u64,
+        header["tables"].as_u64().unwrap() + 1,
+        "one progress line per table (+ large objects):\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(progress
+        .iter()
+        .any(|v| v["fields"]["table"] == "app.tenants" && v["fields"]["rows"].as_u64() > Some(0)));
     outputs.push(o);
 
     let o = pgkeep(&["list", "--repo", repo]);
