@@ -140,3 +140,61 @@ async fn commands_work_and_never_print_the_password() {
     }
     assert_secret_not_stored(dir.path(), SUPERUSER_PASSWORD);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_mid_backup_leaves_nothing() {
+    let src = crate::pgkeep::db_with(
+        "cli_sigint",
+        "CREATE TABLE big (id bigint, pad text);
+         INSERT INTO big SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 300000) g;",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgkeep"))
+        .args([
+            "backup",
+            "--db",
+            &cluster().url(&src),
+            "--repo",
+            repo.to_str().unwrap(),
+        ])
+        .args([
+            "--jobs",
+            "1",
+            "--compress",
+            "zstd:19",
+            "--frame-size",
+            "64KiB",
+        ])
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("pgkeep starts");
+    // Wait (bounded) until the backup has started writing its pack.
+    let started = std::time::Instant::now();
+    while crate::pgkeep::files_under(&repo).is_empty() {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "backup never started writing"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "backup ended before it could be interrupted"
+        );
+        tokio::task::yield_now().await;
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    assert!(text(&o).contains("interrupted"), "{}", text(&o));
+    let left = crate::pgkeep::files_under(&repo);
+    assert!(
+        left.is_empty(),
+        "an interrupted backup leaves nothing: {left:?}"
+    );
+}
