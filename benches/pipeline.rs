@@ -1,9 +1,11 @@
 //! Criterion benches of the pipeline stages on COPY-like text: framing,
-//! frame encoding (SHA-256 + zstd + SHA-256) at several levels, and
-//! decoding (verify + decompress). Run: `cargo bench --bench pipeline`.
+//! frame encoding (SHA-256 + zstd + SHA-256) at several levels, with each
+//! cipher, decoding (verify + open + decompress), the ciphers alone, and
+//! the passphrase key derivation. Run: `cargo bench --bench pipeline`.
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use pgkeep::crypto::{BackupKey, CipherKind, DataCipher, DataKey, KdfParams, SecretInput};
 use pgkeep::pipeline::codec::{decode_frame, encode_frame, ExpectedFrame};
 use pgkeep::pipeline::{Framer, PlainFrame};
 
@@ -68,12 +70,46 @@ fn bench(c: &mut Criterion) {
     g.sample_size(20);
     for level in [0, 1, 3, 6] {
         g.bench_with_input(BenchmarkId::new("zstd", level), &level, |b, &level| {
-            b.iter(|| encode_frame(&frame, 0, 0, level).expect("encode"))
+            b.iter(|| encode_frame(&frame, 0, 0, level, None).expect("encode"))
+        });
+    }
+    for kind in [CipherKind::Aes256Gcm, CipherKind::ChaCha20Poly1305] {
+        let key = BackupKey::new(kind, &DataKey::generate(), "bench");
+        g.bench_function(BenchmarkId::new("zstd1_sealed", kind.name()), |b| {
+            b.iter(|| encode_frame(&frame, 0, 0, 1, Some(&key)).expect("encode"))
         });
     }
     g.finish();
 
-    let enc = encode_frame(&frame, 0, 0, 3).expect("encode");
+    // The cipher stage alone, on a frame-sized buffer.
+    let mut g = c.benchmark_group("cipher");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g.sample_size(20);
+    for kind in [CipherKind::Aes256Gcm, CipherKind::ChaCha20Poly1305] {
+        let cipher = DataCipher::new(kind, &DataKey::generate());
+        let mut buf = frame.data.to_vec();
+        g.bench_function(BenchmarkId::new("seal", kind.name()), |b| {
+            b.iter(|| {
+                buf.truncate(bytes);
+                cipher
+                    .seal_in_place(&[0; 12], b"aad", &mut buf)
+                    .expect("seal")
+            })
+        });
+    }
+    g.finish();
+
+    // Passphrase → master key with the default profile (64 MiB, t=3).
+    let mut g = c.benchmark_group("kdf");
+    g.sample_size(10);
+    let params = KdfParams::new_random();
+    let pass = SecretInput::Passphrase(zeroize::Zeroizing::new("correct horse battery".into()));
+    g.bench_function("argon2id_default_profile", |b| {
+        b.iter(|| pass.derive(Some(&params)).expect("derive"))
+    });
+    g.finish();
+
+    let enc = encode_frame(&frame, 0, 0, 3, None).expect("encode");
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Bytes(bytes as u64));
     g.sample_size(20);
@@ -86,6 +122,7 @@ fn bench(c: &mut Criterion) {
                     stream: 0,
                     index: 0,
                     sha256: &enc.header.sha256,
+                    key: None,
                 },
             )
             .expect("decode")

@@ -10,7 +10,9 @@ use crate::archive::pack::PackWriter;
 use crate::archive::{FrameRef, Manifest, ManifestBody, ManifestHeader, PackInfo, StreamInfo};
 use crate::catalog::{self, CatalogOptions, ObjectKind, TocEntry};
 use crate::config::ConnSettings;
+use crate::crypto::{BackupKey, CipherKind, DataKey, WrappedKey};
 use crate::error::{Error, Result};
+use crate::keys::{self, EncryptMode};
 use crate::pg::snapshot::{Leader, Worker};
 use crate::pg::{qualified, quote_ident};
 use crate::pipeline::{encode_frame, Budget, EncodedFrame, Framer, PlainFrame, StreamDigest};
@@ -42,6 +44,10 @@ pub struct BackupOptions {
     pub split_bytes: u64,
     /// A pack object is closed once it exceeds this many bytes.
     pub pack_bytes: u64,
+    /// Whether to encrypt (by default: when the repository has master keys).
+    pub encrypt: EncryptMode,
+    /// Overrides the repository's default cipher.
+    pub cipher: Option<CipherKind>,
 }
 
 impl BackupOptions {
@@ -56,6 +62,8 @@ impl BackupOptions {
             lock_timeout: Duration::from_secs(30),
             split_bytes: 256 << 20,
             pack_bytes: 1 << 30,
+            encrypt: EncryptMode::Auto,
+            cipher: None,
         }
     }
 }
@@ -166,6 +174,8 @@ struct Shared {
     repo: Repo,
     budget: Budget,
     level: i32,
+    /// The backup's keyed cipher when encrypting.
+    key: Option<Arc<BackupKey>>,
     pack_bytes: u64,
     queue: Mutex<VecDeque<WorkItem>>,
     next_pack: AtomicU32,
@@ -218,6 +228,24 @@ async fn run(
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
 ) -> Result<ManifestHeader> {
+    // Decided before touching the database: a key problem fails at once.
+    let (key, wraps) = match keys::recipients(repo, opts.encrypt, opts.cipher).await? {
+        None => (None, Vec::new()),
+        Some(r) => {
+            let data_key = DataKey::generate();
+            let wraps = r
+                .keys
+                .iter()
+                .map(|k| WrappedKey::wrap(&data_key, k, r.cipher, backup_id))
+                .collect::<Result<Vec<_>>>()?;
+            let ids: Vec<&str> = r.keys.iter().map(|k| k.id.as_str()).collect();
+            tracing::info!(backup = %backup_id, cipher = %r.cipher, keys = ?ids, "encrypting");
+            (
+                Some(Arc::new(BackupKey::new(r.cipher, &data_key, backup_id))),
+                wraps,
+            )
+        }
+    };
     let leader = Leader::begin(&opts.db).await?;
     let source = catalog::source_info(&leader.conn.client).await?;
     let rels = catalog::select_tables(&leader.conn.client, &opts.catalog).await?;
@@ -238,6 +266,7 @@ async fn run(
         repo: repo.clone(),
         budget,
         level: opts.compress_level,
+        key: key.clone(),
         pack_bytes: opts.pack_bytes,
         queue: Mutex::new(items.iter().cloned().collect()),
         next_pack: AtomicU32::new(0),
@@ -336,9 +365,9 @@ async fn run(
             },
             body_encoding: String::new(),
             body_sha256: String::new(),
-            cipher: None,
+            cipher: key.as_ref().map(|k| k.cipher.kind()),
             key_ids: vec![],
-            wrapped_keys: vec![],
+            wrapped_keys: wraps,
         },
         body: ManifestBody {
             source,
@@ -347,6 +376,7 @@ async fn run(
             packs,
             streams,
         },
+        key,
     };
     let bytes = manifest.encode()?;
     repo.put_new(&layout::manifest_path(backup_id), bytes)
@@ -463,8 +493,9 @@ async fn copy_stream(
                 }
             }
             let (stream, level, i) = (item.stream, shared.level, index);
+            let key = shared.key.clone();
             inflight.push_back(tokio::task::spawn_blocking(move || {
-                encode_frame(&frame, stream, i, level)
+                encode_frame(&frame, stream, i, level, key.as_deref())
             }));
             index = index
                 .checked_add(1)

@@ -69,6 +69,10 @@ pub enum Error {
     #[error("concurrent change: {0}")]
     Conflict(String),
 
+    /// A key is missing, wrong, or unusable (never carries key material).
+    #[error("key error: {0}")]
+    Key(String),
+
     /// Row counts or other totals differ after a restore.
     #[error("verification failed: {0}")]
     Verification(String),
@@ -142,7 +146,7 @@ impl Error {
     /// integrity/verification failures, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config(_) => 2,
+            Error::Config(_) | Error::Key(_) => 2,
             Error::Integrity { .. } | Error::Verification(_) | Error::Format { .. } => 3,
             Error::Interrupted(_) => 130,
             _ => 1,

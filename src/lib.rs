@@ -7,11 +7,14 @@ pub mod archive;
 pub mod backup;
 pub mod catalog;
 pub mod config;
+pub mod crypto;
 pub mod error;
+pub mod keys;
 pub mod pg;
 pub mod pipeline;
 pub mod progress;
 pub mod restore;
 pub mod store;
+pub mod verify;
 
 pub use error::{Error, Result};

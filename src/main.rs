@@ -91,6 +91,8 @@ fn main() {
             Command::Restore(a) => cli::restore::run(a, cancel).await,
             Command::List(a) => cli::list::run(a).await,
             Command::Show(a) => cli::show::run(a).await,
+            Command::Verify(a) => cli::verify::run(a, cancel).await,
+            Command::Key(a) => cli::key::run(a).await,
         }
     });
     if let Err(e) = result {

@@ -20,5 +20,5 @@ fuzz_target!(|data: &[u8]| {
     frame[40..72].copy_from_slice(&sha);
     let stream = u32::from_le_bytes([frame[8], frame[9], frame[10], frame[11]]);
     let index = u32::from_le_bytes([frame[12], frame[13], frame[14], frame[15]]);
-    let _ = decode_frame(&frame, &ExpectedFrame { object: "fuzz", stream, index, sha256: &sha });
+    let _ = decode_frame(&frame, &ExpectedFrame { object: "fuzz", stream, index, sha256: &sha, key: None });
 });

@@ -65,3 +65,22 @@ mod tests {
         assert!(!is_backup_id("../../etc/passwd"));
     }
 }
+
+/// Master key records: `keys/<key-id>.json`.
+pub fn keys_prefix() -> Path {
+    Path::from("keys")
+}
+
+pub fn key_path(key_id: &str) -> Path {
+    Path::from(format!("keys/{key_id}.json"))
+}
+
+/// The repository's encryption settings (default cipher): `keys/repository.json`.
+pub fn repository_config_path() -> Path {
+    Path::from("keys/repository.json")
+}
+
+/// The result of the latest `verify` of a backup.
+pub fn verified_path(id: &str) -> Path {
+    Path::from(format!("backups/{id}/verified.json"))
+}

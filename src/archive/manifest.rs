@@ -7,11 +7,25 @@
 //! The header stays readable without keys (for `list`); the body holds the
 //! TOC and the frame index. The trailing hash catches truncation and bit
 //! flips anywhere in the object.
+//!
+//! When the backup is encrypted the body is `nonce (12) | AEAD(zstd JSON)`
+//! under the backup's data key, with associated data that includes the
+//! whole public header except the fields key management rewrites
+//! (`key_ids`, `wrapped_keys`) and the body hash (which covers the sealed
+//! bytes). So the header is authenticated: changing its cipher, id, sizes or
+//! anything else makes the body fail to open. Each wrapped key authenticates
+//! itself (see `crypto::WrappedKey`).
 
 use crate::catalog::{CatalogOptions, SourceInfo, TocEntry};
+use crate::crypto::{BackupKey, CipherKind, DataCipher, WrappedKey, NONCE_LEN};
 use crate::error::{Error, Result};
+use crate::keys::Unlock;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+const BODY_PLAIN: &str = "zstd-json";
+const BODY_SEALED: &str = "zstd-json+aead";
 
 pub const MANIFEST_MAGIC: [u8; 8] = *b"PGKEEPM\0";
 pub const FORMAT_VERSION: u32 = 1;
@@ -41,18 +55,34 @@ pub struct ManifestHeader {
     /// Bytes stored in pack objects (what the repository holds for this backup).
     pub stored_bytes: u64,
     pub compression: String,
-    /// Body encoding: "zstd-json". Reserved: encrypted bodies.
+    /// Body encoding: "zstd-json", or "zstd-json+aead" when encrypted.
     pub body_encoding: String,
+    /// SHA-256 of the body as stored (sealed when encrypted), hex.
     pub body_sha256: String,
-    /// Reserved for encryption: cipher name, or null when not encrypted.
+    /// The cipher of frames and body, or null when not encrypted.
     #[serde(default)]
-    pub cipher: Option<String>,
-    /// Reserved for encryption: ids of the master keys that wrap the data key.
+    pub cipher: Option<CipherKind>,
+    /// Ids of the master keys that wrap the data key (same order as `wrapped_keys`).
     #[serde(default)]
     pub key_ids: Vec<String>,
-    /// Reserved for encryption: the data key wrapped by each master key.
+    /// The data key wrapped to each master key.
     #[serde(default)]
-    pub wrapped_keys: Vec<serde_json::Value>,
+    pub wrapped_keys: Vec<WrappedKey>,
+}
+
+impl ManifestHeader {
+    /// The header as the body's associated data: every field but those key
+    /// management rewrites and the hash of the sealed body.
+    fn authenticated_bytes(&self) -> Result<Vec<u8>> {
+        let mut h = self.clone();
+        h.key_ids.clear();
+        h.wrapped_keys.clear();
+        h.body_sha256.clear();
+        let mut aad = b"pgkeep manifest body v1\0".to_vec();
+        serde_json::to_writer(&mut aad, &h)
+            .map_err(|e| Error::Internal(format!("manifest header serialization: {e}")))?;
+        Ok(aad)
+    }
 }
 
 /// A pack object of this backup.
@@ -103,36 +133,56 @@ pub struct ManifestBody {
     pub streams: Vec<StreamInfo>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct Manifest {
     pub header: ManifestHeader,
     pub body: ManifestBody,
+    /// The backup's keyed cipher when it is encrypted (opened on decode).
+    pub key: Option<Arc<BackupKey>>,
 }
 
 impl Manifest {
-    /// Serializes the manifest; fills `body_sha256` and `body_encoding`.
+    /// Serializes the manifest; fills `body_sha256` and `body_encoding`, and
+    /// seals the body when the manifest has a key (the header must already
+    /// carry the cipher and wrapped keys).
     pub fn encode(&mut self) -> Result<Vec<u8>> {
         let json = serde_json::to_vec(&self.body)
             .map_err(|e| Error::Internal(format!("manifest body serialization: {e}")))?;
-        let body = zstd::bulk::compress(&json, 3)
+        let mut body = zstd::bulk::compress(&json, 3)
             .map_err(|e| Error::Internal(format!("manifest compression: {e}")))?;
-        self.header.body_encoding = "zstd-json".into();
-        self.header.body_sha256 = hex::encode(Sha256::digest(&body));
         self.header.format_version = FORMAT_VERSION;
-        let header = serde_json::to_vec(&self.header)
-            .map_err(|e| Error::Internal(format!("manifest header serialization: {e}")))?;
-        let header_len = u32::try_from(header.len())
-            .map_err(|_| Error::Internal("manifest header too large".into()))?;
-        let mut out = Vec::with_capacity(8 + 4 + 4 + header.len() + 8 + body.len() + 32);
-        out.extend_from_slice(&MANIFEST_MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&header_len.to_le_bytes());
-        out.extend_from_slice(&header);
-        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-        out.extend_from_slice(&body);
-        let digest = Sha256::digest(&out);
-        out.extend_from_slice(&digest);
-        Ok(out)
+        match &self.key {
+            None => {
+                if self.header.cipher.is_some() || !self.header.wrapped_keys.is_empty() {
+                    return Err(Error::Internal("cipher set without a key".into()));
+                }
+                self.header.body_encoding = BODY_PLAIN.into();
+            }
+            Some(key) => {
+                if self.header.cipher != Some(key.cipher.kind())
+                    || self.header.wrapped_keys.is_empty()
+                {
+                    return Err(Error::Internal(
+                        "encrypted manifest without its cipher or wrapped keys".into(),
+                    ));
+                }
+                self.header.body_encoding = BODY_SEALED.into();
+                let nonce = DataCipher::random_nonce();
+                key.cipher
+                    .seal_in_place(&nonce, &self.header.authenticated_bytes()?, &mut body)?;
+                let mut sealed = nonce.to_vec();
+                sealed.extend_from_slice(&body);
+                body = sealed;
+            }
+        }
+        self.header.key_ids = self
+            .header
+            .wrapped_keys
+            .iter()
+            .map(|w| w.key_id.clone())
+            .collect();
+        self.header.body_sha256 = hex::encode(Sha256::digest(&body));
+        assemble(&self.header, &body)
     }
 
     /// Parses only the public header, after checking the whole object's hash.
@@ -140,28 +190,94 @@ impl Manifest {
         Ok(split(bytes, object)?.0)
     }
 
-    /// Parses and checks the whole manifest.
-    pub fn decode(bytes: &[u8], object: &str) -> Result<Manifest> {
+    /// Parses and checks the whole manifest; an encrypted body is opened
+    /// with a key from `unlock`.
+    pub fn decode(bytes: &[u8], object: &str, unlock: &Unlock) -> Result<Manifest> {
         let (header, body) = split(bytes, object)?;
         if hex::encode(Sha256::digest(body)) != header.body_sha256 {
             return Err(Error::integrity(object, "manifest body hash mismatch"));
         }
-        if header.body_encoding != "zstd-json" {
-            return Err(Error::format(
-                object,
-                format!(
-                    "unsupported manifest body encoding {:?}",
-                    header.body_encoding
-                ),
-            ));
-        }
-        let json = decompress_limited(body, MAX_BODY_JSON).map_err(|e| {
+        let (compressed, key) =
+            match (header.body_encoding.as_str(), header.cipher) {
+                (BODY_PLAIN, None) if header.wrapped_keys.is_empty() => (body.to_vec(), None),
+                (BODY_SEALED, Some(kind)) => {
+                    let data_key = unlock.data_key(&header, object)?;
+                    let key = BackupKey::new(kind, &data_key, &header.id);
+                    if body.len() < NONCE_LEN {
+                        return Err(Error::integrity(object, "sealed manifest body truncated"));
+                    }
+                    let (nonce, sealed) = body.split_at(NONCE_LEN);
+                    let nonce: [u8; NONCE_LEN] = nonce
+                        .try_into()
+                        .map_err(|_| Error::Internal("nonce length".into()))?;
+                    let mut plain = sealed.to_vec();
+                    key.cipher
+                        .open_in_place(&nonce, &header.authenticated_bytes()?, &mut plain)
+                        .map_err(|_| {
+                            Error::integrity(
+                                object,
+                                "manifest does not authenticate (header or body tampered)",
+                            )
+                        })?;
+                    (plain, Some(Arc::new(key)))
+                }
+                (BODY_PLAIN | BODY_SEALED, _) => return Err(Error::integrity(
+                    object,
+                    "manifest header's cipher disagrees with its body encoding (tampered header)",
+                )),
+                (other, _) => {
+                    return Err(Error::format(
+                        object,
+                        format!("unsupported manifest body encoding {other:?}"),
+                    ))
+                }
+            };
+        let json = decompress_limited(&compressed, MAX_BODY_JSON).map_err(|e| {
             Error::integrity(object, format!("manifest body does not decompress: {e}"))
         })?;
         let body: ManifestBody = serde_json::from_slice(&json)
             .map_err(|e| Error::format(object, format!("manifest body: {e}")))?;
-        Ok(Manifest { header, body })
+        Ok(Manifest { header, body, key })
     }
+
+    /// The largest frame plaintext of the backup (sizes read-ahead).
+    pub fn max_frame_plain(&self) -> usize {
+        self.body
+            .streams
+            .iter()
+            .flat_map(|s| s.frames.iter().map(|f| f.plain_len as usize))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Replaces the wrapped keys of an encoded manifest, leaving every other
+    /// byte of header and body as it was (key add, remove, rotate).
+    pub fn rewrap(bytes: &[u8], object: &str, wraps: Vec<WrappedKey>) -> Result<Vec<u8>> {
+        let (mut header, body) = split(bytes, object)?;
+        if header.cipher.is_none() {
+            return Err(Error::Internal("rewrap of an unencrypted manifest".into()));
+        }
+        header.key_ids = wraps.iter().map(|w| w.key_id.clone()).collect();
+        header.wrapped_keys = wraps;
+        assemble(&header, body)
+    }
+}
+
+fn assemble(header: &ManifestHeader, body: &[u8]) -> Result<Vec<u8>> {
+    let header = serde_json::to_vec(header)
+        .map_err(|e| Error::Internal(format!("manifest header serialization: {e}")))?;
+    let header_len = u32::try_from(header.len())
+        .map_err(|_| Error::Internal("manifest header too large".into()))?;
+    let mut out = Vec::with_capacity(8 + 4 + 4 + header.len() + 8 + body.len() + 32);
+    out.extend_from_slice(&MANIFEST_MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&header_len.to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(body);
+    let digest = Sha256::digest(&out);
+    out.extend_from_slice(&digest);
+    Ok(out)
 }
 
 /// Largest decompressed manifest body accepted (bounds memory on hostile input).
@@ -286,6 +402,7 @@ pub(crate) mod tests {
                     }],
                 }],
             },
+            key: None,
         }
     }
 
@@ -293,7 +410,7 @@ pub(crate) mod tests {
     fn round_trip() {
         let mut m = sample();
         let bytes = m.encode().unwrap();
-        let d = Manifest::decode(&bytes, "m").unwrap();
+        let d = Manifest::decode(&bytes, "m", &Unlock::default()).unwrap();
         assert_eq!(d, m);
         assert_eq!(Manifest::decode_header(&bytes, "m").unwrap(), m.header);
     }
@@ -302,11 +419,116 @@ pub(crate) mod tests {
     fn unknown_version_is_refused_clearly() {
         let mut bytes = sample().encode().unwrap();
         bytes[8] = 9;
-        let e = Manifest::decode(&bytes, "m").unwrap_err();
+        let e = Manifest::decode(&bytes, "m", &Unlock::default()).unwrap_err();
         assert!(
             matches!(e, Error::UnsupportedVersion { found: 9, .. }),
             "{e}"
         );
+    }
+
+    fn raw(byte: u8) -> crate::crypto::SecretInput {
+        crate::crypto::SecretInput::Raw(zeroize::Zeroizing::new([byte; 32]))
+    }
+
+    /// `sample()` sealed to the master key made from `byte`.
+    fn sealed(kind: CipherKind, byte: u8) -> Manifest {
+        let mut m = sample();
+        let master = raw(byte).derive(None).unwrap();
+        let dk = crate::crypto::DataKey::generate();
+        m.header.cipher = Some(kind);
+        m.header.wrapped_keys =
+            vec![WrappedKey::wrap(&dk, master.public(), kind, &m.header.id).unwrap()];
+        m.key = Some(Arc::new(BackupKey::new(kind, &dk, &m.header.id)));
+        m
+    }
+
+    /// Recomputes the trailing checksum, as an attacker who edits bytes would.
+    fn fix_checksum(bytes: &mut Vec<u8>) {
+        let n = bytes.len() - 32;
+        let d = Sha256::digest(&bytes[..n]);
+        bytes[n..].copy_from_slice(&d);
+    }
+
+    #[test]
+    fn sealed_round_trip_needs_the_key_and_hides_the_body() {
+        for kind in [CipherKind::Aes256Gcm, CipherKind::ChaCha20Poly1305] {
+            let mut m = sealed(kind, 1);
+            let bytes = m.encode().unwrap();
+            let unlock = Unlock::new(vec![raw(1)]);
+            let d = Manifest::decode(&bytes, "m", &unlock).unwrap();
+            assert_eq!(d.body, m.body);
+            assert_eq!(
+                d.header.key_ids,
+                vec![m.header.wrapped_keys[0].key_id.clone()]
+            );
+            let none = Manifest::decode(&bytes, "m", &Unlock::default()).unwrap_err();
+            assert!(matches!(none, Error::Key(_)), "{none}");
+            let wrong = Manifest::decode(&bytes, "m", &Unlock::new(vec![raw(2)])).unwrap_err();
+            assert!(matches!(wrong, Error::Key(_)), "{wrong}");
+            // The frame index (a table's pack name) is not readable in the object.
+            assert!(!bytes.windows(2).any(|w| w == b"p0"), "body not sealed");
+            // The header stays readable without a key.
+            assert_eq!(
+                Manifest::decode_header(&bytes, "m").unwrap().id,
+                m.header.id
+            );
+        }
+    }
+
+    #[test]
+    fn tampered_header_fields_fail_authentication_even_with_a_fixed_checksum() {
+        let mut m = sealed(CipherKind::Aes256Gcm, 1);
+        let bytes = m.encode().unwrap();
+        let unlock = Unlock::new(vec![raw(1)]);
+        for (from, to) in [
+            ("\"rows\":2", "\"rows\":3"),
+            ("aes-256-gcm", "chacha20-poly1305"),
+            ("\"cipher\":\"aes-256-gcm\"", "\"cipher\":null"),
+            ("zstd:3", "zstd:4"),
+        ] {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            assert!(text.contains(from), "{from}");
+            let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+            let header = std::str::from_utf8(&bytes[16..16 + header_len]).unwrap();
+            let new_header = header.replacen(from, to, 1);
+            let mut t = bytes[..12].to_vec();
+            t.extend_from_slice(&(new_header.len() as u32).to_le_bytes());
+            t.extend_from_slice(new_header.as_bytes());
+            t.extend_from_slice(&bytes[16 + header_len..]);
+            fix_checksum(&mut t);
+            let e = Manifest::decode(&t, "m", &unlock).unwrap_err();
+            assert!(
+                matches!(e, Error::Integrity { .. } | Error::Format { .. }),
+                "{from}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn rewrap_changes_only_the_wraps() {
+        let mut m = sealed(CipherKind::ChaCha20Poly1305, 1);
+        let bytes = m.encode().unwrap();
+        let one = Unlock::new(vec![raw(1)]);
+        let d = Manifest::decode(&bytes, "m", &one).unwrap();
+        let dk = one.data_key(&d.header, "m").unwrap();
+        let two = raw(2).derive(None).unwrap();
+        let mut wraps = d.header.wrapped_keys.clone();
+        wraps.push(
+            WrappedKey::wrap(
+                &dk,
+                two.public(),
+                CipherKind::ChaCha20Poly1305,
+                &d.header.id,
+            )
+            .unwrap(),
+        );
+        let both = Manifest::rewrap(&bytes, "m", wraps).unwrap();
+        let by_two = Manifest::decode(&both, "m", &Unlock::new(vec![raw(2)])).unwrap();
+        assert_eq!(by_two.body, m.body);
+        let only_two =
+            Manifest::rewrap(&both, "m", by_two.header.wrapped_keys[1..].to_vec()).unwrap();
+        assert!(Manifest::decode(&only_two, "m", &one).is_err());
+        assert!(Manifest::decode(&only_two, "m", &Unlock::new(vec![raw(2)])).is_ok());
     }
 
     proptest! {
@@ -316,14 +538,14 @@ pub(crate) mod tests {
             let mut flipped = bytes.clone();
             let i = pos.index(flipped.len());
             flipped[i] ^= 1 << bit;
-            prop_assert!(Manifest::decode(&flipped, "m").is_err());
+            prop_assert!(Manifest::decode(&flipped, "m", &Unlock::default()).is_err());
             let c = cut.index(bytes.len());
-            prop_assert!(Manifest::decode(&bytes[..c], "m").is_err());
+            prop_assert!(Manifest::decode(&bytes[..c], "m", &Unlock::default()).is_err());
         }
 
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
-            let _ = Manifest::decode(&bytes, "m");
+            let _ = Manifest::decode(&bytes, "m", &Unlock::default());
         }
     }
 }

@@ -7,7 +7,9 @@
 
 use super::layout;
 use super::manifest::{FrameRef, Manifest, StreamInfo};
+use crate::crypto::BackupKey;
 use crate::error::{Error, Result};
+use crate::keys::Unlock;
 use crate::pipeline::codec::{decode_frame, ExpectedFrame};
 use crate::pipeline::StreamDigest;
 use crate::store::Repo;
@@ -15,14 +17,15 @@ use bytes::Bytes;
 use futures::{stream, Stream, StreamExt, TryStreamExt};
 use std::sync::Arc;
 
-/// Loads and checks a backup's manifest.
-pub async fn read_manifest(repo: &Repo, id: &str) -> Result<Manifest> {
+/// Loads and checks a backup's manifest, opening it with `unlock` when the
+/// backup is encrypted.
+pub async fn read_manifest(repo: &Repo, id: &str, unlock: &Unlock) -> Result<Manifest> {
     let path = layout::manifest_path(id);
     if !layout::is_backup_id(id) || !repo.exists(&path).await? {
         return Err(Error::BackupNotFound(id.to_string()));
     }
     let bytes = repo.get(&path).await?;
-    Manifest::decode(&bytes, &path.to_string())
+    Manifest::decode(&bytes, &path.to_string(), unlock)
 }
 
 /// Resolves `latest` (or a given id) to an existing backup id.
@@ -97,6 +100,7 @@ pub fn read_stream(
     stream::once(body)
         .map_ok(move |info| {
             let packs = manifest.body.packs.clone();
+            let key = manifest.key.clone();
             let stream_id = info.id;
             let expected_rows = info.rows;
             let expected_frames = info.frames.len();
@@ -104,7 +108,16 @@ pub fn read_stream(
             let id = id.clone();
             let repo = repo.clone();
             let fetched = stream::iter(batches(&info, max_read.max(1)))
-                .map(move |b| fetch_batch(repo.clone(), id.clone(), packs.clone(), stream_id, b))
+                .map(move |b| {
+                    fetch_batch(
+                        repo.clone(),
+                        id.clone(),
+                        packs.clone(),
+                        key.clone(),
+                        stream_id,
+                        b,
+                    )
+                })
                 .buffered(read_ahead.max(1))
                 .map_ok(|frames| stream::iter(frames.into_iter().map(Ok::<_, Error>)))
                 .try_flatten();
@@ -167,6 +180,7 @@ async fn fetch_batch(
     repo: Repo,
     id: String,
     packs: Vec<super::PackInfo>,
+    key: Option<Arc<BackupKey>>,
     stream_id: u32,
     b: Batch,
 ) -> Result<Vec<FrameOut>> {
@@ -201,6 +215,7 @@ async fn fetch_batch(
                     stream: stream_id,
                     index: *index,
                     sha256: &sha,
+                    key: key.as_deref(),
                 },
             )?;
             if d.header.rows != f.rows || d.header.plain_len != f.plain_len {

@@ -1,10 +1,13 @@
 //! `pgkeep backup`.
 
 use super::common::{human_bytes, print_json, DbArgs, OutputArgs, ParallelArgs, RepoArgs};
+use super::secrets::KeyArgs;
 use clap::Args;
 use pgkeep::backup::{backup, BackupOptions};
 use pgkeep::catalog::CatalogOptions;
+use pgkeep::crypto::CipherKind;
 use pgkeep::error::{Error, Result};
+use pgkeep::keys::{self, EncryptMode, Unlock};
 use pgkeep::pipeline::budget::parse_size;
 use pgkeep::store::{OpenMode, Repo};
 use std::time::Duration;
@@ -44,6 +47,19 @@ pub struct BackupArgs {
     /// Frame size (default derived from --memory, at most 4MiB).
     #[arg(long)]
     pub frame_size: Option<String>,
+    /// Encrypt (the default once the repository has a master key). In a
+    /// repository without keys, the key given by --key-file/PGKEEP_KEY or
+    /// --passphrase-file/PGKEEP_PASSPHRASE becomes its first master key.
+    #[arg(long, conflicts_with = "no_encrypt")]
+    pub encrypt: bool,
+    /// Store plaintext frames even though the repository has keys.
+    #[arg(long)]
+    pub no_encrypt: bool,
+    /// Cipher for this backup (default: the repository's): aes-256-gcm or chacha20-poly1305.
+    #[arg(long)]
+    pub cipher: Option<String>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -77,7 +93,27 @@ pub async fn run(args: BackupArgs, cancel: CancellationToken) -> Result<()> {
         tables: args.tables,
         exclude_tables: args.exclude_tables,
     };
+    opts.cipher = args
+        .cipher
+        .as_deref()
+        .map(str::parse::<CipherKind>)
+        .transpose()?;
+    opts.encrypt = match (args.encrypt, args.no_encrypt) {
+        (true, _) => EncryptMode::On,
+        (_, true) => EncryptMode::Off,
+        _ => EncryptMode::Auto,
+    };
     let repo = Repo::open(&args.repo.repo, OpenMode::CreateIfMissing)?;
+    if args.encrypt && keys::list_keys(&repo).await?.is_empty() {
+        let mut given = args.keys.inputs()?;
+        if given.len() == 1 {
+            let change =
+                keys::add_key(&repo, &Unlock::default(), &given.remove(0), opts.cipher).await?;
+            if let Some(id) = change.added {
+                eprintln!("added master key {id} to the repository");
+            }
+        }
+    }
     let progress = pgkeep::progress::for_stderr("backup").into();
     let header = backup(&repo, &opts, progress, cancel).await?;
     if args.output.json {

@@ -6,6 +6,14 @@ use pgkeep::archive::reader::list_backup_ids;
 use pgkeep::archive::{layout, Manifest};
 use pgkeep::error::Result;
 use pgkeep::store::{OpenMode, Repo};
+use pgkeep::verify::{last_verified, LastVerified};
+
+#[derive(serde::Serialize)]
+struct Listed {
+    #[serde(flatten)]
+    header: pgkeep::archive::ManifestHeader,
+    last_verified: Option<LastVerified>,
+}
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
@@ -21,7 +29,10 @@ pub async fn run(args: ListArgs) -> Result<()> {
     for id in list_backup_ids(&repo).await? {
         let path = layout::manifest_path(&id);
         let bytes = repo.get(&path).await?;
-        headers.push(Manifest::decode_header(&bytes, &path.to_string())?);
+        headers.push(Listed {
+            header: Manifest::decode_header(&bytes, &path.to_string())?,
+            last_verified: last_verified(&repo, &id).await?,
+        });
     }
     if args.output.json {
         return print_json(&headers);
@@ -31,18 +42,33 @@ pub async fn run(args: ListArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<22} {:<20} {:>9} {:>10} {:>10} {:>12}  source",
-        "id", "finished", "duration", "data", "stored", "rows"
+        "{:<22} {:<20} {:>9} {:>10} {:>10} {:>12}  {:<17} {:<27} source",
+        "id", "finished", "duration", "data", "stored", "rows", "encryption", "last verified"
     );
-    for h in headers {
+    for Listed {
+        header: h,
+        last_verified: v,
+    } in headers
+    {
+        let verified = match v {
+            Some(v) => format!(
+                "{} {}{}",
+                v.verified_at.get(..19).unwrap_or(&v.verified_at),
+                if v.ok { "ok" } else { "FAILED" },
+                if v.mode == "quick" { " (quick)" } else { "" }
+            ),
+            None => "never".into(),
+        };
         println!(
-            "{:<22} {:<20} {:>8.1}s {:>10} {:>10} {:>12}  {} (PostgreSQL {})",
+            "{:<22} {:<20} {:>8.1}s {:>10} {:>10} {:>12}  {:<17} {:<27} {} (PostgreSQL {})",
             h.id,
             h.finished_at.get(..19).unwrap_or(&h.finished_at),
             h.duration_ms as f64 / 1000.0,
             human_bytes(h.plain_bytes),
             human_bytes(h.stored_bytes),
             h.rows,
+            h.cipher.map(|c| c.name()).unwrap_or("none"),
+            verified,
             h.source,
             h.server_version
         );

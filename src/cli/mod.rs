@@ -4,9 +4,12 @@
 
 pub mod backup;
 pub mod common;
+pub mod key;
 pub mod list;
 pub mod restore;
+pub mod secrets;
 pub mod show;
+pub mod verify;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -43,4 +46,8 @@ pub enum Command {
     List(list::ListArgs),
     /// Show a backup's table of contents.
     Show(show::ShowArgs),
+    /// Check backups without a database: every frame, hash, tag and count.
+    Verify(verify::VerifyArgs),
+    /// Manage the repository's master keys (encryption).
+    Key(key::KeyCmdArgs),
 }

@@ -1,6 +1,7 @@
 //! `pgkeep restore`.
 
 use super::common::{human_bytes, print_json, DbArgs, OutputArgs, ParallelArgs, RepoArgs};
+use super::secrets::KeyArgs;
 use clap::Args;
 use pgkeep::error::Result;
 use pgkeep::restore::{restore, RestoreOptions};
@@ -28,6 +29,8 @@ pub struct RestoreArgs {
     #[arg(long, default_value = "128MB")]
     pub maintenance_work_mem: String,
     #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -39,8 +42,22 @@ pub async fn run(args: RestoreArgs, cancel: CancellationToken) -> Result<()> {
     opts.create = args.create;
     opts.maintenance_work_mem = args.maintenance_work_mem;
     let repo = Repo::open(&args.repo.repo, OpenMode::MustExist)?;
-    let progress = pgkeep::progress::for_stderr("restore").into();
-    let s = restore(&repo, &args.backup, &opts, progress, cancel).await?;
+    let progress: std::sync::Arc<dyn pgkeep::progress::Progress> =
+        pgkeep::progress::for_stderr("restore").into();
+    let s = args
+        .keys
+        .with_unlock(|unlock| {
+            let mut opts = opts.clone();
+            opts.unlock = unlock;
+            let (repo, progress, cancel, id) = (
+                repo.clone(),
+                progress.clone(),
+                cancel.clone(),
+                args.backup.clone(),
+            );
+            async move { restore(&repo, &id, &opts, progress, cancel).await }
+        })
+        .await?;
     if args.output.json {
         print_json(&s)?;
     } else {

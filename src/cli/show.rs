@@ -2,6 +2,7 @@
 //! row counts and sizes of the data entries.
 
 use super::common::{human_bytes, print_json, OutputArgs, RepoArgs};
+use super::secrets::KeyArgs;
 use clap::Args;
 use pgkeep::archive::reader::{read_manifest, resolve_backup_id};
 use pgkeep::error::Result;
@@ -19,6 +20,8 @@ pub struct ShowArgs {
     #[arg(long)]
     pub sql: bool,
     #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -34,7 +37,13 @@ struct Entry<'a> {
 pub async fn run(args: ShowArgs) -> Result<()> {
     let repo = Repo::open(&args.repo.repo, OpenMode::MustExist)?;
     let id = resolve_backup_id(&repo, &args.backup).await?;
-    let m = read_manifest(&repo, &id).await?;
+    let m = args
+        .keys
+        .with_unlock(|unlock| {
+            let (repo, id) = (repo.clone(), id.clone());
+            async move { read_manifest(&repo, &id, &unlock).await }
+        })
+        .await?;
     let mut sizes: HashMap<u32, (u64, u64, u64)> = HashMap::new();
     for s in &m.body.streams {
         let e = sizes.entry(s.toc_id).or_default();

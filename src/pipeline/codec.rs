@@ -1,10 +1,13 @@
-//! Frame encoding and decoding: plaintext → zstd → SHA-256 of the stored
-//! bytes, and the reverse with every check (hash, lengths, identity) made
-//! before a byte of plaintext is released. CPU-bound: call from blocking
+//! Frame encoding and decoding: plaintext → zstd → AEAD (when the backup is
+//! encrypted) → SHA-256 of the stored bytes, and the reverse with every
+//! check (hash, tag, lengths, identity) made before a byte of plaintext is
+//! released. The AEAD's associated data binds the frame to its backup,
+//! stream, index, flags (incl. last-frame), row count and plaintext length. CPU-bound: call from blocking
 //! threads, never from the async runtime.
 
 use super::framer::PlainFrame;
-use crate::archive::frame::{flags, FrameHeader, FRAME_HEADER_LEN};
+use crate::archive::frame::{flags, FrameHeader, FRAME_HEADER_LEN, FRAME_VERSION};
+use crate::crypto::{BackupKey, DataCipher, TAG_LEN};
 use crate::error::{Error, Result};
 use bytes::{BufMut, Bytes, BytesMut};
 use sha2::{Digest, Sha256};
@@ -68,41 +71,65 @@ fn decompress(data: &[u8], plain_len: usize, object: &str) -> Result<Vec<u8>> {
     })
 }
 
+/// The associated data of a sealed frame: everything in its header that
+/// says where it belongs and what it holds.
+fn frame_aad(key: &BackupKey, h: &FrameHeader) -> Vec<u8> {
+    let mut a = Vec::with_capacity(48 + key.backup_id.len());
+    a.extend_from_slice(b"pgkeep frame v1\0");
+    a.extend_from_slice(key.backup_id.as_bytes());
+    a.push(0);
+    a.push(FRAME_VERSION);
+    a.push(h.flags);
+    for v in [h.stream, h.index, h.rows, h.plain_len] {
+        a.extend_from_slice(&v.to_le_bytes());
+    }
+    a
+}
+
 /// Encodes one frame of stream `stream` at position `index`. `level` 0 stores
-/// the plaintext uncompressed.
+/// the plaintext uncompressed; `key` seals the payload.
 pub fn encode_frame(
     frame: &PlainFrame,
     stream: u32,
     index: u32,
     level: i32,
+    key: Option<&BackupKey>,
 ) -> Result<EncodedFrame> {
     let plain_sha256: [u8; 32] = Sha256::digest(&frame.data).into();
-    let (payload, zstd_flag) = if level == 0 {
+    let (mut payload, mut f) = if level == 0 {
         (frame.data.to_vec(), 0)
     } else {
         (compress(&frame.data, level)?, flags::ZSTD)
     };
-    let mut f = zstd_flag;
     if frame.row_boundary {
         f |= flags::ROW_BOUNDARY;
     }
     if frame.last {
         f |= flags::LAST;
     }
-    let header = FrameHeader {
+    if key.is_some() {
+        f |= flags::ENCRYPTED;
+    }
+    let mut header = FrameHeader {
         flags: f,
         stream,
         index,
         rows: frame.rows,
         plain_len: len_u32(frame.data.len())?,
-        stored_len: len_u32(payload.len())?,
+        stored_len: len_u32(payload.len() + if key.is_some() { TAG_LEN } else { 0 })?,
         nonce: [0; 12],
-        // Uncompressed frames store the plaintext: its hash is already known.
-        sha256: if zstd_flag == 0 {
-            plain_sha256
-        } else {
-            Sha256::digest(&payload).into()
-        },
+        sha256: [0; 32],
+    };
+    if let Some(key) = key {
+        header.nonce = DataCipher::random_nonce();
+        key.cipher
+            .seal_in_place(&header.nonce, &frame_aad(key, &header), &mut payload)?;
+    }
+    // Frames stored as plaintext: the stored bytes' hash is already known.
+    header.sha256 = if f & (flags::ZSTD | flags::ENCRYPTED) == 0 {
+        plain_sha256
+    } else {
+        Sha256::digest(&payload).into()
     };
     let mut buf = BytesMut::with_capacity(FRAME_HEADER_LEN + payload.len());
     buf.put_slice(&header.encode());
@@ -126,6 +153,8 @@ pub struct ExpectedFrame<'a> {
     pub stream: u32,
     pub index: u32,
     pub sha256: &'a [u8; 32],
+    /// The backup's key when it is encrypted: then every frame must be sealed.
+    pub key: Option<&'a BackupKey>,
 }
 
 /// A decoded, verified frame.
@@ -177,12 +206,40 @@ pub fn decode_frame(bytes: &[u8], expect: &ExpectedFrame<'_>) -> Result<DecodedF
             format!("{}: SHA-256 mismatch (corrupted bytes)", where_()),
         ));
     }
-    if header.flags & flags::ENCRYPTED != 0 {
-        return Err(Error::format(
-            object,
-            "encrypted frames are not supported by this build",
-        ));
-    }
+    let mut opened;
+    let payload = match (header.flags & flags::ENCRYPTED != 0, expect.key) {
+        (false, None) => payload,
+        (true, Some(key)) => {
+            opened = payload.to_vec();
+            key.cipher
+                .open_in_place(&header.nonce, &frame_aad(key, &header), &mut opened)
+                .map_err(|_| {
+                    Error::integrity(
+                        object,
+                        format!(
+                            "{}: authentication failed (tampered, moved, or sealed with another key)",
+                            where_()
+                        ),
+                    )
+                })?;
+            opened.as_slice()
+        }
+        (true, None) => {
+            return Err(Error::integrity(
+                object,
+                format!(
+                    "{}: encrypted frame in a backup recorded as unencrypted",
+                    where_()
+                ),
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(Error::integrity(
+                object,
+                format!("{}: unencrypted frame in an encrypted backup", where_()),
+            ))
+        }
+    };
     let plain = if header.flags & flags::ZSTD != 0 {
         decompress(
             payload,
@@ -244,23 +301,51 @@ mod tests {
         }
     }
 
+    fn key(backup: &str) -> BackupKey {
+        BackupKey::new(
+            crate::crypto::CipherKind::Aes256Gcm,
+            &crate::crypto::DataKey::from_bytes(zeroize::Zeroizing::new([9; 32])),
+            backup,
+        )
+    }
+
+    fn expect<'a>(
+        sha: &'a [u8; 32],
+        stream: u32,
+        index: u32,
+        key: Option<&'a BackupKey>,
+    ) -> ExpectedFrame<'a> {
+        ExpectedFrame {
+            object: "o",
+            stream,
+            index,
+            sha256: sha,
+            key,
+        }
+    }
+
     proptest! {
         #[test]
-        fn encode_decode_round_trip(data in proptest::collection::vec(any::<u8>(), 0..5000), level in 0i32..6, stream in any::<u32>(), index in any::<u32>(), rows in any::<u32>()) {
-            let e = encode_frame(&pf(data.clone(), rows, index % 2 == 0), stream, index, level).unwrap();
-            let d = decode_frame(&e.bytes, &ExpectedFrame { object: "o", stream, index, sha256: &e.header.sha256 }).unwrap();
+        fn encode_decode_round_trip(data in proptest::collection::vec(any::<u8>(), 0..5000), level in 0i32..6, stream in any::<u32>(), index in any::<u32>(), rows in any::<u32>(), sealed in any::<bool>()) {
+            let k = key("b1");
+            let k = sealed.then_some(&k);
+            let e = encode_frame(&pf(data.clone(), rows, index % 2 == 0), stream, index, level, k).unwrap();
+            let d = decode_frame(&e.bytes, &expect(&e.header.sha256, stream, index, k)).unwrap();
             prop_assert_eq!(d.plain.as_ref(), &data[..]);
             prop_assert_eq!(d.header.rows, rows);
             prop_assert_eq!(d.plain_sha256, e.plain_sha256);
+            if sealed && data.len() > 16 {
+                prop_assert!(e.bytes.windows(data.len()).all(|w| w != &data[..]), "plaintext visible in a sealed frame");
+            }
         }
 
         #[test]
         fn every_bit_flip_is_detected(data in proptest::collection::vec(any::<u8>(), 1..2000), level in 0i32..4, pos in any::<proptest::sample::Index>(), bit in 0u8..8) {
-            let e = encode_frame(&pf(data, 3, true), 7, 9, level).unwrap();
+            let e = encode_frame(&pf(data, 3, true), 7, 9, level, None).unwrap();
             let mut bytes = e.bytes.to_vec();
             let i = pos.index(bytes.len());
             bytes[i] ^= 1 << bit;
-            let r = decode_frame(&bytes, &ExpectedFrame { object: "o", stream: 7, index: 9, sha256: &e.header.sha256 });
+            let r = decode_frame(&bytes, &expect(&e.header.sha256, 7, 9, None));
             // Flips in the rows/flags fields either fail or change metadata the
             // manifest cross-checks; payload and hash flips must always fail.
             if i >= 16 && !(16..20).contains(&i) { prop_assert!(r.is_err(), "flip at {} undetected", i); }
@@ -268,24 +353,48 @@ mod tests {
         }
 
         #[test]
-        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let _ = decode_frame(&bytes, &ExpectedFrame { object: "o", stream: 0, index: 0, sha256: &[0; 32] });
+        fn sealed_frames_detect_every_flip_even_with_a_recomputed_hash(data in proptest::collection::vec(any::<u8>(), 1..2000), level in 0i32..4, pos in any::<proptest::sample::Index>(), bit in 0u8..8) {
+            // An attacker who also rewrites the stored hash (header and
+            // manifest) still cannot change a byte: the tag covers it all.
+            let k = key("b1");
+            let e = encode_frame(&pf(data, 3, true), 7, 9, level, Some(&k)).unwrap();
+            let mut bytes = e.bytes.to_vec();
+            let i = pos.index(bytes.len());
+            if (40..72).contains(&i) { return Ok(()); }
+            bytes[i] ^= 1 << bit;
+            let sha: [u8; 32] = Sha256::digest(&bytes[FRAME_HEADER_LEN.min(bytes.len())..]).into();
+            bytes[40..72].copy_from_slice(&sha);
+            let r = decode_frame(&bytes, &expect(&sha, 7, 9, Some(&k)));
+            prop_assert!(r.is_err(), "flip at {} undetected", i);
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300), sealed in any::<bool>()) {
+            let k = key("b");
+            let _ = decode_frame(&bytes, &expect(&[0; 32], 0, 0, sealed.then_some(&k)));
         }
     }
 
     #[test]
     fn wrong_position_is_reported() {
-        let e = encode_frame(&pf(b"a\tb\n".to_vec(), 1, true), 1, 2, 3).unwrap();
-        let err = decode_frame(
-            &e.bytes,
-            &ExpectedFrame {
-                object: "p",
-                stream: 1,
-                index: 3,
-                sha256: &e.header.sha256,
-            },
-        )
-        .unwrap_err();
+        let e = encode_frame(&pf(b"a\tb\n".to_vec(), 1, true), 1, 2, 3, None).unwrap();
+        let err = decode_frame(&e.bytes, &expect(&e.header.sha256, 1, 3, None)).unwrap_err();
         assert!(err.to_string().contains("reordered"), "{err}");
+    }
+
+    #[test]
+    fn sealed_frames_do_not_open_in_another_backup_or_as_plaintext() {
+        let (a, b) = (key("b1"), key("b2"));
+        let e = encode_frame(&pf(b"a\tb\n".to_vec(), 1, true), 1, 2, 3, Some(&a)).unwrap();
+        let sha = e.header.sha256;
+        assert!(decode_frame(&e.bytes, &expect(&sha, 1, 2, Some(&b)))
+            .unwrap_err()
+            .to_string()
+            .contains("authentication failed"));
+        assert!(decode_frame(&e.bytes, &expect(&sha, 1, 2, None)).is_err());
+        let plain = encode_frame(&pf(b"a\tb\n".to_vec(), 1, true), 1, 2, 3, None).unwrap();
+        let err =
+            decode_frame(&plain.bytes, &expect(&plain.header.sha256, 1, 2, Some(&a))).unwrap_err();
+        assert!(err.to_string().contains("unencrypted frame"), "{err}");
     }
 }

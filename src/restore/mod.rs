@@ -13,6 +13,7 @@ use crate::archive::Manifest;
 use crate::catalog::{ObjectKind, Section, TocEntry};
 use crate::config::ConnSettings;
 use crate::error::{Error, Result};
+use crate::keys::Unlock;
 use crate::pg::snapshot::session_setup;
 use crate::pg::{connect, Conn};
 use crate::pipeline::Budget;
@@ -37,6 +38,8 @@ pub struct RestoreOptions {
     pub create: bool,
     /// `maintenance_work_mem` for index builds on each post-data connection.
     pub maintenance_work_mem: String,
+    /// Secrets that open an encrypted backup.
+    pub unlock: Arc<Unlock>,
 }
 
 impl RestoreOptions {
@@ -48,6 +51,7 @@ impl RestoreOptions {
             clean: false,
             create: false,
             maintenance_work_mem: "128MB".into(),
+            unlock: Arc::new(Unlock::default()),
         }
     }
 }
@@ -98,7 +102,7 @@ async fn run(
 ) -> Result<RestoreSummary> {
     let t0 = Instant::now();
     let id = resolve_backup_id(repo, id).await?;
-    let manifest = Arc::new(read_manifest(repo, &id).await?);
+    let manifest = Arc::new(read_manifest(repo, &id, &opts.unlock).await?);
     let encoding = manifest.body.source.encoding.clone();
     let budget = Budget::new(opts.memory, opts.jobs, None)?;
 
@@ -268,14 +272,7 @@ async fn load_data(
 ) -> Result<(u64, u64, usize)> {
     let units = plan_units(manifest, opts.jobs)?;
     let n = units.len();
-    let max_frame = manifest
-        .body
-        .streams
-        .iter()
-        .flat_map(|s| s.frames.iter().map(|f| f.plain_len as usize))
-        .max()
-        .unwrap_or(0);
-    let (read_ahead, max_read) = budget.read_plan(max_frame);
+    let (read_ahead, max_read) = budget.read_plan(manifest.max_frame_plain());
     progress.begin(manifest.body.streams.iter().map(|s| s.plain_bytes).sum());
     let queue = Arc::new(Mutex::new(units.into_iter().collect::<VecDeque<Unit>>()));
     let ctx = Arc::new(LoadContext {

@@ -100,6 +100,23 @@ impl Repo {
         Ok(())
     }
 
+    /// Writes a small object, replacing any previous version atomically
+    /// (key records, manifests re-wrapped by key rotation).
+    pub async fn put(&self, path: &Path, bytes: Vec<u8>) -> Result<()> {
+        self.store
+            .put(path, PutPayload::from(bytes))
+            .await
+            .map_err(Error::store(format!("writing {path}")))?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, path: &Path) -> Result<()> {
+        self.store
+            .delete(path)
+            .await
+            .map_err(Error::store(format!("deleting {path}")))
+    }
+
     pub async fn get(&self, path: &Path) -> Result<Bytes> {
         let r = self
             .store

@@ -1,0 +1,91 @@
+//! `pgkeep verify`: check backups without a database.
+
+use super::common::{human_bytes, print_json, OutputArgs, ParallelArgs, RepoArgs};
+use super::secrets::KeyArgs;
+use clap::Args;
+use pgkeep::archive::reader::{list_backup_ids, resolve_backup_id};
+use pgkeep::error::{Error, Result};
+use pgkeep::store::{OpenMode, Repo};
+use pgkeep::verify::{verify_backup, VerifyOptions, VerifyReport};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Backup id, or `latest`.
+    #[arg(default_value = "latest", conflicts_with = "all")]
+    pub backup: String,
+    /// Verify every backup of the repository.
+    #[arg(long)]
+    pub all: bool,
+    /// Only the manifest and each pack's presence and size (downloads no data).
+    #[arg(long)]
+    pub quick: bool,
+    #[command(flatten)]
+    pub parallel: ParallelArgs,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+pub async fn run(args: VerifyArgs, cancel: CancellationToken) -> Result<()> {
+    let repo = Repo::open(&args.repo.repo, OpenMode::MustExist)?;
+    let ids = if args.all {
+        list_backup_ids(&repo).await?
+    } else {
+        vec![resolve_backup_id(&repo, &args.backup).await?]
+    };
+    let memory = args.parallel.memory_bytes()?;
+    let reports: Vec<VerifyReport> = args
+        .keys
+        .with_unlock(|unlock| {
+            let (repo, ids, cancel) = (repo.clone(), ids.clone(), cancel.clone());
+            let mut opts = VerifyOptions::new(unlock);
+            opts.jobs = args.parallel.jobs.max(1);
+            opts.memory = memory;
+            opts.quick = args.quick;
+            async move {
+                let mut out = Vec::new();
+                for id in &ids {
+                    out.push(verify_backup(&repo, id, &opts, cancel.clone()).await?);
+                }
+                Ok(out)
+            }
+        })
+        .await?;
+    if args.output.json {
+        print_json(&reports)?;
+    } else {
+        for r in &reports {
+            let status = if r.ok { "OK" } else { "FAILED" };
+            println!(
+                "backup {}: {status} ({} check; {} streams, {} frames, {} rows, {} of data, {} stored{}; {:.1}s)",
+                r.id,
+                r.mode,
+                r.streams,
+                r.frames,
+                r.rows,
+                human_bytes(r.plain_bytes),
+                human_bytes(r.stored_bytes),
+                if r.encrypted { ", encrypted" } else { "" },
+                r.duration_ms as f64 / 1000.0
+            );
+            for f in &r.failures {
+                match &f.table {
+                    Some(t) => println!("  {t}: {}", f.error),
+                    None => println!("  {}", f.error),
+                }
+            }
+        }
+    }
+    let failed = reports.iter().filter(|r| !r.ok).count();
+    if failed > 0 {
+        return Err(Error::Verification(format!(
+            "{failed} of {} backup(s) failed verification",
+            reports.len()
+        )));
+    }
+    Ok(())
+}
