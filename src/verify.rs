@@ -104,14 +104,12 @@ pub async fn verify_backup(
                 check_streams(repo, m, opts, &mut report, cancel).await?;
             }
         }
-        Err(
-            e @ (Error::Integrity { .. } | Error::Format { .. } | Error::UnsupportedVersion { .. }),
-        ) => report.failures.push(VerifyFailure {
+        Err(e) if !is_damage(&e) => return Err(e),
+        Err(e) => report.failures.push(VerifyFailure {
             stream: None,
             table: None,
             error: e.to_string(),
         }),
-        Err(e) => return Err(e),
     }
     report.ok = report.failures.is_empty();
     report.duration_ms = t0.elapsed().as_millis() as u64;
@@ -201,9 +199,7 @@ async fn check_streams(
         report.plain_bytes += bytes;
         match r {
             Ok(()) => report.rows += s.rows,
-            Err(e @ (Error::Store { .. } | Error::Interrupted(_) | Error::Internal(_))) => {
-                return Err(e)
-            }
+            Err(e) if !is_damage(&e) => return Err(e),
             Err(e) => report.failures.push(VerifyFailure {
                 stream: Some(s.id),
                 table: labels.get(i).cloned(),
@@ -213,6 +209,20 @@ async fn check_streams(
     }
     report.failures.sort_by_key(|f| f.stream);
     Ok(())
+}
+
+/// Whether an error is damage to the backup (reported) rather than a reason
+/// the check could not run (returned): a missing object is damage, an
+/// unreachable store is not.
+fn is_damage(e: &Error) -> bool {
+    match e {
+        Error::Store { source, .. } => matches!(source, object_store::Error::NotFound { .. }),
+        Error::Integrity { .. }
+        | Error::Format { .. }
+        | Error::UnsupportedVersion { .. }
+        | Error::Verification(_) => true,
+        _ => false,
+    }
 }
 
 /// Writes the outcome beside the manifest; a failure to record is logged,

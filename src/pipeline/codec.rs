@@ -168,8 +168,14 @@ pub struct DecodedFrame {
 /// Verifies and decodes one frame (header + payload bytes, as stored).
 pub fn decode_frame(bytes: &[u8], expect: &ExpectedFrame<'_>) -> Result<DecodedFrame> {
     let object = expect.object;
-    let header = FrameHeader::decode(bytes, object)?;
     let where_ = || format!("frame {} of stream {}", expect.index, expect.stream);
+    let header = FrameHeader::decode(bytes, object).map_err(|e| match e {
+        Error::Format { object, message } => Error::Format {
+            object,
+            message: format!("{}: {message}", where_()),
+        },
+        other => other,
+    })?;
     if header.stream != expect.stream || header.index != expect.index {
         return Err(Error::integrity(
             object,

@@ -6,11 +6,26 @@ use crate::support::{cluster, SUPERUSER_PASSWORD};
 use std::process::{Command, Output};
 
 fn pgkeep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pgkeep"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("pgkeep runs")
+    pgkeep_env(args, &[])
+}
+
+/// Runs pgkeep with extra environment variables (and none of the key
+/// variables of the calling environment).
+fn pgkeep_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgkeep"));
+    cmd.args(args);
+    for v in [
+        "DATABASE_URL",
+        "PGKEEP_KEY",
+        "PGKEEP_PASSPHRASE",
+        "PGKEEP_NEW_KEY",
+        "PGKEEP_NEW_PASSPHRASE",
+    ] {
+        cmd.env_remove(v);
+    }
+    cmd.env("PGKEEP_KDF_PROFILE", "fast");
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("pgkeep runs")
 }
 
 fn text(o: &Output) -> String {
@@ -197,4 +212,112 @@ async fn sigint_mid_backup_leaves_nothing() {
         left.is_empty(),
         "an interrupted backup leaves nothing: {left:?}"
     );
+}
+
+/// The secret check for encryption: backup, list, show, verify, restore,
+/// key add and key rotate run with known passphrases, a known key and the
+/// database password; none of them appears in any output, log line or
+/// repository object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encryption_commands_never_leak_a_secret() {
+    use base64::Engine;
+    const PASS: &str = "old-pass-Zq9w-4417";
+    const NEW_PASS: &str = "new-pass-Kx2v-9033";
+    let key = [0x5au8; 32];
+    let key_b64 = base64::engine::general_purpose::STANDARD.encode(key);
+    let c = cluster();
+    let src = crate::pgkeep::db_with(
+        "cli_enc",
+        "CREATE TABLE notes (id int PRIMARY KEY, body text);
+         INSERT INTO notes SELECT g, 'note ' || g FROM generate_series(1, 500) g;",
+    )
+    .await;
+    let dst = c.create_db("cli_enc_dst").await;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let keydir = tempfile::tempdir().unwrap();
+    let key_file = keydir.path().join("master.key");
+    std::fs::write(&key_file, format!("{key_b64}\n")).unwrap();
+    let key_file = key_file.to_str().unwrap();
+    let log = ["-vv", "--log-format", "json"];
+    let pass = [("PGKEEP_PASSPHRASE", PASS)];
+    let mut outputs = Vec::new();
+    let mut run = |args: Vec<&str>, env: &[(&str, &str)], ok: bool| {
+        let mut all = args.clone();
+        all.extend(log);
+        let o = pgkeep_env(&all, env);
+        assert_eq!(o.status.success(), ok, "{args:?}:\n{}", text(&o));
+        if !ok {
+            assert_eq!(o.status.code(), Some(2), "{args:?}:\n{}", text(&o));
+        }
+        let t = text(&o);
+        outputs.push(o);
+        t
+    };
+    let src_url = c.url(&src);
+    run(
+        vec!["backup", "--db", &src_url, "--repo", repo, "--encrypt"],
+        &pass,
+        true,
+    );
+    let listed = run(vec!["list", "--repo", repo], &[], true);
+    assert!(listed.contains("aes-256-gcm"), "{listed}");
+    // Without the passphrase (and no terminal to ask on): a key error, exit 2.
+    let t = run(vec!["show", "--repo", repo], &[], false);
+    assert!(
+        t.contains("is encrypted") && t.contains("PGKEEP_PASSPHRASE"),
+        "{t}"
+    );
+    run(vec!["show", "--repo", repo, "--sql"], &pass, true);
+    run(vec!["verify", "--repo", repo], &pass, true);
+    run(
+        vec!["restore", "--repo", repo, "--db", &c.url(&dst)],
+        &pass,
+        true,
+    );
+    run(
+        vec!["key", "add", "--repo", repo, "--new-key-file", key_file],
+        &pass,
+        true,
+    );
+    run(
+        vec!["key", "rotate", "--repo", repo, "--key-file", key_file],
+        &[("PGKEEP_NEW_PASSPHRASE", NEW_PASS)],
+        true,
+    );
+    let wrong = run(
+        vec!["verify", "--repo", repo, "--key-file", key_file],
+        &[],
+        false,
+    );
+    assert!(wrong.contains("none of the supplied keys"), "{wrong}");
+    run(
+        vec!["verify", "--repo", repo],
+        &[("PGKEEP_PASSPHRASE", NEW_PASS)],
+        true,
+    );
+    run(vec!["verify", "--repo", repo], &pass, true);
+    let listed = run(vec!["key", "list", "--repo", repo], &[], true);
+    assert_eq!(listed.matches("passphrase").count(), 1 + 1, "{listed}");
+    assert_eq!(crate::pgkeep::count_rows(&dst, "notes").await, 500);
+
+    let key_hex = hex::encode(key);
+    let secrets = [
+        PASS,
+        NEW_PASS,
+        key_b64.as_str(),
+        key_hex.as_str(),
+        SUPERUSER_PASSWORD,
+    ];
+    for o in &outputs {
+        for s in secrets {
+            assert!(!text(o).contains(s), "secret printed:\n{}", text(o));
+        }
+    }
+    for s in secrets {
+        assert_secret_not_stored(dir.path(), s);
+    }
+    let raw = String::from_utf8_lossy(&key).into_owned();
+    assert_secret_not_stored(dir.path(), &raw);
 }

@@ -4,6 +4,7 @@
 mod cli;
 mod connect;
 mod consistency;
+mod encryption;
 mod failures;
 mod faults;
 mod harness;
