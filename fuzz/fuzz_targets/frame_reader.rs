@@ -21,4 +21,10 @@ fuzz_target!(|data: &[u8]| {
     let stream = u32::from_le_bytes([frame[8], frame[9], frame[10], frame[11]]);
     let index = u32::from_le_bytes([frame[12], frame[13], frame[14], frame[15]]);
     let _ = decode_frame(&frame, &ExpectedFrame { object: "fuzz", stream, index, sha256: &sha, key: None });
+    let key = pgkeep::crypto::BackupKey::new(
+        pgkeep::crypto::CipherKind::Aes256Gcm,
+        &pgkeep::crypto::DataKey::from_bytes(zeroize::Zeroizing::new([3; 32])),
+        "fuzz",
+    );
+    let _ = decode_frame(&frame, &ExpectedFrame { object: "fuzz", stream, index, sha256: &sha, key: Some(&key) });
 });
