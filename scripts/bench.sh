@@ -3,7 +3,9 @@
 # throwaway cluster, then times, in one run and on the same data:
 #   raw parallel COPY ... TO STDOUT > /dev/null (JOBS at once, the floor),
 #   pg_dump -Fd -jJOBS and pg_restore -jJOBS (the usual runbook),
-#   pgkeep backup and pgkeep restore with --jobs JOBS (wall time, MB/s, peak RSS).
+#   pgkeep backup and pgkeep restore with --jobs JOBS (wall time, MB/s, peak RSS),
+#   and the same backup and restore encrypted (AES-256-GCM and ChaCha20-Poly1305)
+#   to show what encryption costs.
 # Usage: scripts/bench.sh [SIZE_MB=1024] [JOBS=2] [extra pgkeep backup flags...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -64,14 +66,29 @@ read -r kb_secs kb_rss < <(measure pgkeep_backup "$pgkeep" backup --db "$conn db
 repo_bytes=$(du -sb "$work/repo" | cut -f1)
 echo "== pgkeep restore --jobs $jobs"
 read -r kr_secs kr_rss < <(measure pgkeep_restore "$pgkeep" restore --repo "$work/repo" latest --db "$conn dbname=pgk" --create --jobs "$jobs")
+# Encrypted: the same backup into repositories with a master key (a key
+# file: no Argon2 in the timing), then a restore of the AES one.
+head -c 32 /dev/urandom > "$work/master.key"
+for c in aes-256-gcm chacha20-poly1305; do
+  "$pgkeep" key add --repo "$work/repo-$c" --new-key-file "$work/master.key" --cipher "$c" >/dev/null
+  echo "== pgkeep backup --jobs $jobs (encrypted, $c)"
+  read -r secs rss < <(measure "pgkeep_backup_$c" "$pgkeep" backup --db "$conn dbname=bench" --repo "$work/repo-$c" --jobs "$jobs" "${extra[@]}")
+  eval "enc_${c//-/_}=\"$secs $rss\""
+done
+echo "== pgkeep restore --jobs $jobs (encrypted, aes-256-gcm)"
+read -r ker_secs ker_rss < <(measure pgkeep_restore_enc "$pgkeep" restore --repo "$work/repo-aes-256-gcm" latest --key-file "$work/master.key" --db "$conn dbname=pgk_enc" --create --jobs "$jobs")
+read -r kea_secs kea_rss <<< "$enc_aes_256_gcm"
+read -r kec_secs kec_rss <<< "$enc_chacha20_poly1305"
+
 n_src=$(psql -X -At -d bench -c "SELECT count(*) FROM events_1")
 n_dst=$(psql -X -At -d pgk -c "SELECT count(*) FROM events_1")
 [ "$n_src" = "$n_dst" ] || { echo "restored row count differs: $n_src vs $n_dst"; exit 1; }
 
 echo; cat "$work/pgkeep_backup.out" "$work/pgkeep_restore.out"
-python3 - "$copy_bytes" "$raw_secs" "$dump_secs" "$dump_rss" "$dump_bytes" "$pgr_secs" "$kb_secs" "$kb_rss" "$repo_bytes" "$kr_secs" "$kr_rss" "$jobs" "$db_bytes" <<'PY'
+python3 - "$copy_bytes" "$raw_secs" "$dump_secs" "$dump_rss" "$dump_bytes" "$pgr_secs" "$kb_secs" "$kb_rss" "$repo_bytes" "$kr_secs" "$kr_rss" "$jobs" "$db_bytes" "$kea_secs" "$kea_rss" "$kec_secs" "$kec_rss" "$ker_secs" "$ker_rss" <<'PY'
 import sys
-(copy_bytes, raw, dump, dump_rss, dump_bytes, pgr, kb, kb_rss, repo_bytes, kr, kr_rss, jobs, heap) = sys.argv[1:]
+(copy_bytes, raw, dump, dump_rss, dump_bytes, pgr, kb, kb_rss, repo_bytes, kr, kr_rss, jobs, heap,
+ kea, kea_rss, kec, kec_rss, ker, ker_rss) = sys.argv[1:]
 cb = int(copy_bytes); mb = cb / 1e6
 f = float
 print()
@@ -87,6 +104,10 @@ row("pg_dump -Fd", dump, dump_rss, dump_bytes, raw)
 row("pgkeep backup", kb, kb_rss, repo_bytes, raw)
 row("pg_restore", pgr)
 row("pgkeep restore", kr, kr_rss, None, pgr)
+row("pgkeep backup aes-256-gcm", kea, kea_rss, None, kb)
+row("pgkeep backup chacha20", kec, kec_rss, None, kb)
+row("pgkeep restore aes-256-gcm", ker, ker_rss, None, kr)
 print()
+print(f"encryption cost: backup aes {100*(f(kea)/f(kb)-1):+.1f}%, chacha {100*(f(kec)/f(kb)-1):+.1f}%; restore aes {100*(f(ker)/f(kr)-1):+.1f}%  (ratio column: vs the unencrypted run)")
 print(f"backup vs raw COPY: {f(kb)/f(raw):.2f}x   backup vs pg_dump: {f(kb)/f(dump):.2f}x   restore vs pg_restore: {f(kr)/f(pgr):.2f}x")
 PY
