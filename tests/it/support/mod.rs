@@ -1,12 +1,16 @@
 //! Test support: one PostgreSQL cluster per test binary ([`cluster`]),
 //! fixtures to load into it, and oracles to compare databases with.
 //!
-//! `DATABASE_URL` set: that server is used as is. Otherwise an ephemeral
-//! cluster is started from `PGKEEP_PG_BIN` (or the newest
-//! `/usr/lib/postgresql/<major>/bin`) and stopped when the binary exits.
+//! `DATABASE_URL` set: that server is used as is. With the `testcontainers`
+//! feature and a Docker engine, a container (see `container.rs` for when).
+//! Otherwise an ephemeral cluster is started from `PGKEEP_PG_BIN` (or the
+//! newest `/usr/lib/postgresql/<major>/bin`) and stopped when the binary
+//! exits.
 #![allow(dead_code, unused_imports)]
 
 mod cluster;
+#[cfg(feature = "testcontainers")]
+mod container;
 pub mod faulty_store;
 mod fixtures;
 mod local;
@@ -26,6 +30,8 @@ pub fn cluster() -> &'static TestCluster {
     static CLUSTER: OnceLock<TestCluster> = OnceLock::new();
     CLUSTER.get_or_init(|| match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => TestCluster::from_database_url(&url),
+        #[cfg(feature = "testcontainers")]
+        _ if container::wanted() => container::start(),
         _ => TestCluster::local(),
     })
 }
