@@ -91,6 +91,7 @@ fn main() {
             Command::Restore(a) => cli::restore::run(a, cancel).await,
             Command::List(a) => cli::list::run(a).await,
             Command::Show(a) => cli::show::run(a).await,
+            Command::Chain(a) => cli::chain::run(a).await,
         }
     });
     if let Err(e) = result {

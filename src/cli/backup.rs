@@ -44,6 +44,10 @@ pub struct BackupArgs {
     /// Frame size (default derived from --memory, at most 4MiB).
     #[arg(long)]
     pub frame_size: Option<String>,
+    /// Policy file: its [[chain]] tables are dumped in chain order and
+    /// their stream heads recorded.
+    #[arg(long)]
+    pub policy: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -77,6 +81,9 @@ pub async fn run(args: BackupArgs, cancel: CancellationToken) -> Result<()> {
         tables: args.tables,
         exclude_tables: args.exclude_tables,
     };
+    if let Some(p) = &args.policy {
+        opts.chains = pgkeep::config::Policy::load(p)?.chain;
+    }
     let repo = Repo::open(&args.repo.repo, OpenMode::CreateIfMissing)?;
     let progress = pgkeep::progress::for_stderr("backup").into();
     let header = backup(&repo, &opts, progress, cancel).await?;

@@ -3,6 +3,7 @@
 //! `--json`). No backup logic lives here.
 
 pub mod backup;
+pub mod chain;
 pub mod common;
 pub mod list;
 pub mod restore;
@@ -43,4 +44,6 @@ pub enum Command {
     List(list::ListArgs),
     /// Show a backup's table of contents.
     Show(show::ShowArgs),
+    /// Event-store hash chains.
+    Chain(chain::ChainArgs),
 }
