@@ -4,6 +4,7 @@
 //! which must agree report for report; `--against` catches a recomputed
 //! stream and a truncated head; the CLI's exit codes.
 
+use crate::cli::{pgkeep, text};
 use crate::pgkeep::{
     backup_with, repo, restore_options, restore_with, settings, small_backup_options,
 };
@@ -13,7 +14,6 @@ use pgkeep::chain::{verify_archive, verify_live, Check, StreamFilter, VerifyRepo
 use pgkeep::config::{ChainDef, Policy};
 use pgkeep::store::Repo;
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 const STREAMS: u64 = 50;
 const EVENTS: u64 = 40;
@@ -49,7 +49,11 @@ async fn sql(db: &str, sql: &str) {
 }
 
 async fn live(db: &str) -> VerifyReport {
-    verify_live(&settings(db), &chains(), &StreamFilter::All)
+    live_only(db, StreamFilter::All).await
+}
+
+async fn live_only(db: &str, filter: StreamFilter) -> VerifyReport {
+    verify_live(&settings(db), &chains(), &filter)
         .await
         .expect("live verification runs")
 }
@@ -62,7 +66,16 @@ async fn backup_chains(r: &Repo, db: &str) -> String {
 }
 
 async fn archive(r: &Repo, id: &str, against: Option<&str>) -> VerifyReport {
-    verify_archive(r, id, &chains(), &StreamFilter::All, against)
+    archive_only(r, id, StreamFilter::All, against).await
+}
+
+async fn archive_only(
+    r: &Repo,
+    id: &str,
+    filter: StreamFilter,
+    against: Option<&str>,
+) -> VerifyReport {
+    verify_archive(r, id, &chains(), &filter, against)
         .await
         .expect("archive verification runs")
 }
@@ -144,18 +157,14 @@ async fn every_tampering_is_reported_at_its_stream_and_seq_in_both_modes() {
         DELETE FROM evt.evt_events WHERE stream_id = 'id-4' AND stream_seq = 20;
         -- inserted event: later events move up one, the new one links validly to seq 9
         UPDATE evt.evt_events SET stream_seq = stream_seq + 1 WHERE stream_id = 'id-5' AND stream_seq >= 10;
-        INSERT INTO evt.evt_events (stream_type, stream_id, stream_seq, event_type, payload, prev_hash, hash)
-        SELECT stream_type, stream_id, 10, 'injected', '{}', hash, evt.event_hash(hash, stream_type, stream_id, 10, 'injected', '{}')
-          FROM evt.evt_events WHERE stream_id = 'id-5' AND stream_seq = 9;
+        SELECT evt.link('id-5', 9, 10, 'injected');
         -- reordered pair
         UPDATE evt.evt_events SET stream_seq = CASE stream_seq WHEN 5 THEN 6 ELSE 5 END
          WHERE stream_id = 'id-6' AND stream_seq IN (5, 6);
         -- truncated start: the first event is gone
         DELETE FROM evt.evt_events WHERE stream_id = 'id-7' AND stream_seq = 1;
         -- fork: a second, validly linked event at seq 12
-        INSERT INTO evt.evt_events (stream_type, stream_id, stream_seq, event_type, payload, prev_hash, hash)
-        SELECT stream_type, stream_id, 12, 'forked', '{}', hash, evt.event_hash(hash, stream_type, stream_id, 12, 'forked', '{}')
-          FROM evt.evt_events WHERE stream_id = 'id-8' AND stream_seq = 11;
+        SELECT evt.link('id-8', 11, 12, 'forked');
         -- a stored hash that is not what the recipe gives
         UPDATE evt.evt_events SET hash = upper(hash) || '00' WHERE stream_id = 'id-9' AND stream_seq = 40;
     ").await;
@@ -194,31 +203,11 @@ async fn every_tampering_is_reported_at_its_stream_and_seq_in_both_modes() {
     );
 
     // One stream, and one stream type.
-    let one = verify_live(
-        &settings(&db),
-        &chains(),
-        &StreamFilter::Stream("order/id-3".into()),
-    )
-    .await
-    .unwrap();
+    let one = live_only(&db, StreamFilter::Stream("order/id-3".into())).await;
     assert_eq!((one.streams, one.events, one.broken), (1, EVENTS, 1));
-    let one_archived = verify_archive(
-        &r,
-        &id,
-        &chains(),
-        &StreamFilter::Stream("order/id-3".into()),
-        None,
-    )
-    .await
-    .unwrap();
+    let one_archived = archive_only(&r, &id, StreamFilter::Stream("order/id-3".into()), None).await;
     assert_eq!(one_archived, one);
-    let users = verify_live(
-        &settings(&db),
-        &chains(),
-        &StreamFilter::Type("user".into()),
-    )
-    .await
-    .unwrap();
+    let users = live_only(&db, StreamFilter::Type("user".into())).await;
     assert_eq!((users.streams, users.broken), (17, 2));
 }
 
@@ -235,9 +224,7 @@ async fn against_an_older_backup_catches_recomputed_and_truncated_history() {
         -- truncated head: the last two events are gone
         DELETE FROM evt.evt_events WHERE stream_id = 'id-11' AND stream_seq > 38;
         -- history extended: fine
-        INSERT INTO evt.evt_events (stream_type, stream_id, stream_seq, event_type, payload, prev_hash, hash)
-        SELECT stream_type, stream_id, 41, 'more', '{}', hash, evt.event_hash(hash, stream_type, stream_id, 41, 'more', '{}')
-          FROM evt.evt_events WHERE stream_id = 'id-12' AND stream_seq = 40;
+        SELECT evt.link('id-12', 40, 41, 'more');
     ").await;
     let report = live(&db).await;
     assert!(report.ok, "each stream is valid on its own: {report:#?}");
@@ -272,20 +259,11 @@ async fn against_an_older_backup_catches_recomputed_and_truncated_history() {
     );
 }
 
-fn pgkeep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pgkeep"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("pgkeep runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+/// Runs pgkeep and asserts its exit code.
+fn expect(args: &[&str], code: i32) -> std::process::Output {
+    let o = pgkeep(args);
+    assert_eq!(o.status.code(), Some(code), "{args:?}: {}", text(&o));
+    o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,10 +275,12 @@ async fn cli_exit_codes_flags_policy_and_restore_verify_chains() {
     let policy = policy.to_str().unwrap();
     let mut outputs = Vec::new();
 
-    let o = pgkeep(&[
-        "chain", "verify", "--db", &url, "--policy", policy, "--json",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = expect(
+        &[
+            "chain", "verify", "--db", &url, "--policy", policy, "--json",
+        ],
+        0,
+    );
     let by_policy: VerifyReport = serde_json::from_slice(&o.stdout).expect("JSON report");
     assert_eq!(by_policy.events, STREAMS * EVENTS);
     outputs.push(o);
@@ -333,8 +313,7 @@ async fn cli_exit_codes_flags_policy_and_restore_verify_chains() {
     ];
     let mut args = vec!["chain", "verify", "--db", &url, "--json"];
     args.extend(flags);
-    let o = pgkeep(&args);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = expect(&args, 0);
     assert_eq!(
         serde_json::from_slice::<VerifyReport>(&o.stdout).unwrap(),
         by_policy
@@ -348,19 +327,23 @@ async fn cli_exit_codes_flags_policy_and_restore_verify_chains() {
         "[[chain]]\ntable = \"evt.evt_events\"\nstreams = []\n",
     )
     .unwrap();
-    let o = pgkeep(&[
-        "chain",
-        "verify",
-        "--db",
-        &url,
-        "--policy",
-        bad.path().to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = expect(
+        &[
+            "chain",
+            "verify",
+            "--db",
+            &url,
+            "--policy",
+            bad.path().to_str().unwrap(),
+        ],
+        2,
+    );
     assert!(text(&o).contains("streams"), "{}", text(&o));
     outputs.push(o);
-    let o = pgkeep(&["chain", "verify", "--db", &url, "--table", "evt_events"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = expect(
+        &["chain", "verify", "--db", &url, "--table", "evt_events"],
+        2,
+    );
     outputs.push(o);
 
     // A valid backup, then a broken chain: exit 3, from the database and
@@ -373,8 +356,7 @@ async fn cli_exit_codes_flags_policy_and_restore_verify_chains() {
         "UPDATE evt.evt_events SET payload = '{}' WHERE stream_id = 'id-3' AND stream_seq = 17",
     )
     .await;
-    let o = pgkeep(&["chain", "verify", "--db", &url, "--policy", policy]);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let o = expect(&["chain", "verify", "--db", &url, "--policy", policy], 3);
     assert!(
         text(&o).contains("stream order/id-3 seq 17: hash mismatch"),
         "{}",
@@ -382,51 +364,59 @@ async fn cli_exit_codes_flags_policy_and_restore_verify_chains() {
     );
     outputs.push(o);
 
-    let o = pgkeep(&[
-        "backup", "--db", &url, "--repo", repo_dir, "--policy", policy, "--json",
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    let o = expect(
+        &[
+            "backup", "--db", &url, "--repo", repo_dir, "--policy", policy, "--json",
+        ],
+        0,
+    );
     outputs.push(o);
-    let o = pgkeep(&[
-        "chain",
-        "verify",
-        "--repo",
-        repo_dir,
-        "latest",
-        "--policy",
-        policy,
-        "--stream",
-        "order/id-3",
-    ]);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let o = expect(
+        &[
+            "chain",
+            "verify",
+            "--repo",
+            repo_dir,
+            "latest",
+            "--policy",
+            policy,
+            "--stream",
+            "order/id-3",
+        ],
+        3,
+    );
     outputs.push(o);
-    let o = pgkeep(&[
-        "chain",
-        "verify",
-        "--repo",
-        repo_dir,
-        "--policy",
-        policy,
-        "--stream",
-        "order/id-6",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = expect(
+        &[
+            "chain",
+            "verify",
+            "--repo",
+            repo_dir,
+            "--policy",
+            policy,
+            "--stream",
+            "order/id-6",
+        ],
+        0,
+    );
     outputs.push(o);
 
     let dst = c.create_db("chain_cli_dst").await;
     let dst_url = c.url(&dst);
-    let o = pgkeep(&[
-        "restore",
-        "--repo",
-        repo_dir,
-        "--db",
-        &dst_url,
-        "--policy",
-        policy,
-        "--verify-chains",
-        "--json",
-    ]);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let o = expect(
+        &[
+            "restore",
+            "--repo",
+            repo_dir,
+            "--db",
+            &dst_url,
+            "--policy",
+            policy,
+            "--verify-chains",
+            "--json",
+        ],
+        3,
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(v["chains"]["broken"], 1);
     assert_eq!(v["restore"]["rows"], STREAMS * EVENTS);

@@ -5,7 +5,7 @@ use crate::pgkeep::assert_secret_not_stored;
 use crate::support::{cluster, SUPERUSER_PASSWORD};
 use std::process::{Command, Output};
 
-fn pgkeep(args: &[&str]) -> Output {
+pub(crate) fn pgkeep(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pgkeep"))
         .args(args)
         .env_remove("DATABASE_URL")
@@ -13,7 +13,7 @@ fn pgkeep(args: &[&str]) -> Output {
         .expect("pgkeep runs")
 }
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
