@@ -5,30 +5,23 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use pgkeep::chain::{ChainPlan, Verifier, VerifyOptions};
+use pgkeep::config::policy::Part;
 use pgkeep::config::Policy;
 use std::sync::{Arc, OnceLock};
 
-const POLICY: &str = r#"
-[[chain]]
-table = "app.evt"
-stream = ["t", "id"]
-seq = "seq"
-prev_hash = "prev"
-hash = "hash"
-genesis = ""
-[chain.recipe]
-separator = "|"
-null = "-"
-parts = ["prev", "t", "id", "seq", { literal = "v1" }, "payload", { column = "blob", input = "bytea" }]
-"#;
-
+/// The fixture policy, plus a literal and a bytea part.
 fn plan() -> Arc<ChainPlan> {
     static PLAN: OnceLock<Arc<ChainPlan>> = OnceLock::new();
     PLAN.get_or_init(|| {
-        let def = Policy::parse(POLICY, "fuzz").unwrap().chain.remove(0);
-        let cols: Vec<String> = ["t", "id", "seq", "payload", "blob", "prev", "hash"]
-            .map(String::from)
-            .to_vec();
+        let text = include_str!("../../tests/fixtures/chain_events.toml");
+        let mut def = Policy::parse(text, "fuzz").unwrap().chain.remove(0);
+        def.recipe.parts.push(Part::from_flag("lit:v1"));
+        def.recipe.parts.push(Part::from_flag("bytea:blob"));
+        let cols = [
+            "stream_type", "stream_id", "stream_seq", "event_type", "payload", "blob",
+            "prev_hash", "hash",
+        ];
+        let cols: Vec<String> = cols.map(String::from).to_vec();
         Arc::new(ChainPlan::new(&def, &cols).unwrap())
     })
     .clone()
