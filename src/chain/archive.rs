@@ -28,13 +28,20 @@ pub fn read_chain_stream(
     manifest: Arc<Manifest>,
     index: usize,
 ) -> Result<impl Stream<Item = Result<Bytes>> + Send + 'static> {
-    let max_frame = manifest
+    let frames = manifest
         .body
         .streams
         .get(index)
-        .and_then(|s| s.frames.iter().map(|f| f.plain_len).max())
-        .unwrap_or(0) as usize;
-    let (read_ahead, max_read) = Budget::new(READ_MEMORY, 1, None)?.read_plan(max_frame);
+        .map(|s| s.frames.as_slice());
+    let max = |f: fn(&crate::archive::FrameRef) -> u32| {
+        frames.and_then(|fs| fs.iter().map(f).max()).unwrap_or(0)
+    };
+    // Reads of one stored frame each: a read of `max_frame` stored bytes
+    // would coalesce several compressed frames and hold all their
+    // plaintexts at once.
+    let (read_ahead, _) =
+        Budget::new(READ_MEMORY, 1, None)?.read_plan(max(|f| f.plain_len) as usize);
+    let max_read = u64::from(max(|f| f.len));
     Ok(read_stream(
         repo.clone(),
         manifest,
