@@ -7,9 +7,12 @@
 
 use crate::archive::layout;
 use crate::archive::pack::PackWriter;
-use crate::archive::{FrameRef, Manifest, ManifestBody, ManifestHeader, PackInfo, StreamInfo};
+use crate::archive::{
+    ChainRecord, FrameRef, Manifest, ManifestBody, ManifestHeader, PackInfo, StreamInfo,
+};
 use crate::catalog::{self, CatalogOptions, ObjectKind, TocEntry};
-use crate::config::ConnSettings;
+use crate::chain::{ChainPlan, Verifier, VerifyOptions};
+use crate::config::{ChainDef, ConnSettings};
 use crate::crypto::{BackupKey, CipherKind, DataKey, WrappedKey};
 use crate::error::{Error, Result};
 use crate::keys::{self, EncryptMode};
@@ -48,6 +51,9 @@ pub struct BackupOptions {
     pub encrypt: EncryptMode,
     /// Overrides the repository's default cipher.
     pub cipher: Option<CipherKind>,
+    /// Hash-chained tables (policy `[[chain]]`): dumped whole in chain
+    /// order, their stream heads recorded in the manifest.
+    pub chains: Vec<ChainDef>,
 }
 
 impl BackupOptions {
@@ -64,6 +70,7 @@ impl BackupOptions {
             pack_bytes: 1 << 30,
             encrypt: EncryptMode::Auto,
             cipher: None,
+            chains: Vec::new(),
         }
     }
 }
@@ -75,6 +82,8 @@ enum Source {
         name: String,
         columns: Vec<String>,
         pages: Option<(u64, Option<u64>)>,
+        /// `ORDER BY` of a chain table (never sliced).
+        order: Option<String>,
     },
     LargeObjects,
 }
@@ -86,15 +95,20 @@ struct WorkItem {
     label: String,
     est_bytes: u64,
     source: Source,
+    /// Set for a chain table: its heads are collected while it is copied.
+    chain: Option<Arc<ChainPlan>>,
 }
 
 impl WorkItem {
     fn copy_sql(&self) -> String {
         match &self.source {
             Source::LargeObjects => "COPY (SELECT oid, pg_catalog.lo_get(oid) FROM pg_catalog.pg_largeobject_metadata ORDER BY oid) TO STDOUT".to_string(),
-            Source::Table { schema, name, columns, pages } => {
+            Source::Table { schema, name, columns, pages, order } => {
                 let table = qualified(schema, name);
                 let cols = columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+                if let Some(order) = order {
+                    return format!("COPY (SELECT {cols} FROM ONLY {table} {order}) TO STDOUT");
+                }
                 match pages {
                     None if columns.is_empty() => format!("COPY {table} TO STDOUT"),
                     None => format!("COPY {table} ({cols}) TO STDOUT"),
@@ -112,8 +126,9 @@ impl WorkItem {
     }
 }
 
-/// Splits data entries into work items, biggest first.
-fn plan_work(toc: &[TocEntry], split_bytes: u64) -> Vec<WorkItem> {
+/// Splits data entries into work items, biggest first. Chain tables stay
+/// whole and are copied in chain order.
+fn plan_work(toc: &[TocEntry], split_bytes: u64, chains: &[ChainDef]) -> Result<Vec<WorkItem>> {
     let mut items = Vec::new();
     let mut next_stream = 0u32;
     for e in toc {
@@ -126,6 +141,7 @@ fn plan_work(toc: &[TocEntry], split_bytes: u64) -> Vec<WorkItem> {
                 label,
                 est_bytes: d.est_bytes,
                 source: Source::LargeObjects,
+                chain: None,
             });
             next_stream += 1;
             continue;
@@ -133,7 +149,18 @@ fn plan_work(toc: &[TocEntry], split_bytes: u64) -> Vec<WorkItem> {
         if e.kind != ObjectKind::TableData {
             continue;
         }
-        let slices = if d.splittable && split_bytes > 0 && d.est_bytes > split_bytes && d.pages > 1
+        let chain = chains
+            .iter()
+            .find(|c| c.table_parts() == Some((&d.schema, &d.name)));
+        let plan = match chain {
+            Some(c) => Some(Arc::new(ChainPlan::new(c, &d.columns)?)),
+            None => None,
+        };
+        let slices = if chain.is_none()
+            && d.splittable
+            && split_bytes > 0
+            && d.est_bytes > split_bytes
+            && d.pages > 1
         {
             d.est_bytes.div_ceil(split_bytes).min(d.pages)
         } else {
@@ -160,13 +187,15 @@ fn plan_work(toc: &[TocEntry], split_bytes: u64) -> Vec<WorkItem> {
                     name: d.name.clone(),
                     columns: d.columns.clone(),
                     pages,
+                    order: chain.map(crate::chain::order_by),
                 },
+                chain: plan.clone(),
             });
             next_stream += 1;
         }
     }
     items.sort_by(|a, b| b.est_bytes.cmp(&a.est_bytes).then(a.stream.cmp(&b.stream)));
-    items
+    Ok(items)
 }
 
 struct Shared {
@@ -191,6 +220,7 @@ impl Shared {
 struct WorkerOutput {
     streams: Vec<StreamInfo>,
     packs: Vec<(u32, PackInfo)>,
+    chains: Vec<ChainRecord>,
 }
 
 /// Runs a backup into `repo`. Returns the header of the written manifest.
@@ -256,7 +286,15 @@ async fn run(
         .collect();
     leader.lock_tables(&lockable, opts.lock_timeout).await?;
     let toc = catalog::read_toc(&leader.conn.client, &opts.catalog, &rels).await?;
-    let items = plan_work(&toc, opts.split_bytes);
+    let items = plan_work(&toc, opts.split_bytes, &opts.chains)?;
+    for c in &opts.chains {
+        if !items
+            .iter()
+            .any(|i| i.chain.as_ref().is_some_and(|p| p.table == c.table))
+        {
+            tracing::warn!(table = %c.table, "chain table of the policy is not in this backup");
+        }
+    }
     let total_est: u64 = items.iter().map(|i| i.est_bytes).sum();
     tracing::info!(backup = %backup_id, source = %opts.db, entries = toc.len(), streams = items.len(), "snapshot taken, catalog read");
     progress.begin(total_est);
@@ -330,12 +368,20 @@ async fn run(
         .flat_map(|o| std::mem::take(&mut o.streams))
         .collect();
     streams.sort_by_key(|s| s.id);
-    let mut packs: Vec<(u32, PackInfo)> = outputs.into_iter().flat_map(|o| o.packs).collect();
+    let mut packs: Vec<(u32, PackInfo)> = outputs
+        .iter_mut()
+        .flat_map(|o| std::mem::take(&mut o.packs))
+        .collect();
     packs.sort_by_key(|(i, _)| *i);
     if packs.iter().enumerate().any(|(n, (i, _))| n as u32 != *i) {
         return Err(Error::Internal("pack numbering has gaps".into()));
     }
     let packs: Vec<PackInfo> = packs.into_iter().map(|(_, p)| p).collect();
+    let mut chains: Vec<ChainRecord> = outputs
+        .iter_mut()
+        .flat_map(|o| std::mem::take(&mut o.chains))
+        .collect();
+    chains.sort_by(|a, b| a.table.cmp(&b.table));
     let finished = time::OffsetDateTime::now_utc();
     let fmt = &time::format_description::well_known::Rfc3339;
     let tables = toc
@@ -375,6 +421,7 @@ async fn run(
             toc,
             packs,
             streams,
+            chains,
         },
         key,
     };
@@ -393,6 +440,7 @@ async fn worker_loop(
     let mut out = WorkerOutput {
         streams: Vec::new(),
         packs: Vec::new(),
+        chains: Vec::new(),
     };
     let mut pack: Option<PackWriter> = None;
     let r = tokio::select! {
@@ -446,20 +494,23 @@ async fn copy_items(
         let p = pack
             .as_mut()
             .ok_or_else(|| Error::Internal("no pack".into()))?;
-        let info = copy_stream(worker, &item, p, shared).await?;
+        let (info, chain) = copy_stream(worker, &item, p, shared).await?;
         out.streams.push(info);
+        out.chains.extend(chain);
     }
     Ok(())
 }
 
 /// Streams one work item: COPY rows → frames → encode (blocking pool, in
-/// order, at most `encode_ahead` in flight) → pack.
+/// order, at most `encode_ahead` in flight) → pack. A chain table's rows
+/// also pass through the chain verifier, collecting only heads: no second
+/// pass over the table.
 async fn copy_stream(
     worker: &Worker,
     item: &WorkItem,
     pack: &mut PackWriter,
     shared: &Shared,
-) -> Result<StreamInfo> {
+) -> Result<(StreamInfo, Option<ChainRecord>)> {
     let sql = item.copy_sql();
     let progress = &shared.progress;
     progress.stream_started(item.stream, &item.label, item.est_bytes);
@@ -476,9 +527,21 @@ async fn copy_stream(
     let mut acc = StreamAcc::new(item);
     let mut index = 0u32;
     let mut done = false;
+    let mut heads = item.chain.as_ref().map(|p| {
+        let opts = VerifyOptions {
+            heads_only: true,
+            ..VerifyOptions::default()
+        };
+        (p.clone(), Verifier::new(p.clone(), opts))
+    });
     while !done {
         match copy.next().await {
-            Some(Ok(row)) => framer.push_row(&row, &mut ready),
+            Some(Ok(row)) => {
+                if let Some((_, v)) = heads.as_mut() {
+                    v.feed(&row)?;
+                }
+                framer.push_row(&row, &mut ready)
+            }
             Some(Err(e)) => return Err(copy_error(&item.label, e)),
             None => {
                 ready.push(std::mem::replace(&mut framer, Framer::new(64)).finish());
@@ -508,7 +571,16 @@ async fn copy_stream(
     }
     let info = acc.finish();
     progress.stream_finished(item.stream, info.rows, info.plain_bytes);
-    Ok(info)
+    let chain = match heads {
+        Some((plan, v)) => Some(ChainRecord {
+            table: plan.table.clone(),
+            stream: item.stream,
+            order: plan.order.clone(),
+            heads: v.finish()?.1,
+        }),
+        None => None,
+    };
+    Ok((info, chain))
 }
 
 fn join_encode(
@@ -623,7 +695,7 @@ mod tests {
             data_entry(1, "small", 10, 1),
             data_entry(2, "big", 1000, 100),
         ];
-        let items = plan_work(&toc, 300);
+        let items = plan_work(&toc, 300, &[]).unwrap();
         assert_eq!(items.len(), 5);
         assert!(items[..4].iter().all(|i| i.toc_id == 2));
         assert_eq!(items[4].toc_id, 1);

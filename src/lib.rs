@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod backup;
 pub mod catalog;
+pub mod chain;
 pub mod config;
 pub mod crypto;
 pub mod error;

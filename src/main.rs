@@ -93,6 +93,7 @@ fn main() {
             Command::Show(a) => cli::show::run(a).await,
             Command::Verify(a) => cli::verify::run(a, cancel).await,
             Command::Key(a) => cli::key::run(a).await,
+            Command::Chain(a) => cli::chain::run(a).await,
         }
     });
     if let Err(e) = result {

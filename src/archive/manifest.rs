@@ -131,6 +131,34 @@ pub struct ManifestBody {
     pub toc: Vec<TocEntry>,
     pub packs: Vec<PackInfo>,
     pub streams: Vec<StreamInfo>,
+    /// Hash-chained tables dumped in chain order, with their stream heads
+    /// (absent in manifests written before chain support).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chains: Vec<ChainRecord>,
+}
+
+/// A hash-chained table (policy `[[chain]]`) as a backup dumped it: one
+/// stream, never sliced, ordered by `order`, and the head of every stream.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ChainRecord {
+    /// `schema.table`.
+    pub table: String,
+    /// The data stream holding the table.
+    pub stream: u32,
+    /// Columns the COPY was ordered by: stream key, seq, hash.
+    pub order: Vec<String>,
+    /// Per stream, its last event, in stream order.
+    pub heads: Vec<ChainHead>,
+}
+
+/// The last event of one stream: where a later backup must still find it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ChainHead {
+    /// Stream key values (text output; null for NULL).
+    pub stream: Vec<Option<String>>,
+    pub seq: i64,
+    /// The stored hash column's text.
+    pub hash: String,
 }
 
 #[derive(Debug, PartialEq)]
@@ -401,6 +429,7 @@ pub(crate) mod tests {
                         sha256: "cd".into(),
                     }],
                 }],
+                chains: vec![],
             },
             key: None,
         }
@@ -413,6 +442,30 @@ pub(crate) mod tests {
         let d = Manifest::decode(&bytes, "m", &Unlock::default()).unwrap();
         assert_eq!(d, m);
         assert_eq!(Manifest::decode_header(&bytes, "m").unwrap(), m.header);
+    }
+
+    #[test]
+    fn chain_heads_round_trip_and_old_bodies_still_read() {
+        let mut m = sample();
+        m.body.chains.push(ChainRecord {
+            table: "app.evt".into(),
+            stream: 0,
+            order: vec!["k".into(), "seq".into(), "hash".into()],
+            heads: vec![ChainHead {
+                stream: vec![Some("order".into()), None],
+                seq: 40,
+                hash: "ab".into(),
+            }],
+        });
+        let bytes = m.encode().unwrap();
+        assert_eq!(
+            Manifest::decode(&bytes, "m", &Unlock::default()).unwrap(),
+            m
+        );
+        let mut json = serde_json::to_value(&sample().body).unwrap();
+        json.as_object_mut().unwrap().remove("chains");
+        let body: ManifestBody = serde_json::from_value(json).unwrap();
+        assert!(body.chains.is_empty());
     }
 
     #[test]

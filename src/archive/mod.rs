@@ -8,4 +8,6 @@ pub mod manifest;
 pub mod pack;
 pub mod reader;
 
-pub use manifest::{FrameRef, Manifest, ManifestBody, ManifestHeader, PackInfo, StreamInfo};
+pub use manifest::{
+    ChainHead, ChainRecord, FrameRef, Manifest, ManifestBody, ManifestHeader, PackInfo, StreamInfo,
+};

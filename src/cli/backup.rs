@@ -60,6 +60,10 @@ pub struct BackupArgs {
     pub cipher: Option<String>,
     #[command(flatten)]
     pub keys: KeyArgs,
+    /// Policy file: its [[chain]] tables are dumped in chain order and
+    /// their stream heads recorded.
+    #[arg(long)]
+    pub policy: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -103,6 +107,9 @@ pub async fn run(args: BackupArgs, cancel: CancellationToken) -> Result<()> {
         (_, true) => EncryptMode::Off,
         _ => EncryptMode::Auto,
     };
+    if let Some(p) = &args.policy {
+        opts.chains = pgkeep::config::Policy::load(p)?.chain;
+    }
     let repo = Repo::open(&args.repo.repo, OpenMode::CreateIfMissing)?;
     if args.encrypt && keys::list_keys(&repo).await?.is_empty() {
         let mut given = args.keys.inputs()?;

@@ -3,6 +3,7 @@
 //! `--json`). No backup logic lives here.
 
 pub mod backup;
+pub mod chain;
 pub mod common;
 pub mod key;
 pub mod list;
@@ -50,4 +51,6 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Manage the repository's master keys (encryption).
     Key(key::KeyCmdArgs),
+    /// Event-store hash chains.
+    Chain(chain::ChainArgs),
 }

@@ -1,8 +1,10 @@
 //! `pgkeep restore`.
 
+use super::chain;
 use super::common::{human_bytes, print_json, DbArgs, OutputArgs, ParallelArgs, RepoArgs};
 use super::secrets::KeyArgs;
 use clap::Args;
+use pgkeep::chain::{verify_live, StreamFilter};
 use pgkeep::error::Result;
 use pgkeep::restore::{restore, RestoreOptions};
 use pgkeep::store::{OpenMode, Repo};
@@ -25,6 +27,13 @@ pub struct RestoreArgs {
     /// Create the target database (named in --db) first.
     #[arg(long)]
     pub create: bool,
+    /// Policy file (for --verify-chains).
+    #[arg(long)]
+    pub policy: Option<std::path::PathBuf>,
+    /// After the restore, verify the policy's hash chains in the restored
+    /// database; a broken chain fails the command (exit 3).
+    #[arg(long, requires = "policy")]
+    pub verify_chains: bool,
     /// maintenance_work_mem for index builds.
     #[arg(long, default_value = "128MB")]
     pub maintenance_work_mem: String,
@@ -41,6 +50,10 @@ pub async fn run(args: RestoreArgs, cancel: CancellationToken) -> Result<()> {
     opts.clean = args.clean;
     opts.create = args.create;
     opts.maintenance_work_mem = args.maintenance_work_mem;
+    let chains = match (&args.policy, args.verify_chains) {
+        (Some(p), true) => Some(pgkeep::config::Policy::load(p)?.chain),
+        _ => None,
+    };
     let repo = Repo::open(&args.repo.repo, OpenMode::MustExist)?;
     let progress: std::sync::Arc<dyn pgkeep::progress::Progress> =
         pgkeep::progress::for_stderr("restore").into();
@@ -58,8 +71,15 @@ pub async fn run(args: RestoreArgs, cancel: CancellationToken) -> Result<()> {
             async move { restore(&repo, &id, &opts, progress, cancel).await }
         })
         .await?;
+    let report = match chains {
+        Some(c) => Some(verify_live(&opts.db, &c, &StreamFilter::All).await?),
+        None => None,
+    };
     if args.output.json {
-        print_json(&s)?;
+        match &report {
+            Some(r) => print_json(&serde_json::json!({ "restore": s, "chains": r }))?,
+            None => print_json(&s)?,
+        }
     } else {
         println!(
             "restored {} into {}: {} streams, {} rows, {} in {:.1}s (pre-data {:.1}s, data {:.1}s, post-data {:.1}s); row counts verified",
@@ -73,6 +93,9 @@ pub async fn run(args: RestoreArgs, cancel: CancellationToken) -> Result<()> {
             s.data_ms as f64 / 1000.0,
             s.post_data_ms as f64 / 1000.0
         );
+        if let Some(r) = &report {
+            chain::print_human(r);
+        }
     }
-    Ok(())
+    report.map_or(Ok(()), |r| chain::check(&r))
 }

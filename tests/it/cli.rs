@@ -5,7 +5,7 @@ use crate::pgkeep::assert_secret_not_stored;
 use crate::support::{cluster, SUPERUSER_PASSWORD};
 use std::process::{Command, Output};
 
-fn pgkeep(args: &[&str]) -> Output {
+pub(crate) fn pgkeep(args: &[&str]) -> Output {
     pgkeep_env(args, &[])
 }
 
@@ -28,7 +28,7 @@ fn pgkeep_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("pgkeep runs")
 }
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),

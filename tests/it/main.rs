@@ -1,6 +1,7 @@
 //! Integration tests: one test binary sharing one PostgreSQL cluster
 //! (see `support`).
 
+mod chain;
 mod cli;
 mod connect;
 mod consistency;
