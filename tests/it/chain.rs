@@ -147,6 +147,44 @@ async fn a_valid_store_holds_live_and_from_the_archive_and_heads_are_recorded() 
     assert_eq!(live(&dst).await, report);
 }
 
+/// An encrypted backup: the chain check reads it with the key (same report
+/// as live), and refuses without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chains_verify_from_an_encrypted_backup_with_its_key() {
+    use pgkeep::crypto::SecretInput;
+    let db = event_store("chain_enc").await;
+    let dir = tempfile::tempdir().unwrap();
+    let r = repo(dir.path());
+    let key = || SecretInput::Raw(zeroize::Zeroizing::new([4; 32]));
+    pgkeep::keys::add_key(&r, &Unlock::default(), &key(), None)
+        .await
+        .unwrap();
+    let id = backup_chains(&r, &db).await;
+    let with_key = verify_archive(
+        &r,
+        &id,
+        &chains(),
+        &StreamFilter::All,
+        None,
+        &Unlock::new(vec![key()]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(with_key, live(&db).await);
+    assert!(with_key.ok);
+    let e = verify_archive(
+        &r,
+        &id,
+        &chains(),
+        &StreamFilter::All,
+        None,
+        &Unlock::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, pgkeep::Error::Key(_)), "{e}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_tampering_is_reported_at_its_stream_and_seq_in_both_modes() {
     let db = event_store("chain_tamper").await;
