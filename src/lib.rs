@@ -8,6 +8,7 @@ pub mod backup;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod ops;
 pub mod pg;
 pub mod pipeline;
 pub mod progress;

@@ -91,6 +91,7 @@ fn main() {
             Command::Restore(a) => cli::restore::run(a, cancel).await,
             Command::List(a) => cli::list::run(a).await,
             Command::Show(a) => cli::show::run(a).await,
+            Command::Prune(a) => cli::prune::run(a).await,
         }
     });
     if let Err(e) = result {

@@ -6,7 +6,9 @@ use pgkeep::backup::{backup, BackupOptions};
 use pgkeep::catalog::CatalogOptions;
 use pgkeep::error::{Error, Result};
 use pgkeep::pipeline::budget::parse_size;
-use pgkeep::store::{OpenMode, Repo};
+use pgkeep::pipeline::Budget;
+use pgkeep::store::bandwidth::parse_rate;
+use pgkeep::store::OpenMode;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +46,9 @@ pub struct BackupArgs {
     /// Frame size (default derived from --memory, at most 4MiB).
     #[arg(long)]
     pub frame_size: Option<String>,
+    /// Cap the upload rate, e.g. 10MiB/s (an average over each part).
+    #[arg(long, value_name = "RATE")]
+    pub max_bandwidth: Option<String>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -77,7 +82,13 @@ pub async fn run(args: BackupArgs, cancel: CancellationToken) -> Result<()> {
         tables: args.tables,
         exclude_tables: args.exclude_tables,
     };
-    let repo = Repo::open(&args.repo.repo, OpenMode::CreateIfMissing)?;
+    let budget = Budget::new(opts.memory, opts.jobs, opts.frame_size)?;
+    let mut repo = args
+        .repo
+        .open(budget.part_size, OpenMode::CreateIfMissing)?;
+    if let Some(rate) = args.max_bandwidth.as_deref() {
+        repo = repo.with_max_bandwidth(parse_rate(rate)?);
+    }
     let progress = pgkeep::progress::for_stderr("backup").into();
     let header = backup(&repo, &opts, progress, cancel).await?;
     if args.output.json {

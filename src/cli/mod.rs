@@ -5,6 +5,7 @@
 pub mod backup;
 pub mod common;
 pub mod list;
+pub mod prune;
 pub mod restore;
 pub mod show;
 
@@ -43,4 +44,6 @@ pub enum Command {
     List(list::ListArgs),
     /// Show a backup's table of contents.
     Show(show::ShowArgs),
+    /// Remove leftovers of failed backups (--incomplete).
+    Prune(prune::PruneArgs),
 }

@@ -4,7 +4,7 @@ use super::common::{human_bytes, print_json, DbArgs, OutputArgs, ParallelArgs, R
 use clap::Args;
 use pgkeep::error::Result;
 use pgkeep::restore::{restore, RestoreOptions};
-use pgkeep::store::{OpenMode, Repo};
+use pgkeep::store::OpenMode;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Args, Debug)]
@@ -38,7 +38,8 @@ pub async fn run(args: RestoreArgs, cancel: CancellationToken) -> Result<()> {
     opts.clean = args.clean;
     opts.create = args.create;
     opts.maintenance_work_mem = args.maintenance_work_mem;
-    let repo = Repo::open(&args.repo.repo, OpenMode::MustExist)?;
+    // Reads are at most one frame (≤ 32 MiB) per request.
+    let repo = args.repo.open(32 << 20, OpenMode::MustExist)?;
     let progress = pgkeep::progress::for_stderr("restore").into();
     let s = restore(&repo, &args.backup, &opts, progress, cancel).await?;
     if args.output.json {

@@ -9,5 +9,6 @@ mod faults;
 mod harness;
 mod pgkeep;
 mod roundtrip;
+mod s3;
 mod support;
 mod versions;

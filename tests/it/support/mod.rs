@@ -11,6 +11,7 @@ pub mod faulty_store;
 mod fixtures;
 mod local;
 mod oracle;
+pub mod s3;
 pub mod tls;
 
 use std::process::Command;
