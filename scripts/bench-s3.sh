@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Object-storage benchmark: the same dataset backed up and restored through
+# a local-directory repository and through a loopback S3 API server
+# (moto_server), in one run. Prints wall time, MB/s, peak RSS per step, and
+# the S3 requests per GB stored (from moto's access log).
+# Usage: scripts/bench-s3.sh [SIZE_MB=512] [JOBS=2] [extra pgkeep backup flags...]
+# Needs moto_server (pip install 'moto[server]').
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+. scripts/cluster.sh
+size_mb=${1:-512}
+jobs=${2:-2}
+shift $(( $# > 2 ? 2 : $# )) || true
+extra=("$@")
+command -v moto_server >/dev/null || { echo "moto_server not found: pip install 'moto[server]'"; exit 1; }
+
+cargo build --release --quiet
+pgkeep=$root/target/release/pgkeep
+CLUSTER_OPTS="-c shared_buffers=256MB -c maintenance_work_mem=128MB -c wal_level=minimal -c max_wal_senders=0" cluster_start
+work=$CLUSTER_DIR/work; mkdir -p "$work"; chmod 777 "$work"
+conn="host=$PGHOST port=$PGPORT user=postgres"
+
+moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+moto_server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
+moto_pid=$!
+stop_all() { kill "$moto_pid" 2>/dev/null || true; cluster_stop; }
+trap stop_all EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$moto_port/" >/dev/null && break; sleep 0.2; done
+curl -sf -X PUT "http://127.0.0.1:$moto_port/bench" >/dev/null
+s3=(--repo s3://bench/r --repo-option "endpoint=http://127.0.0.1:$moto_port" --repo-option allow_http=true
+    --repo-option region=us-east-1 --repo-option access_key_id=bench --repo-option secret_access_key=bench)
+
+ntab=4
+rows_per=$(( size_mb * 1024 * 1024 / ntab / 170 ))
+echo "== generating ~${size_mb} MB: $ntab tables x $rows_per rows"
+createdb bench
+for i in $(seq 1 $ntab); do
+  psql -X -q -v ON_ERROR_STOP=1 -d bench -c "CREATE TABLE events_$i (id bigint PRIMARY KEY, account_id int NOT NULL, kind text NOT NULL, amount numeric(12,2), created_at timestamptz NOT NULL, note text);
+    INSERT INTO events_$i SELECT g, ((g::bigint * 7919) % 100000)::int, (ARRAY['signup','login','purchase','refund','logout'])[1 + g % 5],
+      (g % 100000) / 100.0, timestamptz '2026-01-01' + g * interval '1 second', md5(g::text) || ' ' || md5((g::bigint * 31)::text)
+    FROM generate_series(1, $rows_per) g;" &
+done
+wait
+psql -X -q -d bench -c "VACUUM ANALYZE"
+copy_bytes=$(psql -X -At -d bench -c "SELECT sum(pg_relation_size(c.oid)) FROM pg_class c WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace")
+
+measure() { # label, command...: prints seconds and peak RSS (KiB)
+  local label=$1; shift
+  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/$label.out" 2>"$work/$label.err" || { cat "$work/$label.err"; exit 1; }
+  read -r secs rss < "$work/time"; echo "$secs $rss"
+}
+requests() { grep -cE '"(GET|PUT|POST|DELETE|HEAD) ' "$work/moto.log" || true; }
+
+echo "== local: backup, restore"
+read -r lb_s lb_rss < <(measure local_backup "$pgkeep" backup --db "$conn dbname=bench" --repo "$work/repo" --jobs "$jobs" "${extra[@]}")
+stored=$(du -sb "$work/repo" | cut -f1)
+read -r lr_s lr_rss < <(measure local_restore "$pgkeep" restore --repo "$work/repo" latest --db "$conn dbname=r_local" --create --jobs "$jobs")
+
+echo "== s3 (moto): backup, restore"
+r0=$(requests)
+read -r sb_s sb_rss < <(measure s3_backup "$pgkeep" backup --db "$conn dbname=bench" "${s3[@]}" --jobs "$jobs" "${extra[@]}")
+r1=$(requests)
+read -r sr_s sr_rss < <(measure s3_restore "$pgkeep" restore "${s3[@]}" latest --db "$conn dbname=r_s3" --create --jobs "$jobs")
+r2=$(requests)
+n_src=$(psql -X -At -d bench -c "SELECT count(*) FROM events_1")
+for d in r_local r_s3; do
+  n=$(psql -X -At -d "$d" -c "SELECT count(*) FROM events_1")
+  [ "$n" = "$n_src" ] || { echo "$d: restored row count differs: $n vs $n_src"; exit 1; }
+done
+moto_cpu=$(ps -o cputime= -p "$moto_pid" || echo "?")
+
+cat "$work/s3_backup.out"
+python3 - "$copy_bytes" "$stored" "$lb_s" "$lb_rss" "$lr_s" "$lr_rss" "$sb_s" "$sb_rss" "$sr_s" "$sr_rss" "$((r1 - r0))" "$((r2 - r1))" "$jobs" "$moto_cpu" <<'PY'
+import sys
+a = sys.argv[1:]
+heap, stored = int(a[0]), int(a[1])
+lb, lb_rss, lr, lr_rss, sb, sb_rss, sr, sr_rss = map(float, a[2:10])
+req_b, req_r, jobs, moto_cpu = int(a[10]), int(a[11]), a[12], a[13]
+mb = heap / 1e6
+gb = stored / 1e9
+print()
+print(f"dataset: {heap/2**20:.0f} MiB heap, {stored/2**20:.0f} MiB stored, jobs={jobs}; moto CPU time {moto_cpu}")
+print(f"{'step':<20}{'seconds':>9}{'MB/s':>8}{'peak RSS':>10}{'vs local':>10}{'requests':>10}{'req/GB':>8}")
+def row(name, s, rss, ref=None, req=None):
+    vs = f"{s/ref:.2f}x" if ref else ""
+    r = f"{req}" if req is not None else ""
+    per = f"{req/gb:.0f}" if req is not None else ""
+    print(f"{name:<20}{s:>9.2f}{mb/s:>8.0f}{rss/1024:>7.0f} MiB{vs:>10}{r:>10}{per:>8}")
+row("local backup", lb, lb_rss)
+row("s3 backup", sb, sb_rss, lb, req_b)
+row("local restore", lr, lr_rss)
+row("s3 restore", sr, sr_rss, lr, req_r)
+PY
