@@ -14,6 +14,7 @@
 
 pub mod backend;
 pub mod bandwidth;
+pub mod delegate;
 pub mod lease;
 pub mod location;
 pub mod options;

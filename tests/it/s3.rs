@@ -4,6 +4,7 @@
 //! slow store, and one conformance check run against every backend.
 
 use crate::pgkeep::*;
+use crate::support::azure::Azurite;
 use crate::support::s3::{s3_options, s3_repo, CutProxy, MotoServer, Recording, RecordingStore};
 use crate::support::{assert_same_database, cluster};
 use bytes::Bytes;
@@ -100,6 +101,28 @@ async fn s3_round_trips_pagila_and_kitchen_sink_with_minimum_parts() {
             .all(|(p, _)| p.as_ref().starts_with("team/app/backups/")),
         "{all:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_round_trips_the_kitchen_sink() {
+    let azurite = Azurite::start();
+    azurite.create_container("rt-az");
+    let repo = azurite.repo("rt-az", "app");
+    assert_eq!(repo.display(), "az://rt-az/app");
+    let c = cluster();
+    let src = c.create_db("az_sink_src").await;
+    c.load_kitchen_sink(&src);
+    c.client(&src).await.batch_execute(BULK).await.unwrap();
+    let header = backup_with(&repo, &s3_backup_options(&src))
+        .await
+        .expect("backup to Azure succeeds");
+    let m = read_manifest(&repo, &header.id).await.unwrap();
+    check_packs(&repo, &m).await.expect("pack hashes match");
+    let dst = c.create_db("az_sink_dst").await;
+    restore_with(&repo, &header.id, &restore_options(&dst))
+        .await
+        .expect("restore from Azure succeeds");
+    assert_same_database(c, &src, &dst).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -507,6 +530,8 @@ async fn conformance(name: &str, repo: Repo, log: Arc<Recording>) {
 async fn storage_conformance_on_every_backend() {
     let moto = MotoServer::start();
     moto.create_bucket("conf");
+    let azurite = Azurite::start();
+    azurite.create_container("conf");
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("repo");
     // A new backend is one line here.
@@ -520,6 +545,7 @@ async fn storage_conformance_on_every_backend() {
             Repo::from_store(Arc::new(InMemory::new()), "memory"),
         ),
         ("s3 (moto)", s3_repo(&moto.endpoint(), "conf", "p")),
+        ("azure (azurite)", azurite.repo("conf", "p")),
     ];
     for (name, repo) in backends {
         let log = Arc::new(Recording::default());

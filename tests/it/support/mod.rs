@@ -6,6 +6,7 @@
 //! `/usr/lib/postgresql/<major>/bin`) and stopped when the binary exits.
 #![allow(dead_code, unused_imports)]
 
+pub mod azure;
 mod cluster;
 pub mod faulty_store;
 mod fixtures;
