@@ -4,6 +4,7 @@
 # (moto_server), in one run. Prints wall time, MB/s, peak RSS per step, and
 # the S3 requests per GB stored (from moto's access log).
 # Usage: scripts/bench-s3.sh [SIZE_MB=512] [JOBS=2] [extra pgkeep backup flags...]
+#        PGKEEP_BIN=target/release/pgkeep scripts/bench-s3.sh ...   (prebuilt)
 # Needs moto_server (pip install 'moto[server]').
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,8 +16,9 @@ shift $(( $# > 2 ? 2 : $# )) || true
 extra=("$@")
 command -v moto_server >/dev/null || { echo "moto_server not found: pip install 'moto[server]'"; exit 1; }
 
-cargo build --release --quiet
-pgkeep=$root/target/release/pgkeep
+# PGKEEP_BIN: a prebuilt binary (skips the build).
+if [ -z "${PGKEEP_BIN:-}" ]; then cargo build --release --quiet; fi
+pgkeep=${PGKEEP_BIN:-$root/target/release/pgkeep}
 CLUSTER_OPTS="-c shared_buffers=256MB -c maintenance_work_mem=128MB -c wal_level=minimal -c max_wal_senders=0" cluster_start
 work=$CLUSTER_DIR/work; mkdir -p "$work"; chmod 777 "$work"
 conn="host=$PGHOST port=$PGPORT user=postgres"

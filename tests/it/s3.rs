@@ -5,7 +5,9 @@
 
 use crate::pgkeep::*;
 use crate::support::azure::Azurite;
-use crate::support::s3::{s3_options, s3_repo, CutProxy, MotoServer, Recording, RecordingStore};
+use crate::support::s3::{
+    base64, s3_options, s3_repo, CutProxy, MotoServer, Recording, RecordingStore,
+};
 use crate::support::{assert_same_database, cluster};
 use bytes::Bytes;
 use object_store::memory::InMemory;
@@ -56,8 +58,10 @@ fn assert_equal_parts(log: &Recording) {
 async fn s3_round_trips_pagila_and_kitchen_sink_with_minimum_parts() {
     let moto = MotoServer::start();
     moto.create_bucket("rt-bucket");
+    // Through a proxy that records request heads (never cut here).
+    let proxy = CutProxy::start(moto.port).await;
     let log = Arc::new(Recording::default());
-    let repo = s3_repo(&moto.endpoint(), "rt-bucket", "team/app")
+    let repo = s3_repo(&proxy.endpoint(), "rt-bucket", "team/app")
         .map_store(|s| RecordingStore::wrap(s, log.clone()));
     assert_eq!(repo.display(), "s3://rt-bucket/team/app");
     let c = cluster();
@@ -90,7 +94,33 @@ async fn s3_round_trips_pagila_and_kitchen_sink_with_minimum_parts() {
         assert_same_database(c, &src, &dst).await;
     }
     assert_equal_parts(&log);
-    assert_eq!(list_backup_ids(&repo).await.unwrap().len(), 2);
+    let ids = list_backup_ids(&repo).await.unwrap();
+    assert_eq!(ids.len(), 2);
+    // Single puts (lease, manifest) carry x-amz-checksum-sha256 of their
+    // body; multipart parts and completions carry none (object_store #709).
+    let manifest = repo.get(&layout::manifest_path(&ids[0])).await.unwrap();
+    let sum = base64(&<sha2::Sha256 as sha2::Digest>::digest(&manifest));
+    let requests = proxy.requests();
+    let manifest_put = format!("PUT /rt-bucket/team/app/backups/{}/manifest ", ids[0]);
+    assert!(
+        requests
+            .iter()
+            .any(|(l, c)| l.starts_with(&manifest_put) && c.as_deref() == Some(sum.as_str())),
+        "manifest put with its checksum: {requests:?}"
+    );
+    for (line, checksum) in &requests {
+        if line.contains("partNumber=") || line.contains("uploadId=") || line.contains("?uploads") {
+            assert!(
+                checksum.is_none(),
+                "multipart request with a checksum: {line}"
+            );
+        }
+    }
+    assert!(
+        requests.iter().any(|(l, _)| l.contains("partNumber=2")),
+        "several parts"
+    );
+    assert_eq!(moto.open_uploads("rt-bucket"), 0, "every upload completed");
     // Lease + manifest of each backup were create-only puts.
     assert!(log.create_only_puts.load(Ordering::SeqCst) >= 4);
     // Nothing of the repository is outside its prefix.
@@ -101,6 +131,51 @@ async fn s3_round_trips_pagila_and_kitchen_sink_with_minimum_parts() {
             .all(|(p, _)| p.as_ref().starts_with("team/app/backups/")),
         "{all:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_s3_backup_aborts_its_uploads_and_leaves_nothing() {
+    let moto = MotoServer::start();
+    moto.create_bucket("intr");
+    let log = Arc::new(Recording::default());
+    let repo =
+        s3_repo(&moto.endpoint(), "intr", "r").map_store(|s| RecordingStore::wrap(s, log.clone()));
+    let c = cluster();
+    let db = c.create_db("s3_intr").await;
+    c.client(&db).await.batch_execute(BULK).await.unwrap();
+    c.client(&db)
+        .await
+        .batch_execute("INSERT INTO bulk SELECT * FROM bulk; INSERT INTO bulk SELECT * FROM bulk;")
+        .await
+        .unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let opts = s3_backup_options(&db);
+    let task = {
+        let (repo, cancel) = (repo.clone(), cancel.clone());
+        tokio::spawn(async move {
+            pgkeep::backup::backup(&repo, &opts, Arc::new(pgkeep::progress::Silent), cancel).await
+        })
+    };
+    // SIGINT once a part of some pack is on its way.
+    let t0 = Instant::now();
+    while !log.parts.lock().unwrap().values().any(|p| !p.is_empty()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no part was uploaded"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cancel.cancel();
+    let err = task.await.unwrap().expect_err("interrupted");
+    assert!(matches!(err, pgkeep::Error::Interrupted(_)), "{err}");
+    assert!(log.uploads_aborted.load(Ordering::SeqCst) > 0);
+    assert_eq!(
+        moto.open_uploads("intr"),
+        0,
+        "every multipart upload aborted"
+    );
+    let left = repo.list_all(&layout::backups_prefix()).await.unwrap();
+    assert!(left.is_empty(), "nothing left: {left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

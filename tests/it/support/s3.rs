@@ -111,6 +111,17 @@ impl MotoServer {
         assert!(status < 300, "create bucket {bucket}: HTTP {status}");
     }
 
+    /// Multipart uploads moto holds open in a bucket (ListMultipartUploads).
+    pub fn open_uploads(&self, bucket: &str) -> usize {
+        let text = http_text(self.port, "GET", &format!("/{bucket}?uploads"), &[], b"")
+            .expect("list uploads");
+        assert!(
+            text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/1.0 200"),
+            "{text}"
+        );
+        text.matches("<UploadId>").count()
+    }
+
     /// Requests moto has logged so far, by method (werkzeug's access log).
     pub fn request_counts(&self) -> BTreeMap<String, u64> {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -137,21 +148,38 @@ impl Drop for MotoServer {
 
 /// A minimal HTTP/1.1 request; returns the status code.
 pub fn http(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<u16> {
+    let text = http_text(port, method, path, &[], body)?;
+    let head = text.get(..text.len().min(64)).unwrap_or("");
+    head.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad HTTP response: {head:?}")))
+}
+
+/// A minimal HTTP/1.1 request with extra headers; returns the whole
+/// response (status line, headers, body) as text.
+pub fn http_text(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )?;
     s.write_all(body)?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
-    let head = String::from_utf8_lossy(&buf[..buf.len().min(64)]).to_string();
-    head.split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad HTTP response: {head:?}")))
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// Repository options for a loopback S3 endpoint (dummy credentials, path
@@ -195,6 +223,36 @@ struct ProxyState {
     cut: tokio::sync::watch::Sender<bool>,
     upstream_bytes: AtomicU64,
     cut_after: AtomicU64,
+    /// Request line and `x-amz-checksum-sha256` value of each request seen.
+    requests: Mutex<Vec<(String, Option<String>)>>,
+}
+
+/// Records the request line and checksum header of a chunk that starts a
+/// request (hyper writes a request head in one piece).
+fn note_request(st: &ProxyState, chunk: &[u8]) {
+    let head = String::from_utf8_lossy(&chunk[..chunk.len().min(8192)]);
+    let Some(line) = head.lines().next() else {
+        return;
+    };
+    if !["GET ", "PUT ", "POST ", "HEAD ", "DELETE "]
+        .iter()
+        .any(|m| line.starts_with(m))
+    {
+        return;
+    }
+    let checksum = head
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("x-amz-checksum-sha256")
+                .then(|| v.trim().to_string())
+        });
+    if let Ok(mut r) = st.requests.lock() {
+        r.push((line.to_string(), checksum));
+    }
 }
 
 impl CutProxy {
@@ -207,6 +265,7 @@ impl CutProxy {
             cut: tokio::sync::watch::channel(false).0,
             upstream_bytes: AtomicU64::new(0),
             cut_after: AtomicU64::new(u64::MAX),
+            requests: Mutex::new(Vec::new()),
         });
         let st = state.clone();
         let task = tokio::spawn(async move {
@@ -248,6 +307,15 @@ impl CutProxy {
             .store(now.saturating_add(bytes), Ordering::SeqCst);
     }
 
+    /// (request line, `x-amz-checksum-sha256`) of every request so far.
+    pub fn requests(&self) -> Vec<(String, Option<String>)> {
+        self.state
+            .requests
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
     pub fn is_cut(&self) -> bool {
         *self.state.cut.borrow()
     }
@@ -272,6 +340,7 @@ async fn pipe(client: tokio::net::TcpStream, server: tokio::net::TcpStream, st: 
                 r = cr.read(&mut buf) => match r { Ok(0) | Err(_) => return, Ok(n) => n },
                 _ = cut_rx.wait_for(|c| *c) => return,
             };
+            note_request(&st2, &buf[..n]);
             let total = st2.upstream_bytes.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
             if total >= st2.cut_after.load(Ordering::SeqCst) {
                 st2.cut.send_replace(true);
@@ -299,6 +368,25 @@ async fn pipe(client: tokio::net::TcpStream, server: tokio::net::TcpStream, st: 
         _ = up => {}
         _ = down => {}
     }
+}
+
+/// Standard base64 (for comparing S3 checksum headers).
+pub fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Records requests and part sizes; delegates everything.
