@@ -65,7 +65,8 @@ async fn s3_round_trips_pagila_and_kitchen_sink_with_minimum_parts() {
         .map_store(|s| RecordingStore::wrap(s, log.clone()));
     assert_eq!(repo.display(), "s3://rt-bucket/team/app");
     let c = cluster();
-    let fixtures: [(&str, fn(&str)); 2] = [
+    type Loader = fn(&str);
+    let fixtures: [(&str, Loader); 2] = [
         ("s3_pagila", |db| cluster().load_pagila(db)),
         ("s3_sink", |db| cluster().load_kitchen_sink(db)),
     ];
