@@ -49,25 +49,25 @@ wait "${gen[@]}"   # not moto_server
 psql -X -q -d bench -c "VACUUM ANALYZE"
 copy_bytes=$(psql -X -At -d bench -c "SELECT sum(pg_relation_size(c.oid)) FROM pg_class c WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace")
 
-measure() { # label, command...: prints seconds and peak RSS (KiB)
+measure() { # label, command...: prints seconds, peak RSS (KiB) and CPU seconds (user+sys)
   local label=$1; shift
-  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/$label.out" 2>"$work/$label.err" || { cat "$work/$label.err"; exit 1; }
-  read -r secs rss < "$work/time"; echo "$secs $rss"
+  /usr/bin/time -f "%e %M %U %S" -o "$work/time" "$@" >"$work/$label.out" 2>"$work/$label.err" || { cat "$work/$label.err"; exit 1; }
+  read -r secs rss usr sys < "$work/time"; echo "$secs $rss $(python3 -c "print(f'{$usr + $sys:.2f}')")"
 }
 requests() { grep -cE '"(GET|PUT|POST|DELETE|HEAD) ' "$work/moto.log" || true; }
 # moto's CPU seconds so far (utime + stime, from /proc)
 moto_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$moto_pid/stat"; }
 
 echo "== local: backup, restore"
-read -r lb_s lb_rss < <(measure local_backup "$pgkeep" backup --db "$conn dbname=bench" --repo "$work/repo" --jobs "$jobs" "${extra[@]}")
+read -r lb_s lb_rss lb_cpu < <(measure local_backup "$pgkeep" backup --db "$conn dbname=bench" --repo "$work/repo" --jobs "$jobs" "${extra[@]}")
 stored=$(du -sb "$work/repo" | cut -f1)
-read -r lr_s lr_rss < <(measure local_restore "$pgkeep" restore --repo "$work/repo" latest --db "$conn dbname=r_local" --create --jobs "$jobs")
+read -r lr_s lr_rss lr_cpu < <(measure local_restore "$pgkeep" restore --repo "$work/repo" latest --db "$conn dbname=r_local" --create --jobs "$jobs")
 
 echo "== s3 (moto): backup, restore"
 r0=$(requests); c0=$(moto_cpu)
-read -r sb_s sb_rss < <(measure s3_backup "$pgkeep" backup --db "$conn dbname=bench" "${s3[@]}" --jobs "$jobs" "${extra[@]}")
+read -r sb_s sb_rss sb_cpu < <(measure s3_backup "$pgkeep" backup --db "$conn dbname=bench" "${s3[@]}" --jobs "$jobs" "${extra[@]}")
 r1=$(requests); c1=$(moto_cpu)
-read -r sr_s sr_rss < <(measure s3_restore "$pgkeep" restore "${s3[@]}" latest --db "$conn dbname=r_s3" --create --jobs "$jobs")
+read -r sr_s sr_rss sr_cpu < <(measure s3_restore "$pgkeep" restore "${s3[@]}" latest --db "$conn dbname=r_s3" --create --jobs "$jobs")
 r2=$(requests); c2=$(moto_cpu)
 n_src=$(psql -X -At -d bench -c "SELECT count(*) FROM events_1")
 for d in r_local r_s3; do
@@ -77,25 +77,26 @@ done
 moto_b=$(python3 -c "print(f'{$c1 - $c0:.2f}')"); moto_r=$(python3 -c "print(f'{$c2 - $c1:.2f}')")
 
 cat "$work/s3_backup.out"
-python3 - "$copy_bytes" "$stored" "$lb_s" "$lb_rss" "$lr_s" "$lr_rss" "$sb_s" "$sb_rss" "$sr_s" "$sr_rss" "$((r1 - r0))" "$((r2 - r1))" "$jobs" "$moto_b" "$moto_r" <<'PY'
+python3 - "$copy_bytes" "$stored" "$lb_s" "$lb_rss" "$lr_s" "$lr_rss" "$sb_s" "$sb_rss" "$sr_s" "$sr_rss" "$((r1 - r0))" "$((r2 - r1))" "$jobs" "$moto_b" "$moto_r" "$lb_cpu" "$lr_cpu" "$sb_cpu" "$sr_cpu" <<'PY'
 import sys
 a = sys.argv[1:]
 heap, stored = int(a[0]), int(a[1])
 lb, lb_rss, lr, lr_rss, sb, sb_rss, sr, sr_rss = map(float, a[2:10])
 req_b, req_r, jobs, moto_b, moto_r = int(a[10]), int(a[11]), a[12], float(a[13]), float(a[14])
+lb_cpu, lr_cpu, sb_cpu, sr_cpu = map(float, a[15:19])
 mb = heap / 1e6
 gb = stored / 1e9
 print()
 print(f"dataset: {heap/2**20:.0f} MiB heap, {stored/2**20:.0f} MiB stored, jobs={jobs}")
-print(f"{'step':<20}{'seconds':>9}{'MB/s':>8}{'peak RSS':>10}{'vs local':>10}{'requests':>10}{'req/GB':>8}{'moto CPU s':>12}")
-def row(name, s, rss, ref=None, req=None, cpu=None):
+print(f"{'step':<16}{'seconds':>8}{'MB/s':>6}{'peak RSS':>10}{'vs local':>9}{'requests':>9}{'req/GB':>7}{'pgkeep CPU s':>13}{'moto CPU s':>11}")
+def row(name, s, rss, own, ref=None, req=None, cpu=None):
     vs = f"{s/ref:.2f}x" if ref else ""
     r = f"{req}" if req is not None else ""
     per = f"{req/gb:.0f}" if req is not None else ""
     c = f"{cpu:.2f}" if cpu is not None else ""
-    print(f"{name:<20}{s:>9.2f}{mb/s:>8.0f}{rss/1024:>7.0f} MiB{vs:>10}{r:>10}{per:>8}{c:>12}")
-row("local backup", lb, lb_rss)
-row("s3 backup", sb, sb_rss, lb, req_b, moto_b)
-row("local restore", lr, lr_rss)
-row("s3 restore", sr, sr_rss, lr, req_r, moto_r)
+    print(f"{name:<16}{s:>8.2f}{mb/s:>6.0f}{rss/1024:>6.0f} MiB{vs:>9}{r:>9}{per:>7}{own:>13.2f}{c:>11}")
+row("local backup", lb, lb_rss, lb_cpu)
+row("s3 backup", sb, sb_rss, sb_cpu, lb, req_b, moto_b)
+row("local restore", lr, lr_rss, lr_cpu)
+row("s3 restore", sr, sr_rss, sr_cpu, lr, req_r, moto_r)
 PY
