@@ -249,6 +249,71 @@ mod tests {
         assert!(read(&repo, id).await.unwrap().is_none());
     }
 
+    /// A store whose puts fail once `broken` is set.
+    #[derive(Debug)]
+    struct Breakable {
+        inner: Arc<dyn object_store::ObjectStore>,
+        broken: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl std::fmt::Display for Breakable {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Breakable")
+        }
+    }
+
+    crate::delegate_object_store!(Breakable, {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: object_store::PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(object_store::Error::Generic {
+                    store: "Breakable",
+                    source: "connection refused".into(),
+                });
+            }
+            self.inner.put_opts(location, payload, opts).await
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+    });
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_that_cannot_be_renewed_is_lost_before_it_expires() {
+        let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let store = Breakable {
+            inner: Arc::new(InMemory::new()),
+            broken: broken.clone(),
+        };
+        let repo = Repo::from_store(Arc::new(store), "breakable");
+        let ttl = Duration::from_secs(40);
+        let lease = Lease::acquire(&repo, "20260101T000000Z-0002", ttl)
+            .await
+            .unwrap();
+        broken.store(true, std::sync::atomic::Ordering::SeqCst);
+        let t0 = tokio::time::Instant::now();
+        tokio::time::timeout(ttl, lease.lost())
+            .await
+            .expect("lost fires before the lease expires");
+        // Renewals every 10 s: the third failure (at 30 s) is the last
+        // moment that still leaves a renewal period before expiry.
+        assert!(
+            t0.elapsed() >= Duration::from_secs(20),
+            "{:?}",
+            t0.elapsed()
+        );
+        assert!(t0.elapsed() < ttl);
+    }
+
     #[test]
     fn freshness_allows_for_clock_skew() {
         let now = OffsetDateTime::now_utc();
