@@ -20,6 +20,7 @@ use crate::pg::snapshot::{Leader, Worker};
 use crate::pg::{qualified, quote_ident};
 use crate::pipeline::{encode_frame, Budget, EncodedFrame, Framer, PlainFrame, StreamDigest};
 use crate::progress::Progress;
+use crate::store::lease::Lease;
 use crate::store::Repo;
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
@@ -45,7 +46,8 @@ pub struct BackupOptions {
     pub lock_timeout: Duration,
     /// Tables larger than this are split into ctid slices of about this size.
     pub split_bytes: u64,
-    /// A pack object is closed once it exceeds this many bytes.
+    /// A pack object is closed once it exceeds this many bytes (checked
+    /// before each frame, so a pack never exceeds it by more than a frame).
     pub pack_bytes: u64,
     /// Whether to encrypt (by default: when the repository has master keys).
     pub encrypt: EncryptMode,
@@ -54,6 +56,10 @@ pub struct BackupOptions {
     /// Hash-chained tables (policy `[[chain]]`): dumped whole in chain
     /// order, their stream heads recorded in the manifest.
     pub chains: Vec<ChainDef>,
+    /// Lifetime of the backup's lease (renewed every quarter of it).
+    pub lease_ttl: Duration,
+    /// Overrides the multipart part size derived from the budget.
+    pub part_size: Option<usize>,
 }
 
 impl BackupOptions {
@@ -71,6 +77,8 @@ impl BackupOptions {
             encrypt: EncryptMode::Auto,
             cipher: None,
             chains: Vec::new(),
+            lease_ttl: crate::store::lease::DEFAULT_TTL,
+            part_size: None,
         }
     }
 }
@@ -230,21 +238,47 @@ pub async fn backup(
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
 ) -> Result<ManifestHeader> {
-    let budget = Budget::new(opts.memory, opts.jobs, opts.frame_size)?;
+    let mut budget = Budget::new(opts.memory, opts.jobs, opts.frame_size)?;
+    if let Some(p) = opts.part_size {
+        budget = budget.with_part_size(p)?;
+    }
+    budget.check_object_size(max_pack_size(opts.pack_bytes, &budget))?;
     let started = time::OffsetDateTime::now_utc();
     let t0 = Instant::now();
     let backup_id = layout::new_backup_id(started);
-    let result = run(
-        repo, opts, budget, &backup_id, started, t0, progress, cancel,
-    )
-    .await;
-    if result.is_err() {
-        // Nothing half-written may look like a backup: remove what we wrote.
-        if let Err(e) = repo.delete_prefix(&layout::backup_prefix(&backup_id)).await {
-            tracing::warn!(backup = %backup_id, error = %e, "could not remove the failed backup's objects; `pgkeep prune --incomplete` will");
+    // The lease comes first: from here on, a prune sees a running backup.
+    let lease = Lease::acquire(repo, &backup_id, opts.lease_ttl).await?;
+    let result = tokio::select! {
+        r = run(repo, opts, budget, &backup_id, started, t0, progress.clone(), cancel) => r,
+        _ = lease.lost() => {
+            progress.end();
+            Err(Error::Busy(format!(
+                "backup {backup_id} stopped: its lease in {} could not be renewed, so `pgkeep prune --incomplete` could remove it while it runs",
+                repo.display()
+            )))
+        }
+    };
+    match &result {
+        Ok(_) => lease.release().await,
+        Err(_) => {
+            // Keep the lease object (it expires on its own) until the
+            // prefix is gone, so a prune never races this cleanup.
+            lease.abandon().await;
+            // Nothing half-written may look like a backup: remove what we wrote.
+            if let Err(e) = repo.delete_prefix(&layout::backup_prefix(&backup_id)).await {
+                tracing::warn!(backup = %backup_id, error = %e, "could not remove the failed backup's objects; `pgkeep prune --incomplete` will");
+            }
         }
     }
     result
+}
+
+/// The largest a pack object can get: packs rotate before a frame once
+/// they reach `pack_bytes`, and a stored frame is at most a frame of
+/// plaintext plus zstd's worst-case expansion and its header.
+fn max_pack_size(pack_bytes: u64, budget: &Budget) -> u64 {
+    let frame = budget.frame_size as u64;
+    pack_bytes + frame + frame / 128 + 64 * 1024
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -426,8 +460,20 @@ async fn run(
         key,
     };
     let bytes = manifest.encode()?;
+    // Create-only: two backups can never claim the same id.
     repo.put_new(&layout::manifest_path(backup_id), bytes)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            Error::Store {
+                source:
+                    object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
+                ..
+            } => Error::Busy(format!(
+                "backup id {backup_id} already has a manifest in {}: another backup claimed it",
+                repo.display()
+            )),
+            other => other,
+        })?;
     tracing::info!(backup = %backup_id, rows = manifest.header.rows, stored_bytes = manifest.header.stored_bytes, "manifest written; backup complete");
     Ok(manifest.header)
 }
@@ -442,59 +488,86 @@ async fn worker_loop(
         packs: Vec::new(),
         chains: Vec::new(),
     };
-    let mut pack: Option<PackWriter> = None;
+    let mut sink = PackSink::default();
     let r = tokio::select! {
-        r = copy_items(&worker, &shared, &mut pack, &mut out) => r,
+        r = copy_items(&worker, &shared, &mut sink, &mut out) => r,
         _ = stop.cancelled() => Err(Error::Interrupted("stopped: another part of the backup failed".into())),
     };
     if let Err(e) = r {
-        if let Some(p) = pack.take() {
-            p.abort().await;
-        }
+        sink.abort().await;
         return Err(e);
     }
-    if let Some(p) = pack.take() {
-        let idx = p.index();
-        out.packs.push((idx, p.finish().await?));
-    }
+    sink.close().await?;
+    out.packs = std::mem::take(&mut sink.done);
     worker.finish().await?;
     Ok(out)
 }
 
-/// Copies work items until the queue is empty, rotating packs by size.
+/// A worker's current pack and the packs it has completed. Packs rotate at
+/// frame boundaries once they reach `pack_bytes`, also in the middle of a
+/// stream (a frame records its pack), so no object outgrows the part limit.
+#[derive(Default)]
+struct PackSink {
+    current: Option<PackWriter>,
+    done: Vec<(u32, PackInfo)>,
+}
+
+impl PackSink {
+    async fn append(&mut self, shared: &Shared, frame: &EncodedFrame) -> Result<FrameRef> {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|p| p.len() >= shared.pack_bytes)
+        {
+            self.close().await?;
+        }
+        let pack = match &mut self.current {
+            Some(p) => p,
+            None => {
+                let idx = shared.next_pack.fetch_add(1, Ordering::SeqCst);
+                self.current.insert(
+                    PackWriter::create(
+                        &shared.repo,
+                        &shared.backup_id,
+                        idx,
+                        shared.budget.part_size,
+                        shared.budget.upload_concurrency,
+                    )
+                    .await?,
+                )
+            }
+        };
+        pack.append(frame).await
+    }
+
+    /// Completes the current pack, if any.
+    async fn close(&mut self) -> Result<()> {
+        if let Some(p) = self.current.take() {
+            let idx = p.index();
+            self.done.push((idx, p.finish().await?));
+        }
+        Ok(())
+    }
+
+    async fn abort(&mut self) {
+        if let Some(p) = self.current.take() {
+            p.abort().await;
+        }
+    }
+}
+
+/// Copies work items until the queue is empty.
 async fn copy_items(
     worker: &Worker,
     shared: &Shared,
-    pack: &mut Option<PackWriter>,
+    sink: &mut PackSink,
     out: &mut WorkerOutput,
 ) -> Result<()> {
     while let Some(item) = shared.next_item() {
         if let Source::Table { schema, name, .. } = &item.source {
             worker.lock_nowait(schema, name).await?;
         }
-        if pack.as_ref().is_some_and(|p| p.len() >= shared.pack_bytes) {
-            if let Some(p) = pack.take() {
-                let idx = p.index();
-                out.packs.push((idx, p.finish().await?));
-            }
-        }
-        if pack.is_none() {
-            let idx = shared.next_pack.fetch_add(1, Ordering::SeqCst);
-            *pack = Some(
-                PackWriter::create(
-                    &shared.repo,
-                    &shared.backup_id,
-                    idx,
-                    shared.budget.part_size,
-                    shared.budget.upload_concurrency,
-                )
-                .await?,
-            );
-        }
-        let p = pack
-            .as_mut()
-            .ok_or_else(|| Error::Internal("no pack".into()))?;
-        let (info, chain) = copy_stream(worker, &item, p, shared).await?;
+        let (info, chain) = copy_stream(worker, &item, sink, shared).await?;
         out.streams.push(info);
         out.chains.extend(chain);
     }
@@ -508,7 +581,7 @@ async fn copy_items(
 async fn copy_stream(
     worker: &Worker,
     item: &WorkItem,
-    pack: &mut PackWriter,
+    pack: &mut PackSink,
     shared: &Shared,
 ) -> Result<(StreamInfo, Option<ChainRecord>)> {
     let sql = item.copy_sql();
@@ -551,8 +624,7 @@ async fn copy_stream(
         for frame in ready.drain(..) {
             while inflight.len() >= shared.budget.encode_ahead.max(1) {
                 if let Some(enc) = inflight.next().await {
-                    acc.append(pack, join_encode(enc)?, progress.as_ref())
-                        .await?;
+                    acc.append(pack, shared, join_encode(enc)?).await?;
                 }
             }
             let (stream, level, i) = (item.stream, shared.level, index);
@@ -566,8 +638,7 @@ async fn copy_stream(
         }
     }
     while let Some(enc) = inflight.next().await {
-        acc.append(pack, join_encode(enc)?, progress.as_ref())
-            .await?;
+        acc.append(pack, shared, join_encode(enc)?).await?;
     }
     let info = acc.finish();
     progress.stream_finished(item.stream, info.rows, info.plain_bytes);
@@ -631,11 +702,12 @@ impl StreamAcc {
 
     async fn append(
         &mut self,
-        pack: &mut PackWriter,
+        pack: &mut PackSink,
+        shared: &Shared,
         enc: EncodedFrame,
-        progress: &dyn Progress,
     ) -> Result<()> {
-        let r = pack.append(&enc).await?;
+        let r = pack.append(shared, &enc).await?;
+        let progress = shared.progress.as_ref();
         self.rows += u64::from(enc.header.rows);
         self.plain += u64::from(enc.header.plain_len);
         self.stored += enc.bytes.len() as u64;

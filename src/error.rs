@@ -26,12 +26,25 @@ pub enum Error {
     },
 
     /// The object store failed (missing repository, permissions, disk full, ...).
-    #[error("storage error while {context}: {source}")]
+    /// Endpoint and object URLs are scrubbed from the message.
+    #[error("storage error while {context}: {}", crate::store::scrub(&source.to_string()))]
     Store {
         context: String,
         #[source]
         source: object_store::Error,
     },
+
+    /// The object store could not be reached, after retries with backoff.
+    #[error("repository {repo} unreachable while {context}: {detail}. pgkeep retried with backoff and gave up; check the endpoint, credentials and network (retries and timeouts: --repo-option max_retries=N, retry_timeout=5m, request_timeout=2m; docs/storage.md)")]
+    StoreUnavailable {
+        repo: String,
+        context: String,
+        detail: String,
+    },
+
+    /// Another process holds what this one needs (a running backup's lease).
+    #[error("{0}")]
+    Busy(String),
 
     /// Local file I/O.
     #[error("{}: {source}", path.display())]

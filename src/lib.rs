@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod keys;
+pub mod ops;
 pub mod pg;
 pub mod pipeline;
 pub mod progress;

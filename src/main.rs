@@ -94,6 +94,7 @@ fn main() {
             Command::Verify(a) => cli::verify::run(a, cancel).await,
             Command::Key(a) => cli::key::run(a).await,
             Command::Chain(a) => cli::chain::run(a).await,
+            Command::Prune(a) => cli::prune::run(a).await,
         }
     });
     if let Err(e) = result {

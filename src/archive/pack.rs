@@ -12,6 +12,7 @@ use object_store::WriteMultipart;
 use sha2::{Digest, Sha256};
 
 pub struct PackWriter {
+    repo: Repo,
     name: String,
     index: u32,
     upload: Option<WriteMultipart>,
@@ -34,6 +35,7 @@ impl PackWriter {
             .multipart(&layout::pack_path(backup_id, &name), part_size)
             .await?;
         Ok(PackWriter {
+            repo: repo.clone(),
             name,
             index,
             upload: Some(upload),
@@ -64,7 +66,7 @@ impl PackWriter {
         upload
             .wait_for_capacity(self.concurrency)
             .await
-            .map_err(Error::store(format!("uploading {}", self.name)))?;
+            .map_err(self.repo.err(format!("uploading {}", self.name)))?;
         upload.put(frame.bytes.clone());
         self.hasher.update(&frame.bytes);
         let r = FrameRef {
@@ -89,7 +91,7 @@ impl PackWriter {
         upload
             .finish()
             .await
-            .map_err(Error::store(format!("completing {}", self.name)))?;
+            .map_err(self.repo.err(format!("completing {}", self.name)))?;
         Ok(PackInfo {
             name: self.name.clone(),
             size: self.offset,

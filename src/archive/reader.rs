@@ -234,3 +234,14 @@ async fn fetch_batch(
     .await
     .map_err(|e| Error::Internal(format!("decode task: {e}")))?
 }
+
+/// Streams every pack of a backup whole and checks its size and SHA-256
+/// against the manifest (upload verification: what the store holds is what
+/// pgkeep hashed while writing). Holds one network chunk at a time.
+pub async fn check_packs(repo: &Repo, manifest: &Manifest) -> Result<()> {
+    for p in &manifest.body.packs {
+        let path = layout::pack_path(&manifest.header.id, &p.name);
+        repo.check_object(&path, p.size, &p.sha256).await?;
+    }
+    Ok(())
+}

@@ -9,7 +9,9 @@ use pgkeep::crypto::CipherKind;
 use pgkeep::error::{Error, Result};
 use pgkeep::keys::{self, EncryptMode, Unlock};
 use pgkeep::pipeline::budget::parse_size;
-use pgkeep::store::{OpenMode, Repo};
+use pgkeep::pipeline::Budget;
+use pgkeep::store::bandwidth::parse_rate;
+use pgkeep::store::OpenMode;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -64,6 +66,9 @@ pub struct BackupArgs {
     /// their stream heads recorded.
     #[arg(long)]
     pub policy: Option<std::path::PathBuf>,
+    /// Cap the upload rate, e.g. 10MiB/s (an average over each part).
+    #[arg(long, value_name = "RATE")]
+    pub max_bandwidth: Option<String>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -110,7 +115,13 @@ pub async fn run(args: BackupArgs, cancel: CancellationToken) -> Result<()> {
     if let Some(p) = &args.policy {
         opts.chains = pgkeep::config::Policy::load(p)?.chain;
     }
-    let repo = Repo::open(&args.repo.repo, OpenMode::CreateIfMissing)?;
+    let budget = Budget::new(opts.memory, opts.jobs, opts.frame_size)?;
+    let mut repo = args
+        .repo
+        .open(budget.part_size, OpenMode::CreateIfMissing)?;
+    if let Some(rate) = args.max_bandwidth.as_deref() {
+        repo = repo.with_max_bandwidth(parse_rate(rate)?);
+    }
     if args.encrypt && keys::list_keys(&repo).await?.is_empty() {
         let mut given = args.keys.inputs()?;
         if given.len() == 1 {

@@ -4,12 +4,28 @@ use clap::Args;
 use pgkeep::config::{redact_conninfo, ConnSettings};
 use pgkeep::error::{Error, Result};
 use pgkeep::pipeline::budget::parse_size;
+use pgkeep::store::{OpenMode, Repo, RepoOptions};
 
 #[derive(Args, Debug, Clone)]
 pub struct RepoArgs {
-    /// Repository: a local directory or file:// URL.
+    /// Repository: a local directory, file://PATH, s3://BUCKET/PREFIX,
+    /// gs://BUCKET/PREFIX or az://CONTAINER/PREFIX (docs/storage.md).
     #[arg(long, env = "PGKEEP_REPO")]
     pub repo: String,
+    /// Repository option KEY=VALUE (repeatable): endpoint, region,
+    /// allow_http, virtual_hosted_style, request_timeout, max_retries, ...
+    /// Credentials also come from the usual environment variables.
+    #[arg(long = "repo-option", value_name = "KEY=VALUE")]
+    pub repo_options: Vec<String>,
+}
+
+impl RepoArgs {
+    /// Opens the repository; `request_bytes` is the largest request the
+    /// command sends (sizes remote request timeouts).
+    pub fn open(&self, request_bytes: usize, mode: OpenMode) -> Result<Repo> {
+        let options = RepoOptions::from_pairs(&self.repo_options)?;
+        Repo::open_with(&self.repo, &options, request_bytes, mode)
+    }
 }
 
 #[derive(Args, Debug, Clone)]

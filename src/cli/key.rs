@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use pgkeep::crypto::{CipherKind, SecretInput};
 use pgkeep::error::{Error, Result};
 use pgkeep::keys::{self, KeyChange, Unlock};
-use pgkeep::store::{OpenMode, Repo};
+use pgkeep::store::OpenMode;
 
 #[derive(Args, Debug)]
 pub struct KeyCmdArgs {
@@ -82,11 +82,11 @@ pub async fn run(args: KeyCmdArgs) -> Result<()> {
         KeyCommand::Add(a) => add(a).await,
         KeyCommand::List(a) => list(a).await,
         KeyCommand::Remove(a) => {
-            let repo = Repo::open(&a.repo.repo, OpenMode::MustExist)?;
+            let repo = a.repo.open(0, OpenMode::MustExist)?;
             report(keys::remove_key(&repo, &a.key_id).await?, a.output)
         }
         KeyCommand::Rotate(RotateArgs { change: c, old }) => {
-            let repo = Repo::open(&c.repo.repo, OpenMode::MustExist)?;
+            let repo = c.repo.open(0, OpenMode::MustExist)?;
             let new = c.new.input()?.ok_or_else(no_new_key)?;
             let unlock = Unlock::new(c.keys.inputs()?);
             report(
@@ -109,7 +109,7 @@ async fn add(AddArgs { change: a, cipher }: AddArgs) -> Result<()> {
         .as_deref()
         .map(str::parse::<CipherKind>)
         .transpose()?;
-    let repo = Repo::open(&a.repo.repo, OpenMode::CreateIfMissing)?;
+    let repo = a.repo.open(0, OpenMode::CreateIfMissing)?;
     let mut current = a.keys.inputs()?;
     // The first key of a repository may come through the usual key options.
     let first = keys::list_keys(&repo).await?.is_empty();
@@ -123,7 +123,7 @@ async fn add(AddArgs { change: a, cipher }: AddArgs) -> Result<()> {
 }
 
 async fn list(a: ListKeysArgs) -> Result<()> {
-    let repo = Repo::open(&a.repo.repo, OpenMode::MustExist)?;
+    let repo = a.repo.open(0, OpenMode::MustExist)?;
     let records = keys::list_keys(&repo).await?;
     let cipher = keys::read_repository_cipher(&repo).await?;
     if a.output.json {

@@ -5,7 +5,7 @@ use clap::Args;
 use pgkeep::archive::reader::list_backup_ids;
 use pgkeep::archive::{layout, Manifest};
 use pgkeep::error::Result;
-use pgkeep::store::{OpenMode, Repo};
+use pgkeep::store::OpenMode;
 use pgkeep::verify::{last_verified, LastVerified};
 
 #[derive(serde::Serialize)]
@@ -24,7 +24,7 @@ pub struct ListArgs {
 }
 
 pub async fn run(args: ListArgs) -> Result<()> {
-    let repo = Repo::open(&args.repo.repo, OpenMode::MustExist)?;
+    let repo = args.repo.open(0, OpenMode::MustExist)?;
     let mut headers = Vec::new();
     for id in list_backup_ids(&repo).await? {
         let path = layout::manifest_path(&id);

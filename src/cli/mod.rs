@@ -7,6 +7,7 @@ pub mod chain;
 pub mod common;
 pub mod key;
 pub mod list;
+pub mod prune;
 pub mod restore;
 pub mod secrets;
 pub mod show;
@@ -53,4 +54,6 @@ pub enum Command {
     Key(key::KeyCmdArgs),
     /// Event-store hash chains.
     Chain(chain::ChainArgs),
+    /// Remove leftovers of failed backups (--incomplete).
+    Prune(prune::PruneArgs),
 }

@@ -7,7 +7,7 @@ use clap::Args;
 use pgkeep::chain::{verify_live, StreamFilter};
 use pgkeep::error::Result;
 use pgkeep::restore::{restore, RestoreOptions};
-use pgkeep::store::{OpenMode, Repo};
+use pgkeep::store::OpenMode;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Args, Debug)]
@@ -54,7 +54,8 @@ pub async fn run(args: RestoreArgs, cancel: CancellationToken) -> Result<()> {
         (Some(p), true) => Some(pgkeep::config::Policy::load(p)?.chain),
         _ => None,
     };
-    let repo = Repo::open(&args.repo.repo, OpenMode::MustExist)?;
+    // Reads are at most one frame (≤ 32 MiB) per request.
+    let repo = args.repo.open(32 << 20, OpenMode::MustExist)?;
     let progress: std::sync::Arc<dyn pgkeep::progress::Progress> =
         pgkeep::progress::for_stderr("restore").into();
     let s = args

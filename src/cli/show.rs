@@ -6,7 +6,7 @@ use super::secrets::KeyArgs;
 use clap::Args;
 use pgkeep::archive::reader::{read_manifest, resolve_backup_id};
 use pgkeep::error::Result;
-use pgkeep::store::{OpenMode, Repo};
+use pgkeep::store::OpenMode;
 use std::collections::HashMap;
 
 #[derive(Args, Debug)]
@@ -35,7 +35,7 @@ struct Entry<'a> {
 }
 
 pub async fn run(args: ShowArgs) -> Result<()> {
-    let repo = Repo::open(&args.repo.repo, OpenMode::MustExist)?;
+    let repo = args.repo.open(0, OpenMode::MustExist)?;
     let id = resolve_backup_id(&repo, &args.backup).await?;
     let m = args
         .keys

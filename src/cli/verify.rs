@@ -5,7 +5,7 @@ use super::secrets::KeyArgs;
 use clap::Args;
 use pgkeep::archive::reader::{list_backup_ids, resolve_backup_id};
 use pgkeep::error::{Error, Result};
-use pgkeep::store::{OpenMode, Repo};
+use pgkeep::store::OpenMode;
 use pgkeep::verify::{verify_backup, VerifyOptions, VerifyReport};
 use tokio_util::sync::CancellationToken;
 
@@ -31,7 +31,7 @@ pub struct VerifyArgs {
 }
 
 pub async fn run(args: VerifyArgs, cancel: CancellationToken) -> Result<()> {
-    let repo = Repo::open(&args.repo.repo, OpenMode::MustExist)?;
+    let repo = args.repo.open(32 << 20, OpenMode::MustExist)?;
     let ids = if args.all {
         list_backup_ids(&repo).await?
     } else {

@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 pub const MIB: usize = 1 << 20;
 /// S3's smallest non-final multipart part.
 pub const MIN_PART_SIZE: usize = 5 * MIB;
+/// S3's (and R2's, GCS's XML API's) largest part count per object.
+pub const MAX_PARTS: u64 = 10_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
@@ -66,6 +68,41 @@ impl Budget {
         (read_ahead, max_frame as u64)
     }
 
+    /// The same budget with a given part size (at least [`MIN_PART_SIZE`]),
+    /// as long as a worker's parts still fit its share.
+    pub fn with_part_size(mut self, part_size: usize) -> Result<Budget> {
+        let share = self.total / self.jobs;
+        let leftover = share.saturating_sub(self.frame_size * (1 + 2 * self.encode_ahead));
+        if part_size < MIN_PART_SIZE || 2 * part_size > leftover {
+            return Err(Error::Config(format!(
+                "part size {} MiB does not fit: parts must be at least {} MiB and two must fit in a job's share of --memory ({} MiB left after frames)",
+                part_size / MIB,
+                MIN_PART_SIZE / MIB,
+                leftover / MIB
+            )));
+        }
+        self.part_size = part_size;
+        self.upload_concurrency = (leftover / part_size).saturating_sub(1).clamp(1, 4);
+        Ok(self)
+    }
+
+    /// Checks that an object of up to `max_object` bytes fits in
+    /// [`MAX_PARTS`] parts of `part_size` (every part but the last is
+    /// exactly `part_size`), with guidance when it does not.
+    pub fn check_object_size(&self, max_object: u64) -> Result<()> {
+        let parts = max_object.div_ceil(self.part_size as u64);
+        if parts > MAX_PARTS {
+            let need = max_object.div_ceil(MAX_PARTS);
+            return Err(Error::Config(format!(
+                "pack objects of up to {} MiB need parts of at least {} MiB to stay within {MAX_PARTS} parts, but --memory gives {} MiB parts: raise --memory or lower the pack size",
+                max_object / MIB as u64,
+                need.div_ceil(MIB as u64),
+                self.part_size / MIB
+            )));
+        }
+        Ok(())
+    }
+
     /// Bytes a backup worker may hold at once, by this sizing.
     pub fn backup_worker_bytes(&self) -> usize {
         self.frame_size * (1 + 2 * self.encode_ahead)
@@ -116,6 +153,20 @@ mod tests {
         let (ahead, read) = b.read_plan(4 * MIB);
         assert!(ahead >= 1);
         assert!(ahead * (3 * read as usize) <= 32 * MIB, "{ahead} x {read}");
+    }
+
+    #[test]
+    fn default_packs_fit_the_part_limit() {
+        let b = Budget::new(16 * MIB, 1, None).unwrap();
+        assert_eq!(b.part_size, MIN_PART_SIZE);
+        assert!(b.check_object_size((1 << 30) + 5 * MIB as u64).is_ok());
+        assert!(b
+            .check_object_size(MAX_PARTS * MIN_PART_SIZE as u64)
+            .is_ok());
+        let e = b
+            .check_object_size(MAX_PARTS * MIN_PART_SIZE as u64 + 1)
+            .unwrap_err();
+        assert!(e.to_string().contains("raise --memory"), "{e}");
     }
 
     #[test]

@@ -1,22 +1,58 @@
-//! The repository's storage, through `object_store` only: URL → store, the
-//! calls pgkeep makes (create-only put, ranged get, list, delete), and the
-//! mapping of storage errors to messages a user can act on.
+//! The repository's storage, through `object_store` only.
+//!
+//! - [`location`]: `--repo` URL parsing (local path, `file://`, `s3://`,
+//!   `gs://`, `az://`); its display is scheme/bucket/prefix only.
+//! - [`options`]: `--repo-option key=value` (and policy-file tables),
+//!   validated, secrets redacted.
+//! - [`backend`]: building S3/GCS/Azure clients with pgkeep's timeouts and
+//!   retries.
+//! - [`bandwidth`]: the `--max-bandwidth` upload pacer.
+//! - [`lease`]: the lease a running backup holds on its prefix.
+//! - [`Repo`] (here): the calls pgkeep makes (create-only put, ranged get,
+//!   list, delete), and the mapping of storage errors to messages a user can
+//!   act on, without secrets or endpoints.
+
+pub mod backend;
+pub mod bandwidth;
+pub mod delegate;
+pub mod lease;
+pub mod location;
+pub mod options;
+
+pub use location::{BucketKind, Location};
+pub use options::{RepoOptions, Secret};
 
 use crate::error::{Error, Result};
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+use object_store::prefix::PrefixStore;
+use object_store::{
+    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart,
+};
+use sha2::{Digest, Sha256};
 use std::ops::Range;
 use std::sync::Arc;
 
 /// An open repository.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Repo {
     store: Arc<dyn ObjectStore>,
-    /// Printable location (never carries credentials).
+    /// Single-part puts (manifest, lease): may send store-side checksums.
+    put_store: Arc<dyn ObjectStore>,
+    /// Printable location (scheme, bucket and prefix; never credentials).
     display: String,
+    /// Whether the store takes `PutMode::Create` (If-None-Match).
+    conditional_put: bool,
+    remote: bool,
+}
+
+impl std::fmt::Debug for Repo {
+    /// The location only: store clients' own `Debug` may show key ids.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repo({})", self.display)
+    }
 }
 
 /// Whether opening may create the repository.
@@ -28,28 +64,131 @@ pub enum OpenMode {
     MustExist,
 }
 
-impl Repo {
-    /// Opens a repository from a plain path or `file://` URL.
-    pub fn open(location: &str, mode: OpenMode) -> Result<Repo> {
-        let path = if let Some(rest) = location.strip_prefix("file://") {
-            rest.to_string()
-        } else if location.contains("://") {
-            let scheme = location.split("://").next().unwrap_or("");
-            return Err(Error::Config(format!(
-                "repository scheme {scheme}:// is not supported yet (use a local path or file:// URL)"
-            )));
-        } else {
-            location.to_string()
-        };
-        if path.is_empty() {
-            return Err(Error::Config("empty repository path".into()));
+/// Installs ring as the process's rustls provider (object_store is built
+/// with `reqwest/rustls-no-provider`, see docs/dependencies.md). Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Removes URLs (endpoints, object addresses) from a storage error text, so
+/// messages name the repository only by its scheme/bucket/prefix.
+pub fn scrub(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let start = rest[..i]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
+            .map_or(0, |p| p + 1);
+        out.push_str(&rest[..start]);
+        let after = &rest[i + 3..];
+        let end = after
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | ',' | '>'))
+            .unwrap_or(after.len());
+        out.push_str("<url>");
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The causes of an error, joined (innermost last), scrubbed.
+fn chain_text(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
         }
-        let dir = std::path::PathBuf::from(&path);
+        src = inner.source();
+    }
+    scrub(&s)
+}
+
+/// Whether a storage error means the store could not be reached (after
+/// object_store's retries), as opposed to an answer from it.
+fn is_unreachable(e: &object_store::Error, text: &str) -> bool {
+    if !matches!(e, object_store::Error::Generic { .. }) {
+        return false;
+    }
+    let t = text.to_ascii_lowercase();
+    [
+        "retries",
+        "error sending request",
+        "connection refused",
+        "connection reset",
+        "timed out",
+        "timeout",
+        "dns error",
+        "broken pipe",
+        "unexpected eof",
+        "incomplete message",
+    ]
+    .iter()
+    .any(|k| t.contains(k))
+}
+
+impl Repo {
+    /// Opens a local repository (plain path or `file://` URL), or a bucket
+    /// with options from the environment only.
+    pub fn open(location: &str, mode: OpenMode) -> Result<Repo> {
+        Repo::open_with(location, &RepoOptions::default(), 0, mode)
+    }
+
+    /// Opens any repository. `request_bytes` is the largest request body
+    /// the caller will send (its part size), which sizes the default request
+    /// timeout of remote stores.
+    pub fn open_with(
+        location: &str,
+        options: &RepoOptions,
+        request_bytes: usize,
+        mode: OpenMode,
+    ) -> Result<Repo> {
+        let loc = Location::parse(location)?;
+        match &loc {
+            Location::Local(dir) => {
+                options.check_applies(None)?;
+                Repo::open_local(dir, mode)
+            }
+            Location::Bucket {
+                kind,
+                bucket,
+                prefix,
+            } => {
+                options.check_applies(Some(*kind))?;
+                let c = backend::build(
+                    *kind,
+                    bucket,
+                    options,
+                    request_bytes.max(crate::pipeline::budget::MIN_PART_SIZE),
+                )?;
+                let (store, put_store): (Arc<dyn ObjectStore>, Arc<dyn ObjectStore>) =
+                    if prefix.is_empty() {
+                        (c.store, c.put_store)
+                    } else {
+                        (
+                            Arc::new(PrefixStore::new(c.store, prefix.as_str())),
+                            Arc::new(PrefixStore::new(c.put_store, prefix.as_str())),
+                        )
+                    };
+                Ok(Repo {
+                    store,
+                    put_store,
+                    display: loc.to_string(),
+                    conditional_put: c.conditional_put,
+                    remote: true,
+                })
+            }
+        }
+    }
+
+    fn open_local(dir: &std::path::Path, mode: OpenMode) -> Result<Repo> {
         if !dir.is_dir() {
             match mode {
                 OpenMode::CreateIfMissing => {
-                    std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-                        path: dir.clone(),
+                    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                        path: dir.to_path_buf(),
                         source,
                     })?;
                 }
@@ -61,22 +200,54 @@ impl Repo {
                 }
             }
         }
-        let fs = LocalFileSystem::new_with_prefix(&dir).map_err(Error::store(format!(
+        let fs = LocalFileSystem::new_with_prefix(dir).map_err(Error::store(format!(
             "opening repository {}",
             dir.display()
         )))?;
+        let store: Arc<dyn ObjectStore> = Arc::new(fs);
         Ok(Repo {
-            store: Arc::new(fs),
+            put_store: store.clone(),
+            store,
             display: dir.display().to_string(),
+            conditional_put: true,
+            remote: false,
         })
     }
 
     /// Wraps any store (in-memory, throttled, ...), for tests and embedding.
     pub fn from_store(store: Arc<dyn ObjectStore>, display: impl Into<String>) -> Repo {
         Repo {
+            put_store: store.clone(),
             store,
             display: display.into(),
+            conditional_put: true,
+            remote: false,
         }
+    }
+
+    /// The same repository with data uploads paced to `bytes_per_sec`.
+    /// Small single puts (manifest, lease renewals) are not paced: a lease
+    /// renewal must not wait behind queued parts.
+    pub fn with_max_bandwidth(mut self, bytes_per_sec: u64) -> Repo {
+        let limit = Arc::new(bandwidth::RateLimit::new(bytes_per_sec));
+        self.store = Arc::new(bandwidth::RateLimitedStore::new(self.store, limit));
+        self
+    }
+
+    /// The same repository with every client wrapped by `wrap` (counting,
+    /// fault injection, throttling in tests).
+    pub fn map_store(
+        mut self,
+        wrap: impl Fn(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>,
+    ) -> Repo {
+        let same = Arc::ptr_eq(&self.store, &self.put_store);
+        self.store = wrap(self.store);
+        self.put_store = if same {
+            self.store.clone()
+        } else {
+            wrap(self.put_store)
+        };
+        self
     }
 
     pub fn display(&self) -> &str {
@@ -87,26 +258,65 @@ impl Repo {
         &self.store
     }
 
+    /// Whether the repository is reached over the network.
+    pub fn is_remote(&self) -> bool {
+        self.remote
+    }
+
+    /// Maps a storage error to pgkeep's, naming what was being done.
+    pub fn err(&self, context: impl Into<String>) -> impl FnOnce(object_store::Error) -> Error {
+        let context = context.into();
+        let repo = self.display.clone();
+        move |source| {
+            let text = chain_text(&source);
+            if is_unreachable(&source, &text) {
+                Error::StoreUnavailable {
+                    repo,
+                    context,
+                    detail: text,
+                }
+            } else {
+                Error::Store { context, source }
+            }
+        }
+    }
+
     /// Writes a small object only if it does not exist yet (manifests).
+    /// Where the store has no create-only put (`conditional_put=false`), it
+    /// checks first and then writes: two writers racing within that window
+    /// could both succeed (docs/storage.md).
     pub async fn put_new(&self, path: &Path, bytes: Vec<u8>) -> Result<()> {
+        if !self.conditional_put {
+            if self.exists(path).await? {
+                return Err(Error::Store {
+                    context: format!("writing {path}"),
+                    source: object_store::Error::AlreadyExists {
+                        path: path.to_string(),
+                        source: "the object already exists".into(),
+                    },
+                });
+            }
+            self.put(path, bytes).await?;
+            return Ok(());
+        }
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
         };
-        self.store
+        self.put_store
             .put_opts(path, PutPayload::from(bytes), opts)
             .await
-            .map_err(Error::store(format!("writing {path}")))?;
+            .map_err(self.err(format!("writing {path}")))?;
         Ok(())
     }
 
-    /// Writes a small object, replacing any previous version atomically
-    /// (key records, manifests re-wrapped by key rotation).
+    /// Writes (or atomically replaces) a small object: leases, key records,
+    /// manifests re-wrapped by key rotation, verification records.
     pub async fn put(&self, path: &Path, bytes: Vec<u8>) -> Result<()> {
-        self.store
-            .put(path, PutPayload::from(bytes))
+        self.put_store
+            .put_opts(path, PutPayload::from(bytes), PutOptions::default())
             .await
-            .map_err(Error::store(format!("writing {path}")))?;
+            .map_err(self.err(format!("writing {path}")))?;
         Ok(())
     }
 
@@ -114,7 +324,7 @@ impl Repo {
         self.store
             .delete(path)
             .await
-            .map_err(Error::store(format!("deleting {path}")))
+            .map_err(self.err(format!("deleting {path}")))
     }
 
     pub async fn get(&self, path: &Path) -> Result<Bytes> {
@@ -122,28 +332,61 @@ impl Repo {
             .store
             .get(path)
             .await
-            .map_err(Error::store(format!("reading {path}")))?;
-        r.bytes()
+            .map_err(self.err(format!("reading {path}")))?;
+        r.bytes().await.map_err(self.err(format!("reading {path}")))
+    }
+
+    /// Streams a whole object, checking its size and SHA-256 as it goes
+    /// (nothing is buffered beyond one network chunk).
+    pub async fn check_object(&self, path: &Path, size: u64, sha256_hex: &str) -> Result<()> {
+        let r = self
+            .store
+            .get(path)
             .await
-            .map_err(Error::store(format!("reading {path}")))
+            .map_err(self.err(format!("reading {path}")))?;
+        let mut stream = r.into_stream();
+        let mut hasher = Sha256::new();
+        let mut n = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(self.err(format!("reading {path}")))?;
+            n += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        if n != size {
+            return Err(Error::integrity(
+                path.to_string(),
+                format!("{n} bytes stored, manifest says {size}"),
+            ));
+        }
+        if hex::encode(hasher.finalize()) != sha256_hex {
+            return Err(Error::integrity(
+                path.to_string(),
+                "SHA-256 of the stored object differs from the manifest",
+            ));
+        }
+        Ok(())
     }
 
     pub async fn get_range(&self, path: &Path, range: Range<u64>) -> Result<Bytes> {
         self.store
             .get_range(path, range.clone())
             .await
-            .map_err(Error::store(format!(
+            .map_err(self.err(format!(
                 "reading {path} bytes {}..{}",
                 range.start, range.end
             )))
     }
 
-    pub async fn exists(&self, path: &Path) -> Result<bool> {
+    pub async fn head(&self, path: &Path) -> Result<Option<ObjectMeta>> {
         match self.store.head(path).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(Error::store(format!("checking {path}"))(e)),
+            Ok(m) => Ok(Some(m)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(format!("checking {path}"))(e)),
         }
+    }
+
+    pub async fn exists(&self, path: &Path) -> Result<bool> {
+        Ok(self.head(path).await?.is_some())
     }
 
     /// Immediate children (directories) of a prefix.
@@ -152,7 +395,7 @@ impl Repo {
             .store
             .list_with_delimiter(Some(prefix))
             .await
-            .map_err(Error::store(format!("listing {prefix}")))?;
+            .map_err(self.err(format!("listing {prefix}")))?;
         Ok(r.common_prefixes
             .iter()
             .filter_map(|p| p.filename().map(str::to_string))
@@ -161,38 +404,98 @@ impl Repo {
 
     /// Every object under a prefix, with sizes.
     pub async fn list_all(&self, prefix: &Path) -> Result<Vec<(Path, u64)>> {
-        self.store
-            .list(Some(prefix))
-            .map_ok(|m| (m.location, m.size))
-            .try_collect()
-            .await
-            .map_err(Error::store(format!("listing {prefix}")))
+        Ok(self
+            .list_meta(prefix)
+            .await?
+            .into_iter()
+            .map(|m| (m.location, m.size))
+            .collect())
     }
 
-    /// Deletes every object under a prefix (best effort on each, first error returned).
-    pub async fn delete_prefix(&self, prefix: &Path) -> Result<()> {
+    /// Every object under a prefix, with its metadata.
+    pub async fn list_meta(&self, prefix: &Path) -> Result<Vec<ObjectMeta>> {
+        self.store
+            .list(Some(prefix))
+            .try_collect()
+            .await
+            .map_err(self.err(format!("listing {prefix}")))
+    }
+
+    /// Deletes every object under a prefix (bulk deletes where the store
+    /// has them); returns how many were deleted. Objects already gone are
+    /// not an error; the first other error is returned after trying all.
+    pub async fn delete_prefix(&self, prefix: &Path) -> Result<u64> {
         let objects = self.list_all(prefix).await?;
+        let paths = futures::stream::iter(objects.into_iter().map(|(p, _)| Ok(p))).boxed();
+        let mut results = self.store.delete_stream(paths);
+        let mut deleted = 0u64;
         let mut first_err = None;
-        for (p, _) in objects {
-            if let Err(e) = self.store.delete(&p).await {
-                if first_err.is_none() {
-                    first_err = Some(Error::store(format!("deleting {p}"))(e));
+        while let Some(r) = results.next().await {
+            match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
+                Err(e) => {
+                    if first_err.is_none() {
+                        first_err = Some(self.err(format!("deleting under {prefix}"))(e));
+                    }
                 }
             }
         }
         match first_err {
             Some(e) => Err(e),
-            None => Ok(()),
+            None => Ok(deleted),
         }
     }
 
-    /// Starts a multipart upload with the given part size.
+    /// Starts a multipart upload with the given part size. Every part but
+    /// the last is exactly `part_size` bytes (`WriteMultipart` cuts its
+    /// buffer at that size), as R2 requires.
     pub async fn multipart(&self, path: &Path, part_size: usize) -> Result<WriteMultipart> {
         let upload = self
             .store
             .put_multipart(path)
             .await
-            .map_err(Error::store(format!("starting upload of {path}")))?;
+            .map_err(self.err(format!("starting upload of {path}")))?;
         Ok(WriteMultipart::new_with_chunk_size(upload, part_size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_removes_urls() {
+        let s = scrub("Error performing PUT http://127.0.0.1:9000/bucket/x?uploadId=1 in 2s - error sending request for url (https://s3.amazonaws.com/b): refused");
+        assert_eq!(
+            s,
+            "Error performing PUT <url> in 2s - error sending request for url (<url>): refused"
+        );
+        assert_eq!(scrub("no url here"), "no url here");
+    }
+
+    #[test]
+    fn remote_options_on_a_local_repo_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = RepoOptions::from_pairs(["region=eu"]).unwrap();
+        let e =
+            Repo::open_with(dir.path().to_str().unwrap(), &o, 0, OpenMode::MustExist).unwrap_err();
+        assert!(e.to_string().contains("local directory"), "{e}");
+    }
+
+    #[test]
+    fn bucket_repos_display_without_secrets() {
+        let o = RepoOptions::from_pairs([
+            "endpoint=http://127.0.0.1:1",
+            "allow_http=true",
+            "access_key_id=AKIAEXAMPLE",
+            "secret_access_key=hunter2",
+            "region=us-east-1",
+        ])
+        .unwrap();
+        let r = Repo::open_with("s3://bucket/some/prefix", &o, 0, OpenMode::MustExist).unwrap();
+        assert_eq!(r.display(), "s3://bucket/some/prefix");
+        let dbg = format!("{r:?}");
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        assert!(r.is_remote());
     }
 }

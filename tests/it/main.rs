@@ -11,5 +11,6 @@ mod faults;
 mod harness;
 mod pgkeep;
 mod roundtrip;
+mod s3;
 mod support;
 mod versions;

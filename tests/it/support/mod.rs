@@ -8,6 +8,7 @@
 //! exits.
 #![allow(dead_code, unused_imports)]
 
+pub mod azure;
 mod cluster;
 #[cfg(feature = "testcontainers")]
 mod container;
@@ -15,6 +16,7 @@ pub mod faulty_store;
 mod fixtures;
 mod local;
 mod oracle;
+pub mod s3;
 pub mod tls;
 
 use std::process::Command;

@@ -1,0 +1,333 @@
+//! The lease a running backup holds on its prefix, so `prune --incomplete`
+//! never removes a backup that is still being written.
+//!
+//! At start the backup writes `backups/<id>/lease` (create-only) with an
+//! expiry, and rewrites it every `ttl / 4` while it runs. `prune
+//! --incomplete` skips a prefix whose lease has not expired (allowing
+//! [`CLOCK_SKEW`] between the two machines' clocks). If the lease cannot be
+//! renewed before it would expire, [`Lease::lost`] fires and the backup
+//! fails rather than race a prune. The lease is deleted when the backup ends.
+
+use super::Repo;
+use crate::error::{Error, Result};
+use object_store::path::Path;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+pub const LEASE_NAME: &str = "lease";
+/// Default lease lifetime.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
+/// Clock difference tolerated between a backup's host and a pruner's.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(120);
+
+pub fn lease_path(backup_id: &str) -> Path {
+    Path::from(format!("backups/{backup_id}/{LEASE_NAME}"))
+}
+
+/// What a lease object holds (JSON).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LeaseInfo {
+    pub backup_id: String,
+    pub host: String,
+    pub pid: u32,
+    /// RFC 3339, for people.
+    pub started_at: String,
+    pub renewed_at: String,
+    pub expires_at: String,
+    /// Expiry in Unix seconds: what [`LeaseInfo::is_fresh`] reads.
+    pub expires_unix: i64,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl LeaseInfo {
+    /// Whether the lease still protects its backup at `now` (the pruner's clock).
+    pub fn is_fresh(&self, now: OffsetDateTime) -> bool {
+        now.unix_timestamp() < self.expires_unix + CLOCK_SKEW.as_secs() as i64
+    }
+
+    fn set_times(&mut self, now: OffsetDateTime, ttl: Duration) {
+        self.renewed_at = rfc3339(now);
+        self.expires_at = rfc3339(now + ttl);
+        self.expires_unix = (now + ttl).unix_timestamp();
+    }
+
+    fn encode(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec_pretty(self).map_err(|e| Error::Internal(format!("lease json: {e}")))
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().chars().take(64).collect())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Reads a backup's lease: `Ok(None)` when there is none, `Err` when the
+/// store fails; an unreadable lease is reported as a format error.
+pub async fn read(repo: &Repo, backup_id: &str) -> Result<Option<LeaseInfo>> {
+    let path = lease_path(backup_id);
+    if !repo.exists(&path).await? {
+        return Ok(None);
+    }
+    let bytes = match repo.get(&path).await {
+        Ok(b) => b,
+        // Deleted between the check and the read: the backup just ended.
+        Err(Error::Store {
+            source: object_store::Error::NotFound { .. },
+            ..
+        }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::format(path.to_string(), format!("unreadable lease: {e}")))
+}
+
+/// A held lease; renewal runs in the background until [`Lease::release`].
+pub struct Lease {
+    repo: Repo,
+    backup_id: String,
+    stop: CancellationToken,
+    lost: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Lease {
+    /// Writes the lease of a new backup (create-only: an id in use fails)
+    /// and starts renewing it.
+    pub async fn acquire(repo: &Repo, backup_id: &str, ttl: Duration) -> Result<Lease> {
+        let ttl = ttl.max(Duration::from_secs(4));
+        let now = OffsetDateTime::now_utc();
+        let mut info = LeaseInfo {
+            backup_id: backup_id.to_string(),
+            host: host_name(),
+            pid: std::process::id(),
+            started_at: rfc3339(now),
+            renewed_at: String::new(),
+            expires_at: String::new(),
+            expires_unix: 0,
+        };
+        info.set_times(now, ttl);
+        let path = lease_path(backup_id);
+        repo.put_new(&path, info.encode()?)
+            .await
+            .map_err(|e| match e {
+                Error::Store {
+                    source: object_store::Error::AlreadyExists { .. },
+                    ..
+                }
+                | Error::Store {
+                    source: object_store::Error::Precondition { .. },
+                    ..
+                } => Error::Busy(format!(
+                "backup id {backup_id} is already in use in {} (another backup holds its lease)",
+                repo.display()
+            )),
+                other => other,
+            })?;
+        let stop = CancellationToken::new();
+        let lost = CancellationToken::new();
+        let task = tokio::spawn(renew(repo.clone(), info, ttl, stop.clone(), lost.clone()));
+        Ok(Lease {
+            repo: repo.clone(),
+            backup_id: backup_id.to_string(),
+            stop,
+            lost,
+            task: Some(task),
+        })
+    }
+
+    /// Resolves if the lease could not be renewed in time: the backup must
+    /// stop, since a prune may now treat its prefix as abandoned.
+    pub async fn lost(&self) {
+        self.lost.cancelled().await
+    }
+
+    /// Stops renewing and deletes the lease (best effort: a leftover lease
+    /// expires on its own).
+    pub async fn release(mut self) {
+        self.stop.cancel();
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        let path = lease_path(&self.backup_id);
+        if let Err(e) = self.repo.store().delete(&path).await {
+            if !matches!(e, object_store::Error::NotFound { .. }) {
+                tracing::warn!(backup = %self.backup_id, error = %super::scrub(&e.to_string()), "could not delete the backup's lease; it expires on its own");
+            }
+        }
+    }
+}
+
+impl Lease {
+    /// Stops renewing and leaves the lease object to expire (a failed
+    /// backup deletes it with the rest of its prefix).
+    pub async fn abandon(mut self) {
+        self.stop.cancel();
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+use object_store::ObjectStoreExt;
+
+async fn renew(
+    repo: Repo,
+    mut info: LeaseInfo,
+    ttl: Duration,
+    stop: CancellationToken,
+    lost: CancellationToken,
+) {
+    let every = ttl / 4;
+    let mut last_ok = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        info.set_times(OffsetDateTime::now_utc(), ttl);
+        let bytes = match info.encode() {
+            Ok(b) => b,
+            Err(_) => continue,
+        };
+        let path = lease_path(&info.backup_id);
+        let put = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = repo.put(&path, bytes) => r,
+        };
+        match put {
+            Ok(()) => last_ok = tokio::time::Instant::now(),
+            Err(e) => {
+                tracing::warn!(backup = %info.backup_id, error = %e, "could not renew the backup's lease");
+                // Give up one renewal period before the old lease expires.
+                if last_ok.elapsed() + every >= ttl {
+                    lost.cancel();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+    use std::sync::Arc;
+
+    #[tokio::test(start_paused = true)]
+    async fn lease_is_written_renewed_and_released() {
+        let repo = Repo::from_store(Arc::new(InMemory::new()), "mem");
+        let id = "20260101T000000Z-0001";
+        let lease = Lease::acquire(&repo, id, Duration::from_secs(40))
+            .await
+            .unwrap();
+        let first = read(&repo, id).await.unwrap().unwrap();
+        assert!(first.is_fresh(OffsetDateTime::now_utc()));
+        assert!(Lease::acquire(&repo, id, Duration::from_secs(40))
+            .await
+            .is_err());
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        let renewed = read(&repo, id).await.unwrap().unwrap();
+        assert!(renewed.expires_unix >= first.expires_unix);
+        lease.release().await;
+        assert!(read(&repo, id).await.unwrap().is_none());
+    }
+
+    /// A store whose puts fail once `broken` is set.
+    #[derive(Debug)]
+    struct Breakable {
+        inner: Arc<dyn object_store::ObjectStore>,
+        broken: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl std::fmt::Display for Breakable {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Breakable")
+        }
+    }
+
+    crate::delegate_object_store!(Breakable, {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: object_store::PutPayload,
+            opts: object_store::PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(object_store::Error::Generic {
+                    store: "Breakable",
+                    source: "connection refused".into(),
+                });
+            }
+            self.inner.put_opts(location, payload, opts).await
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+    });
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_that_cannot_be_renewed_is_lost_before_it_expires() {
+        let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let store = Breakable {
+            inner: Arc::new(InMemory::new()),
+            broken: broken.clone(),
+        };
+        let repo = Repo::from_store(Arc::new(store), "breakable");
+        let ttl = Duration::from_secs(40);
+        let lease = Lease::acquire(&repo, "20260101T000000Z-0002", ttl)
+            .await
+            .unwrap();
+        broken.store(true, std::sync::atomic::Ordering::SeqCst);
+        let t0 = tokio::time::Instant::now();
+        tokio::time::timeout(ttl, lease.lost())
+            .await
+            .expect("lost fires before the lease expires");
+        // Renewals every 10 s: the third failure (at 30 s) is the last
+        // moment that still leaves a renewal period before expiry.
+        assert!(
+            t0.elapsed() >= Duration::from_secs(20),
+            "{:?}",
+            t0.elapsed()
+        );
+        assert!(t0.elapsed() < ttl);
+    }
+
+    #[test]
+    fn freshness_allows_for_clock_skew() {
+        let now = OffsetDateTime::now_utc();
+        let mut l = LeaseInfo {
+            backup_id: "x".into(),
+            host: "h".into(),
+            pid: 1,
+            started_at: rfc3339(now),
+            renewed_at: String::new(),
+            expires_at: String::new(),
+            expires_unix: 0,
+        };
+        l.set_times(now, Duration::ZERO);
+        assert!(l.is_fresh(now + Duration::from_secs(60)));
+        assert!(!l.is_fresh(now + CLOCK_SKEW + Duration::from_secs(1)));
+    }
+}

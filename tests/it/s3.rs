@@ -1,0 +1,766 @@
+//! Object storage for real: round trips through a real S3 API server
+//! (moto on loopback) with minimum-size parts, the server becoming
+//! unreachable mid-backup, `prune --incomplete` and leases, memory under a
+//! slow store, and one conformance check run against every backend.
+
+use crate::pgkeep::*;
+use crate::support::azure::Azurite;
+use crate::support::s3::{
+    base64, s3_options, s3_repo, CutProxy, MotoServer, Recording, RecordingStore,
+};
+use crate::support::{assert_same_database, cluster};
+use bytes::Bytes;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use pgkeep::archive::layout;
+use pgkeep::archive::reader::{check_packs, list_backup_ids, read_manifest};
+use pgkeep::ops::prune::{prune_incomplete, PruneOptions};
+use pgkeep::store::lease::{self, Lease};
+use pgkeep::store::{OpenMode, Repo, RepoOptions};
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PART: usize = 5 << 20;
+
+/// ~25 MB of plain COPY text in one table, so packs span several parts.
+const BULK: &str = "CREATE TABLE public.bulk AS SELECT g AS id, md5(g::text) || repeat('x', 200) AS pad FROM generate_series(1, 100000) g;";
+
+fn s3_backup_options(db: &str) -> pgkeep::backup::BackupOptions {
+    let mut o = small_backup_options(db);
+    o.jobs = 2;
+    o.part_size = Some(PART);
+    o.compress_level = 0;
+    o
+}
+
+/// Every part but the last of each upload is exactly `PART` bytes, and at
+/// least one upload had several parts.
+fn assert_equal_parts(log: &Recording) {
+    let parts = log.parts.lock().unwrap();
+    let mut multi = 0;
+    for (path, sizes) in parts.iter() {
+        if let Some((_, rest)) = sizes.split_last() {
+            assert!(
+                rest.iter().all(|s| *s == PART),
+                "{path}: non-final parts differ: {sizes:?}"
+            );
+            if sizes.len() > 1 {
+                multi += 1;
+            }
+        }
+    }
+    assert!(multi > 0, "no upload had more than one part: {parts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_round_trips_pagila_and_kitchen_sink_with_minimum_parts() {
+    let moto = MotoServer::start();
+    moto.create_bucket("rt-bucket");
+    // Through a proxy that records request heads (never cut here).
+    let proxy = CutProxy::start(moto.port).await;
+    let log = Arc::new(Recording::default());
+    let repo = s3_repo(&proxy.endpoint(), "rt-bucket", "team/app")
+        .map_store(|s| RecordingStore::wrap(s, log.clone()));
+    assert_eq!(repo.display(), "s3://rt-bucket/team/app");
+    let c = cluster();
+    type Loader = fn(&str);
+    let fixtures: [(&str, Loader); 2] = [
+        ("s3_pagila", |db| cluster().load_pagila(db)),
+        ("s3_sink", |db| cluster().load_kitchen_sink(db)),
+    ];
+    for (prefix, load) in fixtures {
+        let src = c.create_db(&format!("{prefix}_src")).await;
+        load(&src);
+        c.client(&src).await.batch_execute(BULK).await.unwrap();
+        let header = backup_with(&repo, &s3_backup_options(&src))
+            .await
+            .expect("backup to S3 succeeds");
+        let m = read_manifest(&repo, &header.id, &pgkeep::keys::Unlock::default())
+            .await
+            .unwrap();
+        // What S3 holds is what pgkeep hashed while uploading.
+        check_packs(&repo, &m).await.expect("pack hashes match");
+        assert!(
+            m.body.packs.iter().any(|p| p.size > PART as u64),
+            "a pack spans several parts: {:?}",
+            m.body.packs.iter().map(|p| p.size).collect::<Vec<_>>()
+        );
+        // No lease is left behind by a complete backup.
+        assert!(lease::read(&repo, &header.id).await.unwrap().is_none());
+        let dst = c.create_db(&format!("{prefix}_dst")).await;
+        let summary = restore_with(&repo, &header.id, &restore_options(&dst))
+            .await
+            .expect("restore from S3 succeeds");
+        assert_eq!(summary.rows, header.rows);
+        assert_same_database(c, &src, &dst).await;
+    }
+    assert_equal_parts(&log);
+    let ids = list_backup_ids(&repo).await.unwrap();
+    assert_eq!(ids.len(), 2);
+    // Single puts (lease, manifest) carry x-amz-checksum-sha256 of their
+    // body; multipart parts and completions carry none (object_store #709).
+    let manifest = repo.get(&layout::manifest_path(&ids[0])).await.unwrap();
+    let sum = base64(&<sha2::Sha256 as sha2::Digest>::digest(&manifest));
+    let requests = proxy.requests();
+    let manifest_put = format!("PUT /rt-bucket/team/app/backups/{}/manifest ", ids[0]);
+    assert!(
+        requests
+            .iter()
+            .any(|(l, c)| l.starts_with(&manifest_put) && c.as_deref() == Some(sum.as_str())),
+        "manifest put with its checksum: {requests:?}"
+    );
+    for (line, checksum) in &requests {
+        if line.contains("partNumber=") || line.contains("uploadId=") || line.contains("?uploads") {
+            assert!(
+                checksum.is_none(),
+                "multipart request with a checksum: {line}"
+            );
+        }
+    }
+    assert!(
+        requests.iter().any(|(l, _)| l.contains("partNumber=2")),
+        "several parts"
+    );
+    assert_eq!(moto.open_uploads("rt-bucket"), 0, "every upload completed");
+    // Lease + manifest of each backup were create-only puts.
+    assert!(log.create_only_puts.load(Ordering::SeqCst) >= 4);
+    // Nothing of the repository is outside its prefix.
+    let whole_bucket = s3_repo(&moto.endpoint(), "rt-bucket", "");
+    let all = whole_bucket.list_all(&Path::from("")).await.unwrap();
+    assert!(
+        all.iter()
+            .all(|(p, _)| p.as_ref().starts_with("team/app/backups/")),
+        "{all:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_s3_backup_aborts_its_uploads_and_leaves_nothing() {
+    let moto = MotoServer::start();
+    moto.create_bucket("intr");
+    let log = Arc::new(Recording::default());
+    let repo =
+        s3_repo(&moto.endpoint(), "intr", "r").map_store(|s| RecordingStore::wrap(s, log.clone()));
+    let c = cluster();
+    let db = c.create_db("s3_intr").await;
+    c.client(&db).await.batch_execute(BULK).await.unwrap();
+    c.client(&db)
+        .await
+        .batch_execute("INSERT INTO bulk SELECT * FROM bulk; INSERT INTO bulk SELECT * FROM bulk;")
+        .await
+        .unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let opts = s3_backup_options(&db);
+    let task = {
+        let (repo, cancel) = (repo.clone(), cancel.clone());
+        tokio::spawn(async move {
+            pgkeep::backup::backup(&repo, &opts, Arc::new(pgkeep::progress::Silent), cancel).await
+        })
+    };
+    // SIGINT once a part of some pack is on its way.
+    let t0 = Instant::now();
+    while !log.parts.lock().unwrap().values().any(|p| !p.is_empty()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no part was uploaded"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cancel.cancel();
+    let err = task.await.unwrap().expect_err("interrupted");
+    assert!(matches!(err, pgkeep::Error::Interrupted(_)), "{err}");
+    assert!(log.uploads_aborted.load(Ordering::SeqCst) > 0);
+    assert_eq!(
+        moto.open_uploads("intr"),
+        0,
+        "every multipart upload aborted"
+    );
+    let left = repo.list_all(&layout::backups_prefix()).await.unwrap();
+    assert!(left.is_empty(), "nothing left: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_round_trips_the_kitchen_sink() {
+    let azurite = Azurite::start();
+    azurite.create_container("rt-az");
+    let repo = azurite.repo("rt-az", "app");
+    assert_eq!(repo.display(), "az://rt-az/app");
+    let c = cluster();
+    let src = c.create_db("az_sink_src").await;
+    c.load_kitchen_sink(&src);
+    c.client(&src).await.batch_execute(BULK).await.unwrap();
+    let header = backup_with(&repo, &s3_backup_options(&src))
+        .await
+        .expect("backup to Azure succeeds");
+    let m = read_manifest(&repo, &header.id, &pgkeep::keys::Unlock::default())
+        .await
+        .unwrap();
+    check_packs(&repo, &m).await.expect("pack hashes match");
+    let dst = c.create_db("az_sink_dst").await;
+    restore_with(&repo, &header.id, &restore_options(&dst))
+        .await
+        .expect("restore from Azure succeeds");
+    assert_same_database(c, &src, &dst).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_s3_fails_the_backup_and_prune_leaves_only_complete_backups() {
+    let moto = MotoServer::start();
+    moto.create_bucket("cut");
+    let proxy = CutProxy::start(moto.port).await;
+    let mut options = s3_options(&proxy.endpoint());
+    options.set("secret_access_key", "sekrit-value-42").unwrap();
+    let repo = Repo::open_with("s3://cut/r", &options, PART, OpenMode::MustExist).unwrap();
+    let c = cluster();
+
+    // A complete backup first: it must survive everything below.
+    let small = db_with(
+        "s3cut_small",
+        "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g;",
+    )
+    .await;
+    let complete = backup_with(&repo, &s3_backup_options(&small))
+        .await
+        .expect("first backup succeeds");
+
+    // Then a big one whose store disappears after ~40 MiB went upstream:
+    // packs rotate at 6 MiB, so some are complete when the cut comes.
+    let big = c.create_db("s3cut_big").await;
+    c.client(&big).await.batch_execute(BULK).await.unwrap();
+    c.client(&big)
+        .await
+        .batch_execute("INSERT INTO bulk SELECT * FROM bulk; INSERT INTO bulk SELECT * FROM bulk;")
+        .await
+        .unwrap();
+    let mut o = s3_backup_options(&big);
+    o.pack_bytes = 6 << 20;
+    o.lease_ttl = Duration::from_secs(4);
+    proxy.cut_after(40 << 20);
+    let t0 = Instant::now();
+    let err = backup_with(&repo, &o).await.expect_err("backup fails");
+    let msg = err.to_string();
+    assert!(proxy.is_cut());
+    assert!(
+        matches!(err, pgkeep::Error::StoreUnavailable { .. }),
+        "unreachable store reported as such: {msg}"
+    );
+    assert!(
+        msg.contains("s3://cut/r") && msg.contains("retried"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("sekrit") && !msg.contains("127.0.0.1"),
+        "{msg}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(120),
+        "fails in bounded time"
+    );
+
+    // The server comes back (with its state: only the network was cut).
+    proxy.restore();
+    let ids = repo.list_dirs(&layout::backups_prefix()).await.unwrap();
+    let failed: Vec<&String> = ids.iter().filter(|i| **i != complete.id).collect();
+    assert_eq!(failed.len(), 1, "the failed backup left objects: {ids:?}");
+    let failed = failed[0].clone();
+    assert!(
+        !repo.exists(&layout::manifest_path(&failed)).await.unwrap(),
+        "no manifest"
+    );
+    assert_eq!(
+        list_backup_ids(&repo).await.unwrap(),
+        vec![complete.id.clone()]
+    );
+    let leftovers = repo
+        .list_all(&layout::backup_prefix(&failed))
+        .await
+        .unwrap();
+    assert!(
+        leftovers
+            .iter()
+            .any(|(p, _)| p.as_ref().contains("/data/pack-")),
+        "completed packs are left over: {leftovers:?}"
+    );
+
+    // While its lease is live, prune keeps it...
+    let strict = PruneOptions {
+        dry_run: false,
+        grace: Duration::ZERO,
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if let Some(l) = lease::read(&repo, &failed).await.unwrap() {
+        if l.expires_unix > now + 1 {
+            let r = prune_incomplete(&repo, &strict).await.unwrap();
+            assert!(r.removed.is_empty() && r.skipped.len() == 1, "{r:?}");
+            assert!(r.skipped[0].reason.starts_with("running"), "{r:?}");
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    // ...a dry run lists it and removes nothing...
+    let dry = prune_incomplete(
+        &repo,
+        &PruneOptions {
+            dry_run: true,
+            grace: Duration::ZERO,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(dry.removed.len(), 1, "{dry:?}");
+    assert_eq!(dry.removed[0].id, failed);
+    assert!(
+        repo.list_all(&layout::backup_prefix(&failed))
+            .await
+            .unwrap()
+            .len()
+            == leftovers.len()
+    );
+    // ...and then it goes, and only the complete backup is left.
+    let r = prune_incomplete(&repo, &strict).await.unwrap();
+    assert_eq!(r.complete, 1);
+    assert_eq!(r.removed.len(), 1, "{r:?}");
+    let all = repo.list_all(&layout::backups_prefix()).await.unwrap();
+    assert!(
+        all.iter()
+            .all(|(p, _)| p.as_ref().starts_with(&format!("backups/{}/", complete.id))),
+        "{all:?}"
+    );
+    let dst = c.create_db("s3cut_dst").await;
+    restore_with(&repo, &complete.id, &restore_options(&dst))
+        .await
+        .expect("the complete backup still restores");
+    assert_eq!(count_rows(&dst, "t").await, 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_never_removes_a_running_backup() {
+    let repo = Repo::from_store(Arc::new(InMemory::new()), "memory");
+    let running = "20260101T000000Z-aaaa";
+    let stale = "20260101T000000Z-bbbb";
+    let orphan = "20260101T000000Z-cccc";
+    let done = "20260101T000000Z-dddd";
+    let _lease = Lease::acquire(&repo, running, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let old = Lease::acquire(&repo, stale, Duration::from_secs(4))
+        .await
+        .unwrap();
+    old.abandon().await;
+    for id in [running, stale, orphan, done] {
+        repo.put(&layout::pack_path(id, "pack-00000"), vec![1; 10])
+            .await
+            .unwrap();
+    }
+    repo.put(&layout::manifest_path(done), b"m".to_vec())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let r = prune_incomplete(
+        &repo,
+        &PruneOptions {
+            dry_run: false,
+            grace: Duration::ZERO,
+        },
+    )
+    .await
+    .unwrap();
+    let removed: Vec<&str> = r.removed.iter().map(|x| x.id.as_str()).collect();
+    assert_eq!(removed, vec![stale, orphan]);
+    assert_eq!(r.complete, 1);
+    assert_eq!(r.skipped.len(), 1);
+    assert!(r.skipped[0].reason.starts_with("running"), "{r:?}");
+    assert!(repo
+        .exists(&layout::pack_path(running, "pack-00000"))
+        .await
+        .unwrap());
+    assert!(repo
+        .exists(&layout::pack_path(done, "pack-00000"))
+        .await
+        .unwrap());
+    // With the default grace, a prefix just written without a lease is kept.
+    repo.put(&layout::pack_path(orphan, "pack-00000"), vec![1; 10])
+        .await
+        .unwrap();
+    let r = prune_incomplete(&repo, &PruneOptions::default())
+        .await
+        .unwrap();
+    assert!(r.removed.is_empty(), "{r:?}");
+}
+
+/// Runs a command, sampling its `VmHWM` (peak resident set of its own
+/// address space) every 10 ms until it exits. `wait4`'s `ru_maxrss` would
+/// not do: Linux carries the forking test process's peak into the child's.
+fn run_measured(cmd: &mut Command) -> (std::process::ExitStatus, String, u64, Duration) {
+    let t0 = Instant::now();
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("pgkeep starts");
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+        s
+    });
+    let mut peak = 0u64;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            if let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak = peak.max(kib * 1024);
+            }
+        }
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let err = reader.join().unwrap_or_default();
+    (status, err, peak, t0.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_store_keeps_the_backup_within_its_memory_budget() {
+    let moto = MotoServer::start();
+    moto.create_bucket("slow");
+    let c = cluster();
+    let db = c.create_db("s3_slow").await;
+    // ~100 MB of COPY text: several times the budget.
+    c.client(&db)
+        .await
+        .batch_execute("CREATE TABLE big AS SELECT g AS id, md5(g::text) || repeat('y', 300) AS pad FROM generate_series(1, 300000) g;")
+        .await
+        .unwrap();
+    let budget_mib = 32u64;
+    let rate = 8u64 << 20;
+    let ep = moto.endpoint();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgkeep"));
+    cmd.args([
+        "backup",
+        "--db",
+        &c.url(&db),
+        "--repo",
+        "s3://slow/r",
+        "--memory",
+        &format!("{budget_mib}MiB"),
+        "--jobs",
+        "2",
+        "--compress",
+        "none",
+        "--max-bandwidth",
+        "8MiB/s",
+    ]);
+    for o in [
+        format!("endpoint={ep}"),
+        "allow_http=true".into(),
+        "region=us-east-1".into(),
+        "access_key_id=testing".into(),
+        "secret_access_key=testing".into(),
+    ] {
+        cmd.args(["--repo-option", &o]);
+    }
+    let (status, stderr, peak, elapsed) = run_measured(cmd.env_remove("DATABASE_URL"));
+    assert!(status.success(), "{stderr}");
+    let repo = s3_repo(&ep, "slow", "r");
+    let id = list_backup_ids(&repo)
+        .await
+        .unwrap()
+        .pop()
+        .expect("a backup");
+    let m = read_manifest(&repo, &id, &pgkeep::keys::Unlock::default())
+        .await
+        .unwrap();
+    let stored = m.header.stored_bytes;
+    assert!(
+        stored > 3 * (budget_mib << 20),
+        "data exceeds the budget: {stored}"
+    );
+    // The store was the bottleneck: the upload took at least stored/rate
+    // (less the last part, sent on credit).
+    let floor = Duration::from_secs_f64((stored - (10 << 20)) as f64 / rate as f64);
+    assert!(elapsed >= floor, "{elapsed:?} < {floor:?}: not throttled");
+    // Peak RSS: the budget plus the process's fixed cost (runtime, TLS,
+    // HTTP client, allocator slack), far below the data size.
+    let limit = (budget_mib + 16) << 20;
+    eprintln!(
+        "slow store: {} MiB stored in {elapsed:?}, peak RSS {} MiB (limit {} MiB)",
+        stored >> 20,
+        peak >> 20,
+        limit >> 20
+    );
+    assert!(
+        peak <= limit,
+        "peak RSS {} MiB > {} MiB",
+        peak >> 20,
+        limit >> 20
+    );
+}
+
+/// The storage behaviour pgkeep relies on, checked against one backend.
+async fn conformance(name: &str, repo: Repo, log: Arc<Recording>) {
+    let p = |s: &str| Path::from(format!("conformance/{s}"));
+    // Create-only put: the second writer of a name fails.
+    repo.put_new(&p("manifest"), b"one".to_vec())
+        .await
+        .unwrap_or_else(|e| panic!("{name}: create-only put: {e}"));
+    let second = repo.put_new(&p("manifest"), b"two".to_vec()).await;
+    assert!(
+        matches!(
+            second,
+            Err(pgkeep::Error::Store {
+                source: object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. },
+                ..
+            })
+        ),
+        "{name}: second create-only put must conflict: {second:?}"
+    );
+    assert_eq!(
+        repo.get(&p("manifest")).await.unwrap(),
+        Bytes::from_static(b"one")
+    );
+
+    // Multipart with equal parts, then ranged reads across a part boundary.
+    let data: Vec<u8> = (0..(2 * PART + 12345)).map(|i| (i % 251) as u8).collect();
+    let mut w = repo.multipart(&p("data/pack"), PART).await.unwrap();
+    for chunk in data.chunks(300_001) {
+        w.wait_for_capacity(2).await.unwrap();
+        w.put(Bytes::copy_from_slice(chunk));
+    }
+    w.finish()
+        .await
+        .unwrap_or_else(|e| panic!("{name}: complete: {e}"));
+    let sizes = log
+        .parts
+        .lock()
+        .unwrap()
+        .get("conformance/data/pack")
+        .cloned();
+    assert_eq!(sizes, Some(vec![PART, PART, 12345]), "{name}: part sizes");
+    let r = (PART as u64 - 10)..(PART as u64 + 10);
+    assert_eq!(
+        repo.get_range(&p("data/pack"), r.clone()).await.unwrap(),
+        &data[r.start as usize..r.end as usize],
+        "{name}: ranged get"
+    );
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
+    repo.check_object(&p("data/pack"), data.len() as u64, &sha)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: whole-object hash: {e}"));
+    let bad = repo
+        .check_object(&p("data/pack"), data.len() as u64, &"0".repeat(64))
+        .await;
+    assert!(
+        matches!(bad, Err(pgkeep::Error::Integrity { .. })),
+        "{name}: {bad:?}"
+    );
+
+    // Abort leaves no object.
+    let mut w = repo.multipart(&p("data/aborted"), PART).await.unwrap();
+    w.put(Bytes::from(vec![7u8; PART + 1]));
+    w.wait_for_capacity(0).await.unwrap();
+    w.abort()
+        .await
+        .unwrap_or_else(|e| panic!("{name}: abort: {e}"));
+    assert!(
+        !repo.exists(&p("data/aborted")).await.unwrap(),
+        "{name}: aborted upload is not an object"
+    );
+
+    // Listing, then deleting a prefix.
+    let mut listed: Vec<String> = repo
+        .list_all(&Path::from("conformance"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(p, _)| p.to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        vec!["conformance/data/pack", "conformance/manifest"],
+        "{name}: list"
+    );
+    assert_eq!(
+        repo.list_dirs(&Path::from("conformance")).await.unwrap(),
+        vec!["data"]
+    );
+    assert_eq!(
+        repo.delete_prefix(&Path::from("conformance"))
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(
+        repo.list_all(&Path::from("conformance"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "{name}: delete"
+    );
+    assert!(repo.head(&p("manifest")).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_conformance_on_every_backend() {
+    let moto = MotoServer::start();
+    moto.create_bucket("conf");
+    let azurite = Azurite::start();
+    azurite.create_container("conf");
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("repo");
+    // A new backend is one line here.
+    let backends: Vec<(&str, Repo)> = vec![
+        (
+            "local",
+            Repo::open(local.to_str().unwrap(), OpenMode::CreateIfMissing).unwrap(),
+        ),
+        (
+            "memory",
+            Repo::from_store(Arc::new(InMemory::new()), "memory"),
+        ),
+        ("s3 (moto)", s3_repo(&moto.endpoint(), "conf", "p")),
+        ("azure (azurite)", azurite.repo("conf", "p")),
+    ];
+    for (name, repo) in backends {
+        let log = Arc::new(Recording::default());
+        let repo = repo.map_store(|s| RecordingStore::wrap(s, log.clone()));
+        conformance(name, repo, log).await;
+    }
+}
+
+#[test]
+fn repository_options_are_checked_and_secrets_never_printed() {
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_pgkeep"))
+            .args(args)
+            .output()
+            .expect("pgkeep runs");
+        (
+            o.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
+    };
+    let (code, out) = run(&[
+        "list",
+        "--repo",
+        "s3://b/x",
+        "--repo-option",
+        "regoin=eu-west-1",
+    ]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("did you mean region") && out.contains("valid options: endpoint"),
+        "{out}"
+    );
+    let (code, out) = run(&["list", "--repo", "/tmp/x", "--repo-option", "region=eu"]);
+    assert_eq!(code, Some(2), "{out}");
+    // An endpoint nobody listens on: a clear error, no secret, no endpoint.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let args = [
+        "list",
+        "--repo",
+        "s3://bucket/prefix",
+        "--repo-option",
+        "endpoint=",
+        "--repo-option",
+        "allow_http=true",
+        "--repo-option",
+        "region=us-east-1",
+        "--repo-option",
+        "access_key_id=AKIAEXAMPLEKEY",
+        "--repo-option",
+        "secret_access_key=hunter2-secret",
+        "--repo-option",
+        "max_retries=1",
+        "--repo-option",
+        "retry_timeout=2s",
+    ];
+    let endpoint_arg = format!("endpoint=http://127.0.0.1:{port}");
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| {
+            if a.starts_with("endpoint=") {
+                endpoint_arg.as_str()
+            } else {
+                a
+            }
+        })
+        .collect();
+    let (code, out) = run(&args);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("repository s3://bucket/prefix unreachable"),
+        "{out}"
+    );
+    for secret in ["hunter2", "AKIAEXAMPLEKEY", &format!(":{port}")] {
+        assert!(!out.contains(secret), "{secret} printed:\n{out}");
+    }
+    // Debug logs may name the endpoint, never a credential.
+    let verbose: Vec<&str> = args.iter().copied().chain(["-vv"]).collect();
+    let (_, out) = run(&verbose);
+    for secret in ["hunter2", "AKIAEXAMPLEKEY"] {
+        assert!(!out.contains(secret), "{secret} printed with -vv:\n{out}");
+    }
+    let (code, out) = run(&["prune", "--repo", "/nonexistent-repo"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("--incomplete"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_command_reports_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::open(dir.path().to_str().unwrap(), OpenMode::CreateIfMissing).unwrap();
+    let id = "20250101T000000Z-0abc";
+    repo.put(&layout::pack_path(id, "pack-00000"), vec![0; 100])
+        .await
+        .unwrap();
+    // Backdate it past the grace period.
+    let f = dir.path().join(format!("backups/{id}/data/pack-00000"));
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let run = |extra: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_pgkeep"))
+            .args([
+                "prune",
+                "--incomplete",
+                "--json",
+                "--repo",
+                dir.path().to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let dry = run(&["--dry-run"]);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["removed"][0]["id"], id);
+    assert_eq!(dry["removed"][0]["bytes"], 100);
+    assert!(f.exists());
+    let done = run(&[]);
+    assert_eq!(done["removed"][0]["objects"], 1);
+    assert!(!f.exists());
+    let _ = RepoOptions::default();
+}
