@@ -282,6 +282,17 @@ impl Verifier {
     }
 }
 
+/// Stores `v` in `slot`, reusing its allocation (no allocation per row).
+fn keep(slot: &mut Option<Vec<u8>>, v: Option<&[u8]>) {
+    match (slot.as_mut(), v) {
+        (Some(buf), Some(v)) => {
+            buf.clear();
+            buf.extend_from_slice(v);
+        }
+        (_, v) => *slot = v.map(<[u8]>::to_vec),
+    }
+}
+
 fn label<'a>(key: impl Iterator<Item = Option<&'a [u8]>>) -> String {
     key.map(text).collect::<Vec<_>>().join("/")
 }
@@ -353,8 +364,8 @@ impl State {
         if seq.is_some() {
             cur.last_seq = seq;
         }
-        cur.last_hash = self.fields.get(plan.hash).map(<[u8]>::to_vec);
-        cur.last_prev = self.fields.get(plan.prev).map(<[u8]>::to_vec);
+        keep(&mut cur.last_hash, self.fields.get(plan.hash));
+        keep(&mut cur.last_prev, self.fields.get(plan.prev));
         Ok(())
     }
 

@@ -1,12 +1,12 @@
 //! `pgkeep chain verify`: hash-chain verification from a live database or a
 //! backup, with the chain definition from `--policy` or from flags.
 
-use super::common::{print_json, OutputArgs};
+use super::common::{print_json, DbArgs, OutputArgs};
 use super::secrets::KeyArgs;
 use clap::{Args, Subcommand};
 use pgkeep::chain::{verify_archive, verify_live, StreamFilter, VerifyReport};
 use pgkeep::config::policy::{Algorithm, Part, Recipe};
-use pgkeep::config::{redact_conninfo, ChainDef, ConnSettings, Policy};
+use pgkeep::config::{ChainDef, Policy};
 use pgkeep::error::{Error, Result};
 use pgkeep::store::{OpenMode, Repo};
 use std::path::PathBuf;
@@ -163,15 +163,6 @@ impl ChainFlags {
     }
 }
 
-fn resolve_db(raw: &str) -> Result<ConnSettings> {
-    ConnSettings::resolve(raw).map_err(|e| match e {
-        Error::Config(m) => {
-            Error::Config(format!("{m} in connection string {}", redact_conninfo(raw)))
-        }
-        other => other,
-    })
-}
-
 pub async fn run(args: ChainArgs) -> Result<()> {
     let ChainCommand::Verify(a) = args.command;
     let chains = a.chain.resolve()?;
@@ -195,7 +186,12 @@ pub async fn run(args: ChainArgs) -> Result<()> {
                 })
                 .await?
         }
-        (None, Some(db)) => verify_live(&resolve_db(db)?, &chains, &filter).await?,
+        (None, Some(db)) => {
+            let db = DbArgs {
+                db: Some(db.clone()),
+            };
+            verify_live(&db.resolve()?, &chains, &filter).await?
+        }
         (None, None) => return Err(Error::Config("give --db or --repo".into())),
     };
     finish(&report, a.output.json)

@@ -486,6 +486,30 @@ async fn cli_exit_codes_flags_policy_and_restore_verify_chains() {
     );
     outputs.push(o);
 
+    // A policy naming a column the table lacks fails the backup as bad
+    // input, before any data is written.
+    let wrong = tempfile::NamedTempFile::new().unwrap();
+    let text_policy = std::fs::read_to_string(policy).unwrap();
+    std::fs::write(
+        wrong.path(),
+        text_policy.replace("\"stream_seq\"", "\"seq_no\""),
+    )
+    .unwrap();
+    let wrong = wrong.path().to_str().unwrap();
+    let other = dir.path().join("other");
+    let other = other.to_str().unwrap();
+    let o = expect(
+        &["backup", "--db", &url, "--repo", other, "--policy", wrong],
+        2,
+    );
+    assert!(text(&o).contains("seq_no"), "{}", text(&o));
+    outputs.push(o);
+    // A backup taken without the chain in --policy cannot be verified as one.
+    outputs.push(expect(&["backup", "--db", &url, "--repo", other], 0));
+    let o = expect(&["chain", "verify", "--repo", other, "--policy", policy], 2);
+    assert!(text(&o).contains("chain order"), "{}", text(&o));
+    outputs.push(o);
+
     for o in &outputs {
         assert!(
             !text(o).contains(SUPERUSER_PASSWORD),
