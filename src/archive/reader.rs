@@ -56,17 +56,29 @@ struct Batch {
     pack: u32,
     start: u64,
     end: u64,
+    /// Plaintext the batch decodes to.
+    plain: u64,
     frames: Vec<(u32, FrameRef)>,
 }
 
+/// Groups neighbouring frames into reads of at most `max_read` bytes, both
+/// stored and decoded: a read of compressed frames must not decode into
+/// more plaintext than the budget planned for (highly compressible tables
+/// would otherwise multiply it by their compression ratio).
 fn batches(info: &StreamInfo, max_read: u64) -> Vec<Batch> {
     let mut out: Vec<Batch> = Vec::new();
     for (i, f) in info.frames.iter().enumerate() {
         let idx = i as u32;
         let end = f.offset + u64::from(f.len);
+        let plain = u64::from(f.plain_len);
         if let Some(b) = out.last_mut() {
-            if b.pack == f.pack && b.end == f.offset && end - b.start <= max_read {
+            if b.pack == f.pack
+                && b.end == f.offset
+                && end - b.start <= max_read
+                && b.plain + plain <= max_read
+            {
                 b.end = end;
+                b.plain += plain;
                 b.frames.push((idx, f.clone()));
                 continue;
             }
@@ -75,6 +87,7 @@ fn batches(info: &StreamInfo, max_read: u64) -> Vec<Batch> {
             pack: f.pack,
             start: f.offset,
             end,
+            plain,
             frames: vec![(idx, f.clone())],
         });
     }
@@ -244,4 +257,72 @@ pub async fn check_packs(repo: &Repo, manifest: &Manifest) -> Result<()> {
         repo.check_object(&path, p.size, &p.sha256).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn stream(frames: &[(u32, u32)]) -> StreamInfo {
+        let mut offset = 0u64;
+        let frames = frames
+            .iter()
+            .map(|&(len, plain_len)| {
+                let f = FrameRef {
+                    pack: 0,
+                    offset,
+                    len,
+                    rows: 1,
+                    plain_len,
+                    sha256: String::new(),
+                };
+                offset += u64::from(len);
+                f
+            })
+            .collect();
+        StreamInfo {
+            id: 0,
+            toc_id: 0,
+            pages: None,
+            rows: 0,
+            plain_bytes: 0,
+            stored_bytes: offset,
+            plain_sha256: String::new(),
+            frames,
+        }
+    }
+
+    #[test]
+    fn compressed_frames_batch_by_plaintext_too() {
+        // Ten frames that compress 10:1: stored bytes alone would put all
+        // ten in one 1000-byte read, decoding to 10 frames of plaintext.
+        let s = stream(&[(100, 1000); 10]);
+        let b = batches(&s, 1000);
+        assert_eq!(b.len(), 10);
+        let b = batches(&s, 2500);
+        assert_eq!(
+            b.iter().map(|b| b.frames.len()).collect::<Vec<_>>(),
+            [2, 2, 2, 2, 2]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn batches_cover_every_frame_in_order_within_the_read_size(
+            frames in proptest::collection::vec((1u32..5000, 0u32..20000), 0..60),
+            max_read in 1u64..40000,
+        ) {
+            let s = stream(&frames);
+            let b = batches(&s, max_read);
+            let order: Vec<u32> = b.iter().flat_map(|b| b.frames.iter().map(|(i, _)| *i)).collect();
+            prop_assert_eq!(order, (0..frames.len() as u32).collect::<Vec<_>>());
+            for batch in &b {
+                if batch.frames.len() > 1 {
+                    prop_assert!(batch.end - batch.start <= max_read);
+                    prop_assert!(batch.plain <= max_read);
+                }
+            }
+        }
+    }
 }
