@@ -8,7 +8,7 @@ use pgkeep::chain::{verify_archive, verify_live, StreamFilter, VerifyReport};
 use pgkeep::config::policy::{Algorithm, Part, Recipe};
 use pgkeep::config::{ChainDef, Policy};
 use pgkeep::error::{Error, Result};
-use pgkeep::store::{OpenMode, Repo};
+use pgkeep::store::{OpenMode, Repo, RepoOptions};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -31,6 +31,9 @@ pub struct VerifyArgs {
     /// Repository: verify a backup without a database.
     #[arg(long)]
     pub repo: Option<String>,
+    /// Repository option KEY=VALUE for --repo (repeatable; see docs/storage.md).
+    #[arg(long = "repo-option", value_name = "KEY=VALUE", requires = "repo")]
+    pub repo_options: Vec<String>,
     /// Backup id or `latest` (with --repo).
     #[arg(requires = "repo")]
     pub backup: Option<String>,
@@ -173,7 +176,9 @@ pub async fn run(args: ChainArgs) -> Result<()> {
     };
     let report = match (&a.repo, &a.db) {
         (Some(repo), _) => {
-            let repo = Repo::open(repo, OpenMode::MustExist)?;
+            let options = RepoOptions::from_pairs(&a.repo_options)?;
+            // Chain reads are one stored frame per request (≤ 32 MiB).
+            let repo = Repo::open_with(repo, &options, 32 << 20, OpenMode::MustExist)?;
             let id = a.backup.as_deref().unwrap_or("latest");
             a.keys
                 .with_unlock(|unlock| {
