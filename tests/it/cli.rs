@@ -271,6 +271,13 @@ async fn encryption_commands_never_leak_a_secret() {
     );
     run(vec!["show", "--repo", repo, "--sql"], &pass, true);
     run(vec!["verify", "--repo", repo], &pass, true);
+    // `list` shows the recorded verification (and needs no key).
+    let listed = run(vec!["list", "--repo", repo, "--json"], &[], true);
+    // stdout (pretty JSON: the array closes at column 0) comes before stderr logs.
+    let json_end = listed.find("\n]").expect("list --json prints an array") + 2;
+    let backups: serde_json::Value = serde_json::from_str(&listed[..json_end]).unwrap();
+    assert_eq!(backups[0]["last_verified"]["ok"], true, "{listed}");
+    assert_eq!(backups[0]["last_verified"]["mode"], "full", "{listed}");
     run(
         vec!["restore", "--repo", repo, "--db", &c.url(&dst)],
         &pass,
