@@ -1,5 +1,6 @@
-//! Live mode: `COPY (SELECT <needed columns> FROM <table> [WHERE stream]
-//! ORDER BY stream key, seq, hash) TO STDOUT` on one connection, every chain
+//! Live mode: `COPY (SELECT <needed columns> FROM ONLY <table> [WHERE stream]
+//! ORDER BY stream key, seq, hash) TO STDOUT` (ONLY: the rows a backup dumps
+//! for the table, so live and archive reports agree) on one connection, every chain
 //! read in one repeatable-read snapshot, the bytes fed to the verifier as
 //! they arrive.
 
@@ -69,7 +70,7 @@ fn live_sql(def: &ChainDef, columns: &[String], filter: &StreamFilter) -> Result
         .ok_or_else(|| Error::Config(format!("table {:?} is not schema-qualified", def.table)))?;
     let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
     let mut sql = format!(
-        "COPY (SELECT {} FROM {}",
+        "COPY (SELECT {} FROM ONLY {}",
         cols.join(", "),
         qualified(schema, name)
     );
