@@ -99,7 +99,7 @@ pub async fn verify_backup(
             report.streams = m.body.streams.len() as u64;
             report.stored_bytes = m.header.stored_bytes;
             if opts.quick {
-                check_packs(repo, &m, &mut report).await?;
+                check_presence(repo, &m, &mut report).await?;
             } else {
                 check_streams(repo, m, opts, &mut report, cancel).await?;
             }
@@ -120,7 +120,7 @@ pub async fn verify_backup(
     Ok(report)
 }
 
-async fn check_packs(repo: &Repo, m: &Manifest, report: &mut VerifyReport) -> Result<()> {
+async fn check_presence(repo: &Repo, m: &Manifest, report: &mut VerifyReport) -> Result<()> {
     let listed = repo.list_all(&layout::backup_prefix(&m.header.id)).await?;
     for p in &m.body.packs {
         let path = layout::pack_path(&m.header.id, &p.name);
@@ -257,9 +257,8 @@ pub struct LastVerified {
 /// count as none).
 pub async fn last_verified(repo: &Repo, id: &str) -> Result<Option<LastVerified>> {
     let path = layout::verified_path(id);
-    if !repo.exists(&path).await? {
-        return Ok(None);
-    }
-    let bytes = repo.get(&path).await?;
-    Ok(serde_json::from_slice(&bytes).ok())
+    Ok(repo
+        .get_opt(&path)
+        .await?
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
 }

@@ -21,10 +21,11 @@ use std::sync::Arc;
 /// backup is encrypted.
 pub async fn read_manifest(repo: &Repo, id: &str, unlock: &Unlock) -> Result<Manifest> {
     let path = layout::manifest_path(id);
-    if !layout::is_backup_id(id) || !repo.exists(&path).await? {
-        return Err(Error::BackupNotFound(id.to_string()));
+    let not_found = || Error::BackupNotFound(id.to_string());
+    if !layout::is_backup_id(id) {
+        return Err(not_found());
     }
-    let bytes = repo.get(&path).await?;
+    let bytes = repo.get_opt(&path).await?.ok_or_else(not_found)?;
     Manifest::decode(&bytes, &path.to_string(), unlock)
 }
 

@@ -133,10 +133,9 @@ struct RepositoryConfig {
 
 pub async fn read_repository_cipher(repo: &Repo) -> Result<Option<CipherKind>> {
     let path = layout::repository_config_path();
-    if !repo.exists(&path).await? {
+    let Some(bytes) = repo.get_opt(&path).await? else {
         return Ok(None);
-    }
-    let bytes = repo.get(&path).await?;
+    };
     let c: RepositoryConfig = serde_json::from_slice(&bytes)
         .map_err(|e| Error::format(path.to_string(), e.to_string()))?;
     Ok(Some(c.cipher))

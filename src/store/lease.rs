@@ -74,17 +74,8 @@ fn host_name() -> String {
 /// store fails; an unreadable lease is reported as a format error.
 pub async fn read(repo: &Repo, backup_id: &str) -> Result<Option<LeaseInfo>> {
     let path = lease_path(backup_id);
-    if !repo.exists(&path).await? {
+    let Some(bytes) = repo.get_opt(&path).await? else {
         return Ok(None);
-    }
-    let bytes = match repo.get(&path).await {
-        Ok(b) => b,
-        // Deleted between the check and the read: the backup just ended.
-        Err(Error::Store {
-            source: object_store::Error::NotFound { .. },
-            ..
-        }) => return Ok(None),
-        Err(e) => return Err(e),
     };
     serde_json::from_slice(&bytes)
         .map(Some)

@@ -336,6 +336,19 @@ impl Repo {
         r.bytes().await.map_err(self.err(format!("reading {path}")))
     }
 
+    /// Reads a small object that may not exist: one request, `None` when it
+    /// is absent (instead of a `head` before every `get`).
+    pub async fn get_opt(&self, path: &Path) -> Result<Option<Bytes>> {
+        match self.get(path).await {
+            Ok(b) => Ok(Some(b)),
+            Err(Error::Store {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Streams a whole object, checking its size and SHA-256 as it goes
     /// (nothing is buffered beyond one network chunk).
     pub async fn check_object(&self, path: &Path, size: u64, sha256_hex: &str) -> Result<()> {
