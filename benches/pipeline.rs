@@ -7,7 +7,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use pgkeep::crypto::{BackupKey, CipherKind, DataCipher, DataKey, KdfParams, SecretInput};
 use pgkeep::pipeline::codec::{decode_frame, encode_frame, ExpectedFrame};
-use pgkeep::pipeline::{Framer, PlainFrame};
+use pgkeep::pipeline::{FrameBuffers, Framer, PlainFrame};
 
 /// ~4 MiB of rows shaped like a typical table's COPY text: ids, names,
 /// timestamps, amounts, JSON, and a 32-hex-digit token (high entropy, like
@@ -45,9 +45,12 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("framer");
     g.throughput(Throughput::Bytes(bytes as u64));
+    // Pooled buffers, as a backup uses them: after the first iteration every
+    // frame reuses a buffer.
+    let bufs = FrameBuffers::new(4 << 20, 64 << 20);
     g.bench_function("push_row_4MiB_frames", |b| {
         b.iter(|| {
-            let mut f = Framer::new(4 << 20);
+            let mut f = Framer::new(4 << 20, bufs.plain.clone());
             let mut out = Vec::new();
             for r in &rows {
                 f.push_row(r, &mut out);
@@ -70,13 +73,13 @@ fn bench(c: &mut Criterion) {
     g.sample_size(20);
     for level in [0, 1, 3, 6] {
         g.bench_with_input(BenchmarkId::new("zstd", level), &level, |b, &level| {
-            b.iter(|| encode_frame(&frame, 0, 0, level, None).expect("encode"))
+            b.iter(|| encode_frame(&frame, 0, 0, level, None, &bufs).expect("encode"))
         });
     }
     for kind in [CipherKind::Aes256Gcm, CipherKind::ChaCha20Poly1305] {
         let key = BackupKey::new(kind, &DataKey::generate(), "bench");
         g.bench_function(BenchmarkId::new("zstd1_sealed", kind.name()), |b| {
-            b.iter(|| encode_frame(&frame, 0, 0, 1, Some(&key)).expect("encode"))
+            b.iter(|| encode_frame(&frame, 0, 0, 1, Some(&key), &bufs).expect("encode"))
         });
     }
     g.finish();
@@ -109,7 +112,7 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
-    let enc = encode_frame(&frame, 0, 0, 3, None).expect("encode");
+    let enc = encode_frame(&frame, 0, 0, 3, None, &bufs).expect("encode");
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Bytes(bytes as u64));
     g.sample_size(20);
@@ -124,6 +127,7 @@ fn bench(c: &mut Criterion) {
                     sha256: &enc.header.sha256,
                     key: None,
                 },
+                &bufs,
             )
             .expect("decode")
         })

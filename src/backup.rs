@@ -18,7 +18,9 @@ use crate::error::{Error, Result};
 use crate::keys::{self, EncryptMode};
 use crate::pg::snapshot::{Leader, Worker};
 use crate::pg::{qualified, quote_ident};
-use crate::pipeline::{encode_frame, Budget, EncodedFrame, Framer, PlainFrame, StreamDigest};
+use crate::pipeline::{
+    encode_frame, Budget, EncodedFrame, FrameBuffers, Framer, PlainFrame, StreamDigest,
+};
 use crate::progress::Progress;
 use crate::store::lease::Lease;
 use crate::store::Repo;
@@ -217,6 +219,8 @@ struct Shared {
     queue: Mutex<VecDeque<WorkItem>>,
     next_pack: AtomicU32,
     progress: Arc<dyn Progress>,
+    /// Frame buffers, reused across frames and workers.
+    bufs: FrameBuffers,
 }
 
 impl Shared {
@@ -343,6 +347,7 @@ async fn run(
         queue: Mutex::new(items.iter().cloned().collect()),
         next_pack: AtomicU32::new(0),
         progress: progress.clone(),
+        bufs: FrameBuffers::new(budget.frame_size, budget.total),
     });
 
     let jobs = opts.jobs.max(1).min(items.len().max(1));
@@ -396,6 +401,11 @@ async fn run(
     }
     leader.finish().await?;
     progress.end();
+    tracing::debug!(
+        plain_buffers = shared.bufs.plain.allocated(),
+        stored_buffers = shared.bufs.stored.allocated(),
+        "frame buffers allocated"
+    );
 
     let mut streams: Vec<StreamInfo> = outputs
         .iter_mut()
@@ -594,7 +604,7 @@ async fn copy_stream(
         .await
         .map_err(|e| copy_error(&item.label, e))?;
     futures::pin_mut!(copy);
-    let mut framer = Framer::new(shared.budget.frame_size);
+    let mut framer = Framer::new(shared.budget.frame_size, shared.bufs.plain.clone());
     let mut ready: Vec<PlainFrame> = Vec::new();
     let mut inflight = FuturesOrdered::new();
     let mut acc = StreamAcc::new(item);
@@ -607,39 +617,40 @@ async fn copy_stream(
         };
         (p.clone(), Verifier::new(p.clone(), opts))
     });
+    let ahead = shared.budget.encode_ahead.max(1);
     while !done {
         match copy.next().await {
             Some(Ok(row)) => {
                 if let Some((_, v)) = heads.as_mut() {
                     v.feed(&row)?;
                 }
+                // Room for the frame this row completes before the framer
+                // starts the next one, so a finished frame never waits for
+                // an encoder beside a fresh buffer.
+                if framer.would_emit(row.len()) {
+                    drain_encoded(&mut inflight, ahead - 1, &mut acc, pack, shared).await?;
+                }
                 framer.push_row(&row, &mut ready)
             }
             Some(Err(e)) => return Err(copy_error(&item.label, e)),
             None => {
-                ready.push(std::mem::replace(&mut framer, Framer::new(64)).finish());
+                ready.push(framer.finish());
                 done = true;
             }
         }
         for frame in ready.drain(..) {
-            while inflight.len() >= shared.budget.encode_ahead.max(1) {
-                if let Some(enc) = inflight.next().await {
-                    acc.append(pack, shared, join_encode(enc)?).await?;
-                }
-            }
+            drain_encoded(&mut inflight, ahead - 1, &mut acc, pack, shared).await?;
             let (stream, level, i) = (item.stream, shared.level, index);
-            let key = shared.key.clone();
+            let (key, bufs) = (shared.key.clone(), shared.bufs.clone());
             inflight.push_back(tokio::task::spawn_blocking(move || {
-                encode_frame(&frame, stream, i, level, key.as_deref())
+                encode_frame(&frame, stream, i, level, key.as_deref(), &bufs)
             }));
             index = index
                 .checked_add(1)
                 .ok_or_else(|| Error::Internal("too many frames in one stream".into()))?;
         }
     }
-    while let Some(enc) = inflight.next().await {
-        acc.append(pack, shared, join_encode(enc)?).await?;
-    }
+    drain_encoded(&mut inflight, 0, &mut acc, pack, shared).await?;
     let info = acc.finish();
     progress.stream_finished(item.stream, info.rows, info.plain_bytes);
     let chain = match heads {
@@ -652,6 +663,25 @@ async fn copy_stream(
         None => None,
     };
     Ok((info, chain))
+}
+
+type Encoding = tokio::task::JoinHandle<Result<EncodedFrame>>;
+
+/// Appends encoded frames, in order, until at most `keep` encodings are in
+/// flight.
+async fn drain_encoded(
+    inflight: &mut FuturesOrdered<Encoding>,
+    keep: usize,
+    acc: &mut StreamAcc,
+    pack: &mut PackSink,
+    shared: &Shared,
+) -> Result<()> {
+    while inflight.len() > keep {
+        if let Some(enc) = inflight.next().await {
+            acc.append(pack, shared, join_encode(enc)?).await?;
+        }
+    }
+    Ok(())
 }
 
 fn join_encode(

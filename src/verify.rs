@@ -10,7 +10,7 @@ use crate::archive::reader::{read_manifest, read_stream};
 use crate::archive::{layout, Manifest};
 use crate::error::{Error, Result};
 use crate::keys::Unlock;
-use crate::pipeline::Budget;
+use crate::pipeline::{Budget, FrameBuffers};
 use crate::store::Repo;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -155,6 +155,7 @@ async fn check_streams(
 ) -> Result<()> {
     let budget = Budget::new(opts.memory, opts.jobs, None)?;
     let (read_ahead, max_read) = budget.read_plan(m.max_frame_plain());
+    let bufs = FrameBuffers::new(m.max_frame_plain(), budget.total);
     let labels: Vec<String> = m
         .body
         .streams
@@ -171,7 +172,14 @@ async fn check_streams(
         .collect();
     let runs = futures::stream::iter(0..m.body.streams.len())
         .map(|i| {
-            let frames = read_stream(repo.clone(), m.clone(), i, read_ahead, max_read);
+            let frames = read_stream(
+                repo.clone(),
+                m.clone(),
+                i,
+                read_ahead,
+                max_read,
+                bufs.clone(),
+            );
             async move {
                 let mut n = (0u64, 0u64);
                 let r = frames

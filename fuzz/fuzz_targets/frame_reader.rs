@@ -6,6 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use pgkeep::archive::frame::FRAME_HEADER_LEN;
 use pgkeep::pipeline::codec::{decode_frame, ExpectedFrame};
+use pgkeep::pipeline::FrameBuffers;
 use sha2::{Digest, Sha256};
 
 fuzz_target!(|data: &[u8]| {
@@ -20,11 +21,13 @@ fuzz_target!(|data: &[u8]| {
     frame[40..72].copy_from_slice(&sha);
     let stream = u32::from_le_bytes([frame[8], frame[9], frame[10], frame[11]]);
     let index = u32::from_le_bytes([frame[12], frame[13], frame[14], frame[15]]);
-    let _ = decode_frame(&frame, &ExpectedFrame { object: "fuzz", stream, index, sha256: &sha, key: None });
+    // A small pool, so decoding also runs in reused buffers.
+    let bufs = FrameBuffers::new(1 << 12, 1 << 14);
+    let _ = decode_frame(&frame, &ExpectedFrame { object: "fuzz", stream, index, sha256: &sha, key: None }, &bufs);
     let key = pgkeep::crypto::BackupKey::new(
         pgkeep::crypto::CipherKind::Aes256Gcm,
         &pgkeep::crypto::DataKey::from_bytes(zeroize::Zeroizing::new([3; 32])),
         "fuzz",
     );
-    let _ = decode_frame(&frame, &ExpectedFrame { object: "fuzz", stream, index, sha256: &sha, key: Some(&key) });
+    let _ = decode_frame(&frame, &ExpectedFrame { object: "fuzz", stream, index, sha256: &sha, key: Some(&key) }, &bufs);
 });

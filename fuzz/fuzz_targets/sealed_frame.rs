@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use pgkeep::archive::frame::FRAME_HEADER_LEN;
 use pgkeep::crypto::{BackupKey, CipherKind, DataKey};
 use pgkeep::pipeline::codec::{decode_frame, encode_frame, ExpectedFrame};
-use pgkeep::pipeline::PlainFrame;
+use pgkeep::pipeline::{FrameBuffers, PlainFrame};
 use sha2::{Digest, Sha256};
 
 fuzz_target!(|data: &[u8]| {
@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
         row_boundary: true,
         last: true,
     };
-    let Ok(enc) = encode_frame(&frame, 1, 2, 1, Some(&key)) else {
+    let Ok(enc) = encode_frame(&frame, 1, 2, 1, Some(&key), &FrameBuffers::unpooled()) else {
         return;
     };
     let mut bytes = enc.bytes.to_vec();
@@ -49,6 +49,7 @@ fuzz_target!(|data: &[u8]| {
     let r = decode_frame(
         &bytes,
         &ExpectedFrame { object: "fuzz", stream: 1, index: 2, sha256: &sha, key: Some(&key) },
+        &FrameBuffers::unpooled(),
     );
     match r {
         Ok(d) => {

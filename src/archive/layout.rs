@@ -51,21 +51,6 @@ pub fn is_backup_id(s: &str) -> bool {
         })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_well_formed_and_sort_by_time() {
-        let a = new_backup_id(time::macros::datetime!(2026-01-02 03:04:05 UTC));
-        let b = new_backup_id(time::macros::datetime!(2026-01-02 03:04:06 UTC));
-        assert!(is_backup_id(&a), "{a}");
-        assert!(a < b);
-        assert!(a.starts_with("20260102T030405Z-"));
-        assert!(!is_backup_id("../../etc/passwd"));
-    }
-}
-
 /// Master key records: `keys/<key-id>.json`.
 pub fn keys_prefix() -> Path {
     Path::from("keys")
@@ -83,4 +68,19 @@ pub fn repository_config_path() -> Path {
 /// The result of the latest `verify` of a backup.
 pub fn verified_path(id: &str) -> Path {
     Path::from(format!("backups/{id}/verified.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_well_formed_and_sort_by_time() {
+        let a = new_backup_id(time::macros::datetime!(2026-01-02 03:04:05 UTC));
+        let b = new_backup_id(time::macros::datetime!(2026-01-02 03:04:06 UTC));
+        assert!(is_backup_id(&a), "{a}");
+        assert!(a < b);
+        assert!(a.starts_with("20260102T030405Z-"));
+        assert!(!is_backup_id("../../etc/passwd"));
+    }
 }

@@ -496,7 +496,7 @@ pub(crate) mod tests {
     }
 
     /// Recomputes the trailing checksum, as an attacker who edits bytes would.
-    fn fix_checksum(bytes: &mut Vec<u8>) {
+    fn fix_checksum(bytes: &mut [u8]) {
         let n = bytes.len() - 32;
         let d = Sha256::digest(&bytes[..n]);
         bytes[n..].copy_from_slice(&d);

@@ -11,7 +11,7 @@ use crate::crypto::BackupKey;
 use crate::error::{Error, Result};
 use crate::keys::Unlock;
 use crate::pipeline::codec::{decode_frame, ExpectedFrame};
-use crate::pipeline::StreamDigest;
+use crate::pipeline::{FrameBuffers, StreamDigest};
 use crate::store::Repo;
 use bytes::Bytes;
 use futures::{stream, Stream, StreamExt, TryStreamExt};
@@ -26,7 +26,7 @@ pub async fn read_manifest(repo: &Repo, id: &str, unlock: &Unlock) -> Result<Man
         return Err(not_found());
     }
     let bytes = repo.get_opt(&path).await?.ok_or_else(not_found)?;
-    Manifest::decode(&bytes, &path.to_string(), unlock)
+    Manifest::decode(&bytes, path.as_ref(), unlock)
 }
 
 /// Resolves `latest` (or a given id) to an existing backup id.
@@ -104,6 +104,7 @@ pub fn read_stream(
     stream_index: usize,
     read_ahead: usize,
     max_read: u64,
+    bufs: FrameBuffers,
 ) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
     let info = manifest.body.streams.get(stream_index).cloned();
     let id = manifest.header.id.clone();
@@ -121,6 +122,7 @@ pub fn read_stream(
             let expected_digest = info.plain_sha256.clone();
             let id = id.clone();
             let repo = repo.clone();
+            let bufs = bufs.clone();
             let fetched = stream::iter(batches(&info, max_read.max(1)))
                 .map(move |b| {
                     fetch_batch(
@@ -130,6 +132,7 @@ pub fn read_stream(
                         key.clone(),
                         stream_id,
                         b,
+                        bufs.clone(),
                     )
                 })
                 .buffered(read_ahead.max(1))
@@ -197,6 +200,7 @@ async fn fetch_batch(
     key: Option<Arc<BackupKey>>,
     stream_id: u32,
     b: Batch,
+    bufs: FrameBuffers,
 ) -> Result<Vec<FrameOut>> {
     let pack = packs.get(b.pack as usize).ok_or_else(|| {
         Error::format(
@@ -231,6 +235,7 @@ async fn fetch_batch(
                     sha256: &sha,
                     key: key.as_deref(),
                 },
+                &bufs,
             )?;
             if d.header.rows != f.rows || d.header.plain_len != f.plain_len {
                 return Err(Error::integrity(

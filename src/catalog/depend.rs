@@ -252,6 +252,49 @@ fn last_in_post_data(objs: &[Obj], deps: &mut [BTreeSet<usize>]) {
     }
 }
 
+fn grants_after_relation_ddl(objs: &[Obj], deps: &mut [BTreeSet<usize>]) {
+    let relation = |k: ObjectKind| {
+        matches!(
+            k,
+            ObjectKind::Table
+                | ObjectKind::View
+                | ObjectKind::MaterializedView
+                | ObjectKind::Sequence
+        )
+    };
+    let ddl = |k: ObjectKind| {
+        !matches!(
+            k,
+            ObjectKind::Acl
+                | ObjectKind::Comment
+                | ObjectKind::MaterializedViewData
+                | ObjectKind::DefaultAcl
+                | ObjectKind::EventTrigger
+        )
+    };
+    let mut touching: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, o) in objs.iter().enumerate() {
+        if o.section == Section::PostData && ddl(o.kind) {
+            for &d in deps[i].iter().filter(|&&d| relation(objs[d].kind)) {
+                touching.entry(d).or_default().push(i);
+            }
+        }
+    }
+    for i in 0..objs.len() {
+        if objs[i].kind != ObjectKind::Acl {
+            continue;
+        }
+        let targets: Vec<usize> = deps[i]
+            .iter()
+            .copied()
+            .filter(|&d| relation(objs[d].kind))
+            .collect();
+        for t in targets {
+            deps[i].extend(touching.get(&t).into_iter().flatten().copied());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,48 +423,5 @@ mod tests {
         let deps = resolve(&mut objs, &[]);
         assert_eq!(deps[4], BTreeSet::from([2, 3, 5]));
         assert_eq!(deps[6], BTreeSet::from([3, 4, 5]));
-    }
-}
-
-fn grants_after_relation_ddl(objs: &[Obj], deps: &mut [BTreeSet<usize>]) {
-    let relation = |k: ObjectKind| {
-        matches!(
-            k,
-            ObjectKind::Table
-                | ObjectKind::View
-                | ObjectKind::MaterializedView
-                | ObjectKind::Sequence
-        )
-    };
-    let ddl = |k: ObjectKind| {
-        !matches!(
-            k,
-            ObjectKind::Acl
-                | ObjectKind::Comment
-                | ObjectKind::MaterializedViewData
-                | ObjectKind::DefaultAcl
-                | ObjectKind::EventTrigger
-        )
-    };
-    let mut touching: HashMap<usize, Vec<usize>> = HashMap::new();
-    for (i, o) in objs.iter().enumerate() {
-        if o.section == Section::PostData && ddl(o.kind) {
-            for &d in deps[i].iter().filter(|&&d| relation(objs[d].kind)) {
-                touching.entry(d).or_default().push(i);
-            }
-        }
-    }
-    for i in 0..objs.len() {
-        if objs[i].kind != ObjectKind::Acl {
-            continue;
-        }
-        let targets: Vec<usize> = deps[i]
-            .iter()
-            .copied()
-            .filter(|&d| relation(objs[d].kind))
-            .collect();
-        for t in targets {
-            deps[i].extend(touching.get(&t).into_iter().flatten().copied());
-        }
     }
 }

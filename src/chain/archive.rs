@@ -13,7 +13,7 @@ use crate::catalog::ObjectKind;
 use crate::config::ChainDef;
 use crate::error::{Error, Result};
 use crate::keys::Unlock;
-use crate::pipeline::Budget;
+use crate::pipeline::{Budget, FrameBuffers};
 use crate::store::Repo;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -43,12 +43,14 @@ pub fn read_chain_stream(
     let (read_ahead, _) =
         Budget::new(READ_MEMORY, 1, None)?.read_plan(max(|f| f.plain_len) as usize);
     let max_read = u64::from(max(|f| f.len));
+    let bufs = FrameBuffers::new(max(|f| f.plain_len) as usize, READ_MEMORY);
     Ok(read_stream(
         repo.clone(),
         manifest,
         index,
         read_ahead,
         max_read,
+        bufs,
     ))
 }
 

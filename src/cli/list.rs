@@ -30,7 +30,7 @@ pub async fn run(args: ListArgs) -> Result<()> {
         let path = layout::manifest_path(&id);
         let bytes = repo.get(&path).await?;
         headers.push(Listed {
-            header: Manifest::decode_header(&bytes, &path.to_string())?,
+            header: Manifest::decode_header(&bytes, path.as_ref())?,
             last_verified: last_verified(&repo, &id).await?,
         });
     }

@@ -129,12 +129,26 @@ impl DataCipher {
         aad: &[u8],
         buf: &mut Vec<u8>,
     ) -> Result<()> {
+        let tag = self.seal_detached(nonce, aad, buf)?;
+        buf.extend_from_slice(&tag);
+        Ok(())
+    }
+
+    /// Encrypts `buf` in place and returns the tag (for a caller that
+    /// places it: a frame sealed inside a pooled buffer).
+    pub fn seal_detached(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<[u8; TAG_LEN]> {
         let n = Nonce::from_slice(nonce);
         let r = match &self.inner {
-            Inner::Aes(c) => c.encrypt_in_place(n, aad, buf),
-            Inner::ChaCha(c) => c.encrypt_in_place(n, aad, buf),
+            Inner::Aes(c) => c.encrypt_in_place_detached(n, aad, buf),
+            Inner::ChaCha(c) => c.encrypt_in_place_detached(n, aad, buf),
         };
-        r.map_err(|_| Error::Internal("encryption failed".into()))
+        r.map(Into::into)
+            .map_err(|_| Error::Internal("encryption failed".into()))
     }
 
     /// Checks the tag and decrypts `buf` (ciphertext ‖ tag) in place. The
@@ -146,12 +160,29 @@ impl DataCipher {
         aad: &[u8],
         buf: &mut Vec<u8>,
     ) -> std::result::Result<(), AuthFailed> {
+        let len = self.open_detached(nonce, aad, buf)?;
+        buf.truncate(len);
+        Ok(())
+    }
+
+    /// Checks the tag at the end of `buf` (ciphertext ‖ tag) and decrypts
+    /// the ciphertext in place; returns its length (the plaintext is
+    /// `buf[..len]`).
+    pub fn open_detached(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> std::result::Result<usize, AuthFailed> {
+        let len = buf.len().checked_sub(TAG_LEN).ok_or(AuthFailed)?;
+        let (text, tag) = buf.split_at_mut(len);
         let n = Nonce::from_slice(nonce);
+        let tag = aes_gcm::Tag::from_slice(tag);
         let r = match &self.inner {
-            Inner::Aes(c) => c.decrypt_in_place(n, aad, buf),
-            Inner::ChaCha(c) => c.decrypt_in_place(n, aad, buf),
+            Inner::Aes(c) => c.decrypt_in_place_detached(n, aad, text, tag),
+            Inner::ChaCha(c) => c.decrypt_in_place_detached(n, aad, text, tag),
         };
-        r.map_err(|_| AuthFailed)
+        r.map(|()| len).map_err(|_| AuthFailed)
     }
 }
 

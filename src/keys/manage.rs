@@ -42,7 +42,7 @@ async fn encrypted_backups(repo: &Repo) -> Result<Vec<Encrypted>> {
     for id in list_backup_ids(repo).await? {
         let path = layout::manifest_path(&id);
         let bytes = repo.get(&path).await?.to_vec();
-        let header = Manifest::decode_header(&bytes, &path.to_string())?;
+        let header = Manifest::decode_header(&bytes, path.as_ref())?;
         if header.cipher.is_some() {
             out.push(Encrypted { id, bytes, header });
         }
@@ -52,7 +52,7 @@ async fn encrypted_backups(repo: &Repo) -> Result<Vec<Encrypted>> {
 
 async fn write_wraps(repo: &Repo, b: &Encrypted, wraps: Vec<WrappedKey>) -> Result<()> {
     let path = layout::manifest_path(&b.id);
-    let bytes = Manifest::rewrap(&b.bytes, &path.to_string(), wraps)?;
+    let bytes = Manifest::rewrap(&b.bytes, path.as_ref(), wraps)?;
     repo.put(&path, bytes).await
 }
 

@@ -111,7 +111,7 @@ pub async fn list_keys(repo: &Repo) -> Result<Vec<KeyRecord>> {
             continue;
         }
         let bytes = repo.get(&path).await?;
-        let r = KeyRecord::decode(&bytes, &path.to_string())?;
+        let r = KeyRecord::decode(&bytes, path.as_ref())?;
         if r.id != id {
             return Err(Error::integrity(
                 path.to_string(),

@@ -7,11 +7,14 @@ use crate::crypto::{DataKey, KdfParams, MasterSecret, SecretInput};
 use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex};
 
+/// A secret already stretched: (input index, KDF parameters, master secret).
+type Derived = (usize, Option<KdfParams>, Arc<MasterSecret>);
+
 /// The secrets supplied for this run (possibly none).
 #[derive(Default)]
 pub struct Unlock {
     inputs: Vec<SecretInput>,
-    derived: Mutex<Vec<(usize, Option<KdfParams>, Arc<MasterSecret>)>>,
+    derived: Mutex<Vec<Derived>>,
 }
 
 impl std::fmt::Debug for Unlock {

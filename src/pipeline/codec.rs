@@ -5,11 +5,12 @@
 //! stream, index, flags (incl. last-frame), row count and plaintext length. CPU-bound: call from blocking
 //! threads, never from the async runtime.
 
+use super::bufpool::BufferPool;
 use super::framer::PlainFrame;
 use crate::archive::frame::{flags, FrameHeader, FRAME_HEADER_LEN, FRAME_VERSION};
 use crate::crypto::{BackupKey, DataCipher, TAG_LEN};
 use crate::error::{Error, Result};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 
@@ -27,7 +28,9 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
-fn compress(data: &[u8], level: i32) -> Result<Vec<u8>> {
+/// Compresses `data` onto the end of `out` (which already holds the frame
+/// header's room), reusing this thread's compressor.
+fn compress_into(data: &[u8], level: i32, out: &mut Vec<u8>) -> Result<()> {
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().map(|(l, _)| *l) != Some(level) {
@@ -38,12 +41,56 @@ fn compress(data: &[u8], level: i32) -> Result<Vec<u8>> {
         let (_, c) = slot
             .as_mut()
             .ok_or_else(|| Error::Internal("zstd compressor missing".into()))?;
-        c.compress(data)
-            .map_err(|e| Error::Internal(format!("zstd compress: {e}")))
+        out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+        let start = out.len() as u64;
+        let mut tail = std::io::Cursor::new(out);
+        tail.set_position(start);
+        c.compress_to_buffer(data, &mut tail)
+            .map_err(|e| Error::Internal(format!("zstd compress: {e}")))?;
+        Ok(())
     })
 }
 
-fn decompress(data: &[u8], plain_len: usize, object: &str) -> Result<Vec<u8>> {
+/// The capacity of a buffer that holds any encoded frame of up to
+/// `frame_size` plaintext bytes (header, worst-case zstd output, tag).
+pub fn frame_buffer_capacity(frame_size: usize) -> usize {
+    FRAME_HEADER_LEN + zstd::zstd_safe::compress_bound(frame_size) + TAG_LEN
+}
+
+/// The buffers frames pass through, in two classes: plaintext, and stored
+/// bytes (encoded, or read back and being opened). Two classes, because a
+/// buffer keeps the pages it has touched: a stored frame is usually a third
+/// of its plaintext, and buffers that only ever hold stored frames stay that
+/// small in memory while they wait in an upload.
+#[derive(Clone, Debug)]
+pub struct FrameBuffers {
+    pub plain: BufferPool,
+    pub stored: BufferPool,
+}
+
+impl FrameBuffers {
+    /// Pools for frames of up to `frame_size` plaintext bytes, keeping idle
+    /// buffers up to `budget` bytes per class.
+    pub fn new(frame_size: usize, budget: usize) -> FrameBuffers {
+        let stored = frame_buffer_capacity(frame_size);
+        FrameBuffers {
+            plain: BufferPool::new(frame_size, budget / frame_size.max(1)),
+            stored: BufferPool::new(stored, budget / stored),
+        }
+    }
+
+    /// No pooling: every buffer is its own allocation.
+    pub fn unpooled() -> FrameBuffers {
+        FrameBuffers {
+            plain: BufferPool::unpooled(),
+            stored: BufferPool::unpooled(),
+        }
+    }
+}
+
+/// Decompresses `data`, which must yield exactly `plain_len` bytes, into
+/// `out` (empty, with room for `plain_len`).
+fn decompress_into(data: &[u8], plain_len: usize, out: &mut Vec<u8>, object: &str) -> Result<()> {
     DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
@@ -55,19 +102,17 @@ fn decompress(data: &[u8], plain_len: usize, object: &str) -> Result<Vec<u8>> {
         let d = slot
             .as_mut()
             .ok_or_else(|| Error::Internal("zstd decompressor missing".into()))?;
-        let out = d
-            .decompress(data, plain_len)
+        out.reserve(plain_len);
+        let n = d
+            .decompress_to_buffer(data, out)
             .map_err(|e| Error::integrity(object, format!("zstd decompression failed: {e}")))?;
-        if out.len() != plain_len {
+        if n != plain_len {
             return Err(Error::integrity(
                 object,
-                format!(
-                    "frame decompressed to {} bytes, header says {plain_len}",
-                    out.len()
-                ),
+                format!("frame decompressed to {n} bytes, header says {plain_len}"),
             ));
         }
-        Ok(out)
+        Ok(())
     })
 }
 
@@ -86,20 +131,26 @@ fn frame_aad(key: &BackupKey, h: &FrameHeader) -> Vec<u8> {
     a
 }
 
-/// Encodes one frame of stream `stream` at position `index`. `level` 0 stores
-/// the plaintext uncompressed; `key` seals the payload.
+/// Encodes one frame of stream `stream` at position `index` into a stored
+/// buffer from `bufs`. `level` 0 stores the plaintext uncompressed; `key` seals the
+/// payload.
 pub fn encode_frame(
     frame: &PlainFrame,
     stream: u32,
     index: u32,
     level: i32,
     key: Option<&BackupKey>,
+    bufs: &FrameBuffers,
 ) -> Result<EncodedFrame> {
     let plain_sha256: [u8; 32] = Sha256::digest(&frame.data).into();
-    let (mut payload, mut f) = if level == 0 {
-        (frame.data.to_vec(), 0)
+    let mut out = bufs.stored.take(frame_buffer_capacity(frame.data.len()));
+    out.resize(FRAME_HEADER_LEN, 0);
+    let mut f = if level == 0 {
+        out.extend_from_slice(&frame.data);
+        0
     } else {
-        (compress(&frame.data, level)?, flags::ZSTD)
+        compress_into(&frame.data, level, &mut out)?;
+        flags::ZSTD
     };
     if frame.row_boundary {
         f |= flags::ROW_BOUNDARY;
@@ -110,33 +161,36 @@ pub fn encode_frame(
     if key.is_some() {
         f |= flags::ENCRYPTED;
     }
+    let payload_len = out.len() - FRAME_HEADER_LEN;
     let mut header = FrameHeader {
         flags: f,
         stream,
         index,
         rows: frame.rows,
         plain_len: len_u32(frame.data.len())?,
-        stored_len: len_u32(payload.len() + if key.is_some() { TAG_LEN } else { 0 })?,
+        stored_len: len_u32(payload_len + if key.is_some() { TAG_LEN } else { 0 })?,
         nonce: [0; 12],
         sha256: [0; 32],
     };
     if let Some(key) = key {
         header.nonce = DataCipher::random_nonce();
-        key.cipher
-            .seal_in_place(&header.nonce, &frame_aad(key, &header), &mut payload)?;
+        let tag = key.cipher.seal_detached(
+            &header.nonce,
+            &frame_aad(key, &header),
+            &mut out[FRAME_HEADER_LEN..],
+        )?;
+        out.extend_from_slice(&tag);
     }
     // Frames stored as plaintext: the stored bytes' hash is already known.
     header.sha256 = if f & (flags::ZSTD | flags::ENCRYPTED) == 0 {
         plain_sha256
     } else {
-        Sha256::digest(&payload).into()
+        Sha256::digest(&out[FRAME_HEADER_LEN..]).into()
     };
-    let mut buf = BytesMut::with_capacity(FRAME_HEADER_LEN + payload.len());
-    buf.put_slice(&header.encode());
-    buf.put_slice(&payload);
+    out[..FRAME_HEADER_LEN].copy_from_slice(&header.encode());
     Ok(EncodedFrame {
         header,
-        bytes: buf.freeze(),
+        bytes: out.freeze(),
         plain_sha256,
     })
 }
@@ -165,8 +219,13 @@ pub struct DecodedFrame {
     pub plain_sha256: [u8; 32],
 }
 
-/// Verifies and decodes one frame (header + payload bytes, as stored).
-pub fn decode_frame(bytes: &[u8], expect: &ExpectedFrame<'_>) -> Result<DecodedFrame> {
+/// Verifies and decodes one frame (header + payload bytes, as stored); the
+/// plaintext lands in a buffer from `bufs`.
+pub fn decode_frame(
+    bytes: &[u8],
+    expect: &ExpectedFrame<'_>,
+    bufs: &FrameBuffers,
+) -> Result<DecodedFrame> {
     let object = expect.object;
     let where_ = || format!("frame {} of stream {}", expect.index, expect.stream);
     let header = FrameHeader::decode(bytes, object).map_err(|e| match e {
@@ -216,9 +275,11 @@ pub fn decode_frame(bytes: &[u8], expect: &ExpectedFrame<'_>) -> Result<DecodedF
     let payload = match (header.flags & flags::ENCRYPTED != 0, expect.key) {
         (false, None) => payload,
         (true, Some(key)) => {
-            opened = payload.to_vec();
-            key.cipher
-                .open_in_place(&header.nonce, &frame_aad(key, &header), &mut opened)
+            opened = bufs.stored.take(payload.len());
+            opened.extend_from_slice(payload);
+            let len = key
+                .cipher
+                .open_detached(&header.nonce, &frame_aad(key, &header), &mut opened)
                 .map_err(|_| {
                     Error::integrity(
                         object,
@@ -228,7 +289,7 @@ pub fn decode_frame(bytes: &[u8], expect: &ExpectedFrame<'_>) -> Result<DecodedF
                         ),
                     )
                 })?;
-            opened.as_slice()
+            &opened[..len]
         }
         (true, None) => {
             return Err(Error::integrity(
@@ -246,25 +307,28 @@ pub fn decode_frame(bytes: &[u8], expect: &ExpectedFrame<'_>) -> Result<DecodedF
             ))
         }
     };
-    let plain = if header.flags & flags::ZSTD != 0 {
-        decompress(
+    let plain_len = header.plain_len as usize;
+    let mut plain = bufs.plain.take(plain_len);
+    if header.flags & flags::ZSTD != 0 {
+        decompress_into(
             payload,
-            header.plain_len as usize,
+            plain_len,
+            &mut plain,
             &format!("{object} ({})", where_()),
-        )?
+        )?;
     } else {
-        if payload.len() != header.plain_len as usize {
+        if payload.len() != plain_len {
             return Err(Error::integrity(
                 object,
                 format!("{}: length mismatch", where_()),
             ));
         }
-        payload.to_vec()
-    };
-    let plain_sha256: [u8; 32] = Sha256::digest(&plain).into();
+        plain.extend_from_slice(payload);
+    }
+    let plain_sha256: [u8; 32] = Sha256::digest(&plain[..]).into();
     Ok(DecodedFrame {
         header,
-        plain: Bytes::from(plain),
+        plain: plain.freeze(),
         plain_sha256,
     })
 }
@@ -307,6 +371,10 @@ mod tests {
         }
     }
 
+    fn pool() -> FrameBuffers {
+        FrameBuffers::new(1 << 12, 4 << 12)
+    }
+
     fn key(backup: &str) -> BackupKey {
         BackupKey::new(
             crate::crypto::CipherKind::Aes256Gcm,
@@ -335,8 +403,8 @@ mod tests {
         fn encode_decode_round_trip(data in proptest::collection::vec(any::<u8>(), 0..5000), level in 0i32..6, stream in any::<u32>(), index in any::<u32>(), rows in any::<u32>(), sealed in any::<bool>()) {
             let k = key("b1");
             let k = sealed.then_some(&k);
-            let e = encode_frame(&pf(data.clone(), rows, index % 2 == 0), stream, index, level, k).unwrap();
-            let d = decode_frame(&e.bytes, &expect(&e.header.sha256, stream, index, k)).unwrap();
+            let e = encode_frame(&pf(data.clone(), rows, index % 2 == 0), stream, index, level, k, &pool()).unwrap();
+            let d = decode_frame(&e.bytes, &expect(&e.header.sha256, stream, index, k), &pool()).unwrap();
             prop_assert_eq!(d.plain.as_ref(), &data[..]);
             prop_assert_eq!(d.header.rows, rows);
             prop_assert_eq!(d.plain_sha256, e.plain_sha256);
@@ -346,12 +414,31 @@ mod tests {
         }
 
         #[test]
+        fn reused_buffers_never_leak_an_earlier_frame(frames in proptest::collection::vec((proptest::collection::vec(any::<u8>(), 0..3000), 0i32..3, any::<bool>()), 1..12)) {
+            // One small pool for everything: buffers come back holding the
+            // bytes of earlier (often longer) frames.
+            let pool = FrameBuffers::new(2048, 2 * 4096);
+            let k = key("b1");
+            for (i, (data, level, sealed)) in frames.iter().enumerate() {
+                let k = sealed.then_some(&k);
+                let e = encode_frame(&pf(data.clone(), 1, true), 1, i as u32, *level, k, &pool).unwrap();
+                let d = decode_frame(&e.bytes, &expect(&e.header.sha256, 1, i as u32, k), &pool).unwrap();
+                prop_assert_eq!(d.plain.as_ref(), &data[..]);
+                prop_assert_eq!(e.header.stored_len as usize + FRAME_HEADER_LEN, e.bytes.len());
+            }
+            // Idle buffers stay within the budget the pools were given.
+            for p in [&pool.plain, &pool.stored] {
+                prop_assert!(p.idle() * p.buffer_capacity() <= 2 * 4096);
+            }
+        }
+
+        #[test]
         fn every_bit_flip_is_detected(data in proptest::collection::vec(any::<u8>(), 1..2000), level in 0i32..4, pos in any::<proptest::sample::Index>(), bit in 0u8..8) {
-            let e = encode_frame(&pf(data, 3, true), 7, 9, level, None).unwrap();
+            let e = encode_frame(&pf(data, 3, true), 7, 9, level, None, &pool()).unwrap();
             let mut bytes = e.bytes.to_vec();
             let i = pos.index(bytes.len());
             bytes[i] ^= 1 << bit;
-            let r = decode_frame(&bytes, &expect(&e.header.sha256, 7, 9, None));
+            let r = decode_frame(&bytes, &expect(&e.header.sha256, 7, 9, None), &pool());
             // Flips in the rows/flags fields either fail or change metadata the
             // manifest cross-checks; payload and hash flips must always fail.
             if i >= 16 && !(16..20).contains(&i) { prop_assert!(r.is_err(), "flip at {} undetected", i); }
@@ -363,44 +450,51 @@ mod tests {
             // An attacker who also rewrites the stored hash (header and
             // manifest) still cannot change a byte: the tag covers it all.
             let k = key("b1");
-            let e = encode_frame(&pf(data, 3, true), 7, 9, level, Some(&k)).unwrap();
+            let e = encode_frame(&pf(data, 3, true), 7, 9, level, Some(&k), &pool()).unwrap();
             let mut bytes = e.bytes.to_vec();
             let i = pos.index(bytes.len());
             if (40..72).contains(&i) { return Ok(()); }
             bytes[i] ^= 1 << bit;
             let sha: [u8; 32] = Sha256::digest(&bytes[FRAME_HEADER_LEN.min(bytes.len())..]).into();
             bytes[40..72].copy_from_slice(&sha);
-            let r = decode_frame(&bytes, &expect(&sha, 7, 9, Some(&k)));
+            let r = decode_frame(&bytes, &expect(&sha, 7, 9, Some(&k)), &pool());
             prop_assert!(r.is_err(), "flip at {} undetected", i);
         }
 
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300), sealed in any::<bool>()) {
             let k = key("b");
-            let _ = decode_frame(&bytes, &expect(&[0; 32], 0, 0, sealed.then_some(&k)));
+            let _ = decode_frame(&bytes, &expect(&[0; 32], 0, 0, sealed.then_some(&k)), &pool());
         }
     }
 
     #[test]
     fn wrong_position_is_reported() {
-        let e = encode_frame(&pf(b"a\tb\n".to_vec(), 1, true), 1, 2, 3, None).unwrap();
-        let err = decode_frame(&e.bytes, &expect(&e.header.sha256, 1, 3, None)).unwrap_err();
+        let e = encode_frame(&pf(b"a\tb\n".to_vec(), 1, true), 1, 2, 3, None, &pool()).unwrap();
+        let err =
+            decode_frame(&e.bytes, &expect(&e.header.sha256, 1, 3, None), &pool()).unwrap_err();
         assert!(err.to_string().contains("reordered"), "{err}");
     }
 
     #[test]
     fn sealed_frames_do_not_open_in_another_backup_or_as_plaintext() {
         let (a, b) = (key("b1"), key("b2"));
-        let e = encode_frame(&pf(b"a\tb\n".to_vec(), 1, true), 1, 2, 3, Some(&a)).unwrap();
+        let e = encode_frame(&pf(b"a\tb\n".to_vec(), 1, true), 1, 2, 3, Some(&a), &pool()).unwrap();
         let sha = e.header.sha256;
-        assert!(decode_frame(&e.bytes, &expect(&sha, 1, 2, Some(&b)))
-            .unwrap_err()
-            .to_string()
-            .contains("authentication failed"));
-        assert!(decode_frame(&e.bytes, &expect(&sha, 1, 2, None)).is_err());
-        let plain = encode_frame(&pf(b"a\tb\n".to_vec(), 1, true), 1, 2, 3, None).unwrap();
-        let err =
-            decode_frame(&plain.bytes, &expect(&plain.header.sha256, 1, 2, Some(&a))).unwrap_err();
+        assert!(
+            decode_frame(&e.bytes, &expect(&sha, 1, 2, Some(&b)), &pool())
+                .unwrap_err()
+                .to_string()
+                .contains("authentication failed")
+        );
+        assert!(decode_frame(&e.bytes, &expect(&sha, 1, 2, None), &pool()).is_err());
+        let plain = encode_frame(&pf(b"a\tb\n".to_vec(), 1, true), 1, 2, 3, None, &pool()).unwrap();
+        let err = decode_frame(
+            &plain.bytes,
+            &expect(&plain.header.sha256, 1, 2, Some(&a)),
+            &pool(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("unencrypted frame"), "{err}");
     }
 }

@@ -3,7 +3,8 @@
 //! rows fit; a row larger than a frame is split across frames, so memory
 //! never depends on row size.
 
-use bytes::{Bytes, BytesMut};
+use super::bufpool::{BufferPool, PooledBuf};
+use bytes::Bytes;
 
 /// A frame's plaintext before encoding.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,17 +20,22 @@ pub struct PlainFrame {
 
 pub struct Framer {
     frame_size: usize,
-    buf: BytesMut,
+    pool: BufferPool,
+    /// The frame being filled: one pooled buffer of at least `frame_size`,
+    /// never regrown (no copies on growth) and never shared with the next
+    /// frame.
+    buf: Option<PooledBuf>,
     rows: u32,
     total_rows: u64,
 }
 
 impl Framer {
-    pub fn new(frame_size: usize) -> Framer {
-        let frame_size = frame_size.max(64);
+    /// Frames of at most `frame_size` bytes, filled in buffers from `pool`.
+    pub fn new(frame_size: usize, pool: BufferPool) -> Framer {
         Framer {
-            frame_size,
-            buf: BytesMut::new(),
+            frame_size: frame_size.max(64),
+            pool,
+            buf: None,
             rows: 0,
             total_rows: 0,
         }
@@ -38,21 +44,10 @@ impl Framer {
     /// Appends one row (COPY text, ending in `\n`); completed frames are
     /// pushed to `out`.
     pub fn push_row(&mut self, row: &[u8], out: &mut Vec<PlainFrame>) {
-        if !self.buf.is_empty() && self.buf.len() + row.len() > self.frame_size {
+        if self.pending() > 0 && self.would_emit(row.len()) {
             self.emit(true, out);
         }
-        let mut rest = row;
-        while self.buf.len() + rest.len() > self.frame_size {
-            let take = self.frame_size - self.buf.len();
-            self.buf.extend_from_slice(&rest[..take]);
-            rest = &rest[take..];
-            self.emit(false, out);
-        }
-        if self.buf.capacity() == 0 {
-            self.buf
-                .reserve(self.frame_size.min(64 * 1024).max(rest.len()));
-        }
-        self.buf.extend_from_slice(rest);
+        self.push_bytes(row, out);
         self.rows += 1;
         self.total_rows += 1;
     }
@@ -61,8 +56,8 @@ impl Framer {
     /// are emitted as not ending at a row boundary.
     pub fn push_bytes(&mut self, bytes: &[u8], out: &mut Vec<PlainFrame>) {
         let mut rest = bytes;
-        while self.buf.len() + rest.len() > self.frame_size {
-            let take = self.frame_size - self.buf.len();
+        while self.pending() + rest.len() > self.frame_size {
+            let take = self.frame_size - self.pending();
             self.extend(&rest[..take]);
             rest = &rest[take..];
             self.emit(false, out);
@@ -70,23 +65,30 @@ impl Framer {
         self.extend(rest);
     }
 
-    /// One allocation of exactly `frame_size` per frame: never regrown (no
-    /// copies on growth) and never shared with the next frame.
     fn extend(&mut self, bytes: &[u8]) {
-        if self.buf.capacity() == 0 {
-            self.buf.reserve(self.frame_size);
+        if bytes.is_empty() {
+            return;
         }
-        self.buf.extend_from_slice(bytes);
+        let (pool, size) = (&self.pool, self.frame_size);
+        self.buf
+            .get_or_insert_with(|| pool.take(size))
+            .extend_from_slice(bytes);
     }
 
-    /// Flushes what is left as the stream's last frame (possibly empty).
-    pub fn finish(mut self) -> PlainFrame {
+    /// Flushes what is left as the stream's last frame (possibly empty); the
+    /// framer is empty afterwards.
+    pub fn finish(&mut self) -> PlainFrame {
         PlainFrame {
-            data: std::mem::take(&mut self.buf).freeze(),
-            rows: self.rows,
+            data: self.take_data(),
+            rows: std::mem::take(&mut self.rows),
             row_boundary: true,
             last: true,
         }
+    }
+
+    /// Whether pushing a row of `len` bytes completes at least one frame.
+    pub fn would_emit(&self, len: usize) -> bool {
+        self.pending() + len > self.frame_size
     }
 
     pub fn total_rows(&self) -> u64 {
@@ -95,12 +97,16 @@ impl Framer {
 
     /// Bytes buffered and not yet emitted.
     pub fn pending(&self) -> usize {
-        self.buf.len()
+        self.buf.as_ref().map_or(0, |b| b.len())
+    }
+
+    fn take_data(&mut self) -> Bytes {
+        self.buf.take().map(PooledBuf::freeze).unwrap_or_default()
     }
 
     fn emit(&mut self, row_boundary: bool, out: &mut Vec<PlainFrame>) {
         out.push(PlainFrame {
-            data: std::mem::take(&mut self.buf).freeze(),
+            data: self.take_data(),
             rows: std::mem::take(&mut self.rows),
             row_boundary,
             last: false,
@@ -114,10 +120,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn frame_all(rows: &[Vec<u8>], size: usize) -> Vec<PlainFrame> {
-        let mut f = Framer::new(size);
+        let mut f = Framer::new(size, BufferPool::new(size, 2));
         let mut out = Vec::new();
         for r in rows {
+            let (before, predicted) = (out.len(), f.would_emit(r.len()));
             f.push_row(r, &mut out);
+            assert_eq!(predicted, out.len() > before, "would_emit mispredicted");
         }
         out.push(f.finish());
         out

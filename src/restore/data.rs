@@ -11,6 +11,7 @@ use crate::archive::Manifest;
 use crate::catalog::{ObjectKind, TableData};
 use crate::error::{Error, Result};
 use crate::pg::{qualified, quote_ident, Conn};
+use crate::pipeline::FrameBuffers;
 use crate::progress::Progress;
 use crate::store::Repo;
 use futures::{SinkExt, StreamExt};
@@ -43,6 +44,8 @@ pub struct LoadContext {
     pub manifest: Arc<Manifest>,
     pub read_ahead: usize,
     pub max_read: u64,
+    /// Frame buffers shared by every stream being loaded.
+    pub bufs: FrameBuffers,
     pub progress: Arc<dyn Progress>,
 }
 
@@ -127,6 +130,7 @@ async fn copy_stream(
         s.index,
         ctx.read_ahead,
         ctx.max_read,
+        ctx.bufs.clone(),
     );
     futures::pin_mut!(frames);
     while let Some(chunk) = frames.next().await {

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::keys::Unlock;
 use crate::pg::snapshot::session_setup;
 use crate::pg::{connect, Conn};
-use crate::pipeline::Budget;
+use crate::pipeline::{Budget, FrameBuffers};
 use crate::progress::Progress;
 use crate::store::Repo;
 use data::{LoadContext, Unit, UnitStream};
@@ -280,6 +280,7 @@ async fn load_data(
         manifest: manifest.clone(),
         read_ahead,
         max_read,
+        bufs: FrameBuffers::new(manifest.max_frame_plain(), budget.total),
         progress: progress.clone(),
     });
     let mut set = tokio::task::JoinSet::new();
