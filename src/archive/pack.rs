@@ -18,6 +18,7 @@ pub struct PackWriter {
     upload: Option<WriteMultipart>,
     hasher: Sha256,
     offset: u64,
+    part_size: usize,
     concurrency: usize,
 }
 
@@ -41,6 +42,7 @@ impl PackWriter {
             upload: Some(upload),
             hasher: Sha256::new(),
             offset: 0,
+            part_size: part_size.max(1),
             concurrency: concurrency.max(1),
         })
     }
@@ -63,10 +65,17 @@ impl PackWriter {
             .upload
             .as_mut()
             .ok_or_else(|| Error::Internal("append to a finished pack".into()))?;
-        upload
-            .wait_for_capacity(self.concurrency)
-            .await
-            .map_err(self.repo.err(format!("uploading {}", self.name)))?;
+        // `put` starts a part upload once `part_size` bytes are buffered:
+        // before a frame that completes a part, wait until fewer than
+        // `concurrency` parts are in flight, so at most `concurrency` parts
+        // upload while the next one fills (what the budget plans for).
+        let buffered = (self.offset % self.part_size as u64) as usize;
+        if buffered + frame.bytes.len() >= self.part_size {
+            upload
+                .wait_for_capacity(self.concurrency - 1)
+                .await
+                .map_err(self.repo.err(format!("uploading {}", self.name)))?;
+        }
         upload.put(frame.bytes.clone());
         self.hasher.update(&frame.bytes);
         let r = FrameRef {
