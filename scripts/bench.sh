@@ -6,7 +6,11 @@
 #   pgkeep backup and pgkeep restore with --jobs JOBS (wall time, MB/s, peak RSS),
 #   and the same backup and restore encrypted (AES-256-GCM and ChaCha20-Poly1305)
 #   to show what encryption costs.
+# Also prints CPU seconds per step: the client's (user+sys of the command and
+# its children) and the server's (backends, from the postmaster's reaped
+# children), because client and server share this machine's cores.
 # Usage: scripts/bench.sh [SIZE_MB=1024] [JOBS=2] [extra pgkeep backup flags...]
+#        PGKEEP_BIN=target/release/pgkeep scripts/bench.sh ...   (prebuilt)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -16,8 +20,8 @@ jobs=${2:-2}
 shift $(( $# > 2 ? 2 : $# )) || true
 extra=("$@")
 
-cargo build --release --quiet
-pgkeep=$root/target/release/pgkeep
+if [ -z "${PGKEEP_BIN:-}" ]; then cargo build --release --quiet; fi
+pgkeep=${PGKEEP_BIN:-$root/target/release/pgkeep}
 CLUSTER_OPTS="-c shared_buffers=256MB -c maintenance_work_mem=128MB -c wal_level=minimal -c max_wal_senders=0" cluster_start
 work=$CLUSTER_DIR/work; mkdir -p "$work"; chmod 777 "$work"
 conn="host=$PGHOST port=$PGPORT user=postgres"
@@ -42,41 +46,55 @@ copy_bytes=0
 tables=$(psql -X -At -d bench -c "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace ORDER BY pg_relation_size(oid) DESC")
 echo "== heap size: $((db_bytes / 1048576)) MiB"
 
-t() { local s; s=$(date +%s.%N); "$@"; python3 -c "print(f'{$(date +%s.%N) - $s:.2f}')"; }
-measure() { # label, command...: prints seconds and peak RSS (KiB) of the command
-  local label=$1; shift
-  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/$label.out" 2>"$work/$label.err" || { cat "$work/$label.err"; exit 1; }
-  read -r secs rss < "$work/time"; echo "$secs $rss"
+# CPU seconds of the server's exited processes so far (backends end with
+# their connection; the postmaster accumulates their time).
+server_cpu() {
+  local pid; pid=$(head -1 "$CLUSTER_DIR/data/postmaster.pid")
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15 + $16 + $17) / hz}' "/proc/$pid/stat"
 }
+measure() { # label, command...: prints seconds, peak RSS (KiB), client CPU s, server CPU s
+  local label=$1; shift
+  local s0; s0=$(server_cpu)
+  local out="$work/$label.out"; [ "$label" = raw_copy ] && out=/dev/null
+  /usr/bin/time -f "%e %M %U %S" -o "$work/time" "$@" >"$out" 2>"$work/$label.err" || { cat "$work/$label.err"; exit 1; }
+  local secs rss usr sys; read -r secs rss usr sys < "$work/time"
+  echo "$secs $rss $(python3 -c "print(f'{$usr + $sys:.2f} {$(server_cpu) - $s0:.2f}')")"
+}
+cpu_rows=()   # "label client server" for the CPU table
 
 echo "== raw parallel COPY"
 printf '%s\n' $tables > "$work/tables"
-raw_secs=$(t bash -c "xargs -P $jobs -I{} psql -X -q -d bench -c 'COPY public.{} TO STDOUT' < '$work/tables' > /dev/null")
+read -r raw_secs _ raw_cpu raw_srv < <(measure raw_copy bash -c "xargs -P $jobs -I{} psql -X -q -d bench -c 'COPY public.{} TO STDOUT' < '$work/tables'")
+cpu_rows+=("raw_parallel_COPY $raw_secs $raw_cpu $raw_srv")
 copy_bytes=$(for tb in $tables; do psql -X -q -d bench -c "COPY public.$tb TO STDOUT"; done | wc -c)
 
 echo "== pg_dump -Fd -j$jobs"
-read -r dump_secs dump_rss < <(measure pg_dump pg_dump -Fd -j "$jobs" -f "$work/dump" -d bench)
+read -r dump_secs dump_rss dump_cpu dump_srv < <(measure pg_dump pg_dump -Fd -j "$jobs" -f "$work/dump" -d bench)
+cpu_rows+=("pg_dump_-Fd $dump_secs $dump_cpu $dump_srv")
 dump_bytes=$(du -sb "$work/dump" | cut -f1)
 createdb pgr
 echo "== pg_restore -j$jobs"
-read -r pgr_secs pgr_rss < <(measure pg_restore pg_restore -j "$jobs" -d pgr "$work/dump")
+read -r pgr_secs pgr_rss pgr_cpu pgr_srv < <(measure pg_restore pg_restore -j "$jobs" -d pgr "$work/dump")
+cpu_rows+=("pg_restore $pgr_secs $pgr_cpu $pgr_srv")
 
 echo "== pgkeep backup --jobs $jobs ${extra[*]}"
-read -r kb_secs kb_rss < <(measure pgkeep_backup "$pgkeep" backup --db "$conn dbname=bench" --repo "$work/repo" --jobs "$jobs" "${extra[@]}")
+read -r kb_secs kb_rss kb_cpu kb_srv < <(measure pgkeep_backup "$pgkeep" backup --db "$conn dbname=bench" --repo "$work/repo" --jobs "$jobs" "${extra[@]}")
+cpu_rows+=("pgkeep_backup $kb_secs $kb_cpu $kb_srv")
 repo_bytes=$(du -sb "$work/repo" | cut -f1)
 echo "== pgkeep restore --jobs $jobs"
-read -r kr_secs kr_rss < <(measure pgkeep_restore "$pgkeep" restore --repo "$work/repo" latest --db "$conn dbname=pgk" --create --jobs "$jobs")
+read -r kr_secs kr_rss kr_cpu kr_srv < <(measure pgkeep_restore "$pgkeep" restore --repo "$work/repo" latest --db "$conn dbname=pgk" --create --jobs "$jobs")
+cpu_rows+=("pgkeep_restore $kr_secs $kr_cpu $kr_srv")
 # Encrypted: the same backup into repositories with a master key (a key
 # file: no Argon2 in the timing), then a restore of the AES one.
 head -c 32 /dev/urandom > "$work/master.key"
 for c in aes-256-gcm chacha20-poly1305; do
   "$pgkeep" key add --repo "$work/repo-$c" --new-key-file "$work/master.key" --cipher "$c" >/dev/null
   echo "== pgkeep backup --jobs $jobs (encrypted, $c)"
-  read -r secs rss < <(measure "pgkeep_backup_$c" "$pgkeep" backup --db "$conn dbname=bench" --repo "$work/repo-$c" --jobs "$jobs" "${extra[@]}")
+  read -r secs rss _ _ < <(measure "pgkeep_backup_$c" "$pgkeep" backup --db "$conn dbname=bench" --repo "$work/repo-$c" --jobs "$jobs" "${extra[@]}")
   eval "enc_${c//-/_}=\"$secs $rss\""
 done
 echo "== pgkeep restore --jobs $jobs (encrypted, aes-256-gcm)"
-read -r ker_secs ker_rss < <(measure pgkeep_restore_enc "$pgkeep" restore --repo "$work/repo-aes-256-gcm" latest --key-file "$work/master.key" --db "$conn dbname=pgk_enc" --create --jobs "$jobs")
+read -r ker_secs ker_rss _ _ < <(measure pgkeep_restore_enc "$pgkeep" restore --repo "$work/repo-aes-256-gcm" latest --key-file "$work/master.key" --db "$conn dbname=pgk_enc" --create --jobs "$jobs")
 read -r kea_secs kea_rss <<< "$enc_aes_256_gcm"
 read -r kec_secs kec_rss <<< "$enc_chacha20_poly1305"
 
@@ -111,3 +129,10 @@ print()
 print(f"encryption cost: backup aes {100*(f(kea)/f(kb)-1):+.1f}%, chacha {100*(f(kec)/f(kb)-1):+.1f}%; restore aes {100*(f(ker)/f(kr)-1):+.1f}%  (ratio column: vs the unencrypted run)")
 print(f"backup vs raw COPY: {f(kb)/f(raw):.2f}x   backup vs pg_dump: {f(kb)/f(dump):.2f}x   restore vs pg_restore: {f(kr)/f(pgr):.2f}x")
 PY
+echo
+cores=$(nproc)
+printf '%-22s%9s%13s%13s%13s\n' step seconds "client CPU" "server CPU" "CPU/$cores cores"
+for r in "${cpu_rows[@]}"; do
+  read -r label secs cpu srv <<< "$r"
+  python3 -c "print(f'{\"$label\".replace(\"_\", \" \"):<22}{$secs:>9.2f}{$cpu:>12.2f}s{$srv:>12.2f}s{($cpu + $srv) / $cores:>12.2f}s')"
+done

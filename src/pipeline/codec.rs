@@ -308,8 +308,15 @@ pub fn decode_frame(
         }
     };
     let plain_len = header.plain_len as usize;
+    let compressed = header.flags & flags::ZSTD != 0;
+    if !compressed && payload.len() != plain_len {
+        return Err(Error::integrity(
+            object,
+            format!("{}: length mismatch", where_()),
+        ));
+    }
     let mut plain = bufs.plain.take(plain_len);
-    if header.flags & flags::ZSTD != 0 {
+    if compressed {
         decompress_into(
             payload,
             plain_len,
@@ -317,12 +324,6 @@ pub fn decode_frame(
             &format!("{object} ({})", where_()),
         )?;
     } else {
-        if payload.len() != plain_len {
-            return Err(Error::integrity(
-                object,
-                format!("{}: length mismatch", where_()),
-            ));
-        }
         plain.extend_from_slice(payload);
     }
     let plain_sha256: [u8; 32] = Sha256::digest(&plain[..]).into();
