@@ -13,7 +13,7 @@ use bytes::Bytes;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use pgkeep::archive::layout;
-use pgkeep::archive::reader::{check_packs, list_backup_ids, read_manifest};
+use pgkeep::archive::reader::{check_packs, list_backup_ids, read_manifest, resolve_backup_id};
 use pgkeep::ops::prune::{prune_incomplete, PruneOptions};
 use pgkeep::store::lease::{self, Lease};
 use pgkeep::store::{OpenMode, Repo, RepoOptions};
@@ -501,6 +501,44 @@ async fn slow_store_keeps_the_backup_within_its_memory_budget() {
         peak >> 20,
         limit >> 20
     );
+}
+
+/// `latest` costs one listing and a HEAD or two however long the history:
+/// backup prefixes are checked newest first (a newer incomplete backup is
+/// skipped). `list` still finds every complete backup, oldest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_is_resolved_without_a_head_per_backup() {
+    let moto = MotoServer::start();
+    moto.create_bucket("hist");
+    let repo = s3_repo(&moto.endpoint(), "hist", "app");
+    let ids: Vec<String> = (1..=20)
+        .map(|day| format!("202611{day:02}T000000Z-{day:04x}"))
+        .collect();
+    for id in &ids {
+        repo.put(&layout::manifest_path(id), b"m".to_vec())
+            .await
+            .unwrap();
+    }
+    // A newer backup that has not finished: data, no manifest.
+    let running = "20261130T000000Z-00ff";
+    repo.put(&layout::pack_path(running, "pack-00000"), b"p".to_vec())
+        .await
+        .unwrap();
+
+    let before = moto.request_counts();
+    let latest = resolve_backup_id(&repo, "latest").await.unwrap();
+    let after = moto.request_counts();
+    assert_eq!(latest, ids[ids.len() - 1]);
+    let delta = |m: &str| after.get(m).unwrap_or(&0) - before.get(m).unwrap_or(&0);
+    assert_eq!(delta("HEAD"), 2, "{before:?} -> {after:?}");
+    assert_eq!(delta("GET"), 1, "one listing: {before:?} -> {after:?}");
+
+    assert_eq!(list_backup_ids(&repo).await.unwrap(), ids);
+    let empty = s3_repo(&moto.endpoint(), "hist", "none");
+    assert!(matches!(
+        resolve_backup_id(&empty, "latest").await,
+        Err(pgkeep::Error::BackupNotFound(_))
+    ));
 }
 
 /// The storage behaviour pgkeep relies on, checked against one backend.
