@@ -6,14 +6,14 @@
 use crate::pgkeep::*;
 use crate::support::azure::Azurite;
 use crate::support::s3::{
-    base64, s3_options, s3_repo, CutProxy, MotoServer, Recording, RecordingStore,
+    base64, s3_options, s3_repo, CutProxy, MotoServer, Recording, RecordingStore, S3sFs,
 };
 use crate::support::{assert_same_database, cluster};
 use bytes::Bytes;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use pgkeep::archive::layout;
-use pgkeep::archive::reader::{check_packs, list_backup_ids, read_manifest};
+use pgkeep::archive::reader::{check_packs, list_backup_ids, read_manifest, resolve_backup_id};
 use pgkeep::ops::prune::{prune_incomplete, PruneOptions};
 use pgkeep::store::lease::{self, Lease};
 use pgkeep::store::{OpenMode, Repo, RepoOptions};
@@ -503,6 +503,44 @@ async fn slow_store_keeps_the_backup_within_its_memory_budget() {
     );
 }
 
+/// `latest` costs one listing and a HEAD or two however long the history:
+/// backup prefixes are checked newest first (a newer incomplete backup is
+/// skipped). `list` still finds every complete backup, oldest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_is_resolved_without_a_head_per_backup() {
+    let moto = MotoServer::start();
+    moto.create_bucket("hist");
+    let repo = s3_repo(&moto.endpoint(), "hist", "app");
+    let ids: Vec<String> = (1..=20)
+        .map(|day| format!("202611{day:02}T000000Z-{day:04x}"))
+        .collect();
+    for id in &ids {
+        repo.put(&layout::manifest_path(id), b"m".to_vec())
+            .await
+            .unwrap();
+    }
+    // A newer backup that has not finished: data, no manifest.
+    let running = "20261130T000000Z-00ff";
+    repo.put(&layout::pack_path(running, "pack-00000"), b"p".to_vec())
+        .await
+        .unwrap();
+
+    let before = moto.request_counts();
+    let latest = resolve_backup_id(&repo, "latest").await.unwrap();
+    let after = moto.request_counts();
+    assert_eq!(latest, ids[ids.len() - 1]);
+    let delta = |m: &str| after.get(m).unwrap_or(&0) - before.get(m).unwrap_or(&0);
+    assert_eq!(delta("HEAD"), 2, "{before:?} -> {after:?}");
+    assert_eq!(delta("GET"), 1, "one listing: {before:?} -> {after:?}");
+
+    assert_eq!(list_backup_ids(&repo).await.unwrap(), ids);
+    let empty = s3_repo(&moto.endpoint(), "hist", "none");
+    assert!(matches!(
+        resolve_backup_id(&empty, "latest").await,
+        Err(pgkeep::Error::BackupNotFound(_))
+    ));
+}
+
 /// The storage behaviour pgkeep relies on, checked against one backend.
 async fn conformance(name: &str, repo: Repo, log: Arc<Recording>) {
     let p = |s: &str| Path::from(format!("conformance/{s}"));
@@ -617,7 +655,7 @@ async fn storage_conformance_on_every_backend() {
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("repo");
     // A new backend is one line here.
-    let backends: Vec<(&str, Repo)> = vec![
+    let mut backends: Vec<(&str, Repo)> = vec![
         (
             "local",
             Repo::open(local.to_str().unwrap(), OpenMode::CreateIfMissing).unwrap(),
@@ -629,6 +667,15 @@ async fn storage_conformance_on_every_backend() {
         ("s3 (moto)", s3_repo(&moto.endpoint(), "conf", "p")),
         ("azure (azurite)", azurite.repo("conf", "p")),
     ];
+    // The benchmark's native S3 server, where one is installed (optional).
+    let s3s = S3sFs::start();
+    match &s3s {
+        Some(s) => {
+            s.create_bucket("conf");
+            backends.push(("s3 (s3s-fs)", s3_repo(&s.endpoint(), "conf", "p")));
+        }
+        None => eprintln!("s3s-fs not installed (PGKEEP_S3S_FS): conformance not run against it"),
+    }
     for (name, repo) in backends {
         let log = Arc::new(Recording::default());
         let repo = repo.map_store(|s| RecordingStore::wrap(s, log.clone()));

@@ -146,6 +146,75 @@ impl Drop for MotoServer {
     }
 }
 
+/// An `s3s-fs` server (crates.io `s3s-fs`, a native S3 API server over a
+/// directory), when one is installed: the binary from `PGKEEP_S3S_FS`, or
+/// `s3s-fs` on PATH. Optional: the benchmark's fast server
+/// (`S3_SERVER=s3s-fs scripts/bench-s3.sh`), checked here by the
+/// conformance test when present so the benchmark runs against a server
+/// that does what pgkeep relies on. Nothing installs it for the tests.
+pub struct S3sFs {
+    child: Child,
+    pub port: u16,
+    root: tempfile::TempDir,
+}
+
+impl S3sFs {
+    /// Starts it with the tests' credentials, or `None` when none is installed.
+    pub fn start() -> Option<S3sFs> {
+        let bin = match std::env::var_os("PGKEEP_S3S_FS") {
+            Some(p) => PathBuf::from(p),
+            None => {
+                let path = std::env::var_os("PATH").unwrap_or_default();
+                std::env::split_paths(&path)
+                    .map(|d| d.join("s3s-fs"))
+                    .find(|c| c.is_file())?
+            }
+        };
+        let root = tempfile::tempdir().expect("temp dir");
+        for _attempt in 0..3 {
+            let port = free_port();
+            let mut child = Command::new(&bin)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", "testing", "--secret-key", "testing"])
+                .arg(root.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(20) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port taken: try another
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Some(S3sFs { child, port, root });
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("{} did not start", bin.display());
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A bucket is a directory under the server's root.
+    pub fn create_bucket(&self, bucket: &str) {
+        std::fs::create_dir(self.root.path().join(bucket)).expect("create bucket");
+    }
+}
+
+impl Drop for S3sFs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A minimal HTTP/1.1 request; returns the status code.
 pub fn http(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<u16> {
     let text = http_text(port, method, path, &[], body)?;
