@@ -1,18 +1,20 @@
 //! `verify`: proves a backup readable without a database. The full check
-//! streams every frame through the same reader restore uses (stored-bytes
-//! hash, AEAD tag, decompression, per-stream plaintext digest, frame and row
-//! counts against the manifest), several streams at once within the memory
-//! budget. The quick check opens the manifest and compares every pack's
-//! presence and size. Each run's outcome is recorded beside the manifest so
-//! `list` shows when a backup was last verified.
+//! reads every pack object once, front to back, within the memory budget:
+//! it hashes every byte (the object's size and SHA-256 against the
+//! manifest) and checks every frame as it passes with the same code restore
+//! uses (stored-bytes hash, AEAD tag, decompression, rows and lengths
+//! against the manifest); then each stream's frame count, last flag, row
+//! total and plaintext digest. The quick check opens the manifest and
+//! compares every pack's presence and size. Each run's outcome is recorded
+//! beside the manifest so `list` shows when a backup was last verified.
 
-use crate::archive::reader::{read_manifest, read_stream};
-use crate::archive::{layout, Manifest};
+use crate::archive::reader::{check_pack, missing_pack, read_manifest, FrameSummary, StreamCheck};
+use crate::archive::{layout, Manifest, StreamInfo};
 use crate::error::{Error, Result};
 use crate::keys::Unlock;
 use crate::pipeline::{Budget, FrameBuffers};
 use crate::store::Repo;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
@@ -101,7 +103,7 @@ pub async fn verify_backup(
             if opts.quick {
                 check_presence(repo, &m, &mut report).await?;
             } else {
-                check_streams(repo, m, opts, &mut report, cancel).await?;
+                check_data(repo, m, opts, &mut report, cancel).await?;
             }
         }
         Err(e) if !is_damage(&e) => return Err(e),
@@ -146,7 +148,14 @@ async fn check_presence(repo: &Repo, m: &Manifest, report: &mut VerifyReport) ->
     Ok(())
 }
 
-async fn check_streams(
+/// The full check: every pack read once, front to back ([`check_pack`]:
+/// each frame checked as restore checks it, the whole object's size and
+/// SHA-256 against the manifest), `jobs` packs at a time. Packs are read in
+/// parallel and a stream's frames may lie in several of them, so each
+/// frame's plaintext digest is kept (by stream and frame index) and the
+/// streams' end checks (frame count, last flag, rows, digest) run at the
+/// end, in stream order.
+async fn check_data(
     repo: &Repo,
     m: Arc<Manifest>,
     opts: &VerifyOptions,
@@ -156,41 +165,16 @@ async fn check_streams(
     let budget = Budget::new(opts.memory, opts.jobs, None)?;
     let (read_ahead, max_read) = budget.read_plan(m.max_frame_plain());
     let bufs = FrameBuffers::new(m.max_frame_plain(), budget.total);
-    let labels: Vec<String> = m
-        .body
-        .streams
-        .iter()
-        .map(|s| {
-            m.body
-                .toc
-                .iter()
-                .find(|e| e.id == s.toc_id)
-                .and_then(|e| e.data.as_ref())
-                .map(|d| format!("{}.{}", d.schema, d.name))
-                .unwrap_or_else(|| format!("toc entry {}", s.toc_id))
-        })
-        .collect();
-    let runs = futures::stream::iter(0..m.body.streams.len())
-        .map(|i| {
-            let frames = read_stream(
-                repo.clone(),
-                m.clone(),
-                i,
-                read_ahead,
-                max_read,
-                bufs.clone(),
-            );
-            async move {
-                let mut n = (0u64, 0u64);
-                let r = frames
-                    .try_for_each(|plain| {
-                        n.0 += 1;
-                        n.1 += plain.len() as u64;
-                        futures::future::ready(Ok(()))
-                    })
-                    .await;
-                (i, n, r)
-            }
+    let streams = &m.body.streams;
+    let mut frames: Vec<Vec<Option<FrameSummary>>> =
+        streams.iter().map(|s| vec![None; s.frames.len()]).collect();
+    // The first failing frame of each stream (lowest index), as restore
+    // would meet it.
+    let mut first_failure: Vec<Option<(u32, Error)>> = streams.iter().map(|_| None).collect();
+    let runs = futures::stream::iter(0..m.body.packs.len())
+        .map(|p| {
+            let (repo, m, bufs) = (repo.clone(), m.clone(), bufs.clone());
+            check_pack(repo, m, p, read_ahead, max_read, bufs)
         })
         .buffer_unordered(opts.jobs.max(1));
     futures::pin_mut!(runs);
@@ -199,24 +183,94 @@ async fn check_streams(
             _ = cancel.cancelled() => return Err(Error::Interrupted("verify cancelled".into())),
             n = runs.next() => n,
         };
-        let Some((i, (frames, bytes), r)) = next else {
+        let Some(pack) = next else {
             break;
         };
-        let s = &m.body.streams[i];
-        report.frames += frames;
-        report.plain_bytes += bytes;
-        match r {
+        for (si, fi, summary) in pack.passed {
+            if let Some(slot) = frames.get_mut(si).and_then(|f| f.get_mut(fi as usize)) {
+                *slot = Some(summary);
+            }
+        }
+        for (si, fi, e) in pack.failed {
+            if !is_damage(&e) {
+                return Err(e);
+            }
+            if let Some(first) = first_failure.get_mut(si) {
+                if first.as_ref().is_none_or(|(f, _)| fi < *f) {
+                    *first = Some((fi, e));
+                }
+            }
+        }
+        match pack.object {
+            None => {}
+            Some(e) if !is_damage(&e) => return Err(e),
+            Some(e) => report.failures.push(VerifyFailure {
+                stream: None,
+                table: None,
+                error: e.to_string(),
+            }),
+        }
+    }
+    for (i, s) in streams.iter().enumerate() {
+        let checked = frames.get(i).map(Vec::as_slice).unwrap_or_default();
+        report.frames += checked.iter().flatten().count() as u64;
+        report.plain_bytes += checked
+            .iter()
+            .flatten()
+            .map(|f| u64::from(f.plain_len))
+            .sum::<u64>();
+        let outcome = match first_failure.get_mut(i).and_then(Option::take) {
+            Some((_, e)) => Err(e),
+            None => fold_stream(&m, s, checked),
+        };
+        match outcome {
             Ok(()) => report.rows += s.rows,
-            Err(e) if !is_damage(&e) => return Err(e),
             Err(e) => report.failures.push(VerifyFailure {
                 stream: Some(s.id),
-                table: labels.get(i).cloned(),
+                table: Some(label(&m, s)),
                 error: e.to_string(),
             }),
         }
     }
     report.failures.sort_by_key(|f| f.stream);
     Ok(())
+}
+
+/// A stream's end checks over its frames' summaries, in stream order. A
+/// frame that was never read (its pack is missing from the manifest, or
+/// could not be read to that point) fails the stream.
+fn fold_stream(m: &Manifest, s: &StreamInfo, checked: &[Option<FrameSummary>]) -> Result<()> {
+    if s.frames.is_empty() {
+        return Err(StreamCheck::no_frames(s.id));
+    }
+    let mut check = StreamCheck::new(s);
+    for (i, (f, summary)) in s.frames.iter().zip(checked).enumerate() {
+        let Some(summary) = summary else {
+            let Some(pack) = m.body.packs.get(f.pack as usize) else {
+                return Err(missing_pack(&m.header.id, f.pack));
+            };
+            return Err(Error::integrity(
+                layout::pack_path(&m.header.id, &pack.name).to_string(),
+                format!(
+                    "frame {i} of stream {}: not read (the object could not be read to its offset {})",
+                    s.id, f.offset
+                ),
+            ));
+        };
+        check.push(summary)?;
+    }
+    Ok(())
+}
+
+/// The table (or slice) a stream loads, for reports.
+fn label(m: &Manifest, s: &StreamInfo) -> String {
+    m.body
+        .toc
+        .iter()
+        .find(|e| e.id == s.toc_id)
+        .and_then(|e| e.data.as_ref())
+        .map(|d| format!("{}.{}", d.schema, d.name))
+        .unwrap_or_else(|| format!("toc entry {}", s.toc_id))
 }
 
 /// Whether an error is damage to the backup (reported) rather than a reason

@@ -48,7 +48,7 @@ pub enum Command {
     List(list::ListArgs),
     /// Show a backup's table of contents.
     Show(show::ShowArgs),
-    /// Check backups without a database: every frame, hash, tag and count.
+    /// Check backups without a database: every pack hash, frame, tag and count.
     Verify(verify::VerifyArgs),
     /// Manage the repository's master keys (encryption).
     Key(key::KeyCmdArgs),

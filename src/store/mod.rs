@@ -29,7 +29,8 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{
-    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart,
+    GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    WriteMultipart,
 };
 use sha2::{Digest, Sha256};
 use std::ops::Range;
@@ -388,6 +389,21 @@ impl Repo {
                 "reading {path} bytes {}..{}",
                 range.start, range.end
             )))
+    }
+
+    /// A ranged read that also returns the object's full size, taken from
+    /// the same response (`Content-Range`), so a reader learns of bytes cut
+    /// off or appended without another request.
+    pub async fn get_range_sized(&self, path: &Path, range: Range<u64>) -> Result<(Bytes, u64)> {
+        let context = || format!("reading {path} bytes {}..{}", range.start, range.end);
+        let r = self
+            .store
+            .get_opts(path, GetOptions::new().with_range(Some(range.clone())))
+            .await
+            .map_err(self.err(context()))?;
+        let size = r.meta.size;
+        let bytes = r.bytes().await.map_err(self.err(context()))?;
+        Ok((bytes, size))
     }
 
     pub async fn head(&self, path: &Path) -> Result<Option<ObjectMeta>> {

@@ -105,6 +105,44 @@ async fn commands_work_and_never_print_the_password() {
     assert!(o.status.success(), "{}", text(&o));
     outputs.push(o);
 
+    // verify: OK, then a pack with a flipped row-boundary flag (which no
+    // frame check of an unencrypted backup covers): the whole-pack hash
+    // fails (exit 3, the pack named in the JSON report), `list` shows the
+    // recorded failure, and the quick check (sizes only) still passes.
+    let o = pgkeep(&["verify", "--repo", repo, "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let m = pgkeep::archive::reader::read_manifest(
+        &crate::pgkeep::repo(std::path::Path::new(repo)),
+        &id,
+        &pgkeep::keys::Unlock::default(),
+    )
+    .await
+    .unwrap();
+    let pack = std::path::Path::new(repo)
+        .join(pgkeep::archive::layout::pack_path(&id, &m.body.packs[0].name).to_string());
+    let pristine = std::fs::read(&pack).unwrap();
+    let mut flipped = pristine.clone();
+    flipped[(crate::pgkeep::first_frame_offset(&m, 0) + crate::pgkeep::FRAME_FLAGS_OFFSET)
+        as usize] ^= 1;
+    std::fs::write(&pack, &flipped).unwrap();
+    let o = pgkeep(&["verify", "--repo", repo, "--json"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let reports: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON report");
+    let failures = reports[0]["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{}", text(&o));
+    let error = failures[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains(&m.body.packs[0].name) && error.contains("SHA-256"),
+        "{error}"
+    );
+    let o = pgkeep(&["list", "--repo", repo, "--json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(listed[0]["last_verified"]["ok"], false, "{}", text(&o));
+    assert_eq!(listed[0]["last_verified"]["failures"], 1, "{}", text(&o));
+    let o = pgkeep(&["verify", "--repo", repo, "--quick"]);
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::write(&pack, &pristine).unwrap();
+
     // Errors: non-empty target (exit 1, clear message), bad flag value (exit 2),
     // wrong password (exit 1) — none of them may echo the password.
     let o = pgkeep(&["restore", "--repo", repo, "--db", &c.url(&dst)]);

@@ -252,6 +252,17 @@ async fn fault_matrix_every_damage_is_detected() {
         true,
     )
     .await;
+    // Damage no frame check sees: bytes after the last frame. Only the
+    // pack's size and whole-object hash (verify reads each pack once, front
+    // to back) catch it; restore reads frames only.
+    let pack0 = m.manifest.body.packs[0].name.clone();
+    m.check(
+        "bytes appended to a pack",
+        |d| rewrite(&m.pack(d, 0), |b| b.extend_from_slice(b"appended")),
+        &[&pack0, "bytes appended"],
+        false,
+    )
+    .await;
     m.check(
         "deleted pack",
         |d| std::fs::remove_file(m.pack(d, 0)).unwrap(),

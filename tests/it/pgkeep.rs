@@ -4,9 +4,11 @@ use crate::support::cluster;
 use pgkeep::archive::ManifestHeader;
 use pgkeep::backup::{backup, BackupOptions};
 use pgkeep::config::ConnSettings;
+use pgkeep::keys::Unlock;
 use pgkeep::progress::Silent;
 use pgkeep::restore::{restore, RestoreOptions, RestoreSummary};
 use pgkeep::store::{OpenMode, Repo};
+use pgkeep::verify::{verify_backup, VerifyOptions, VerifyReport};
 use std::path::Path;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -51,6 +53,32 @@ pub async fn restore_with(
     opts: &RestoreOptions,
 ) -> pgkeep::Result<RestoreSummary> {
     restore(repo, id, opts, Arc::new(Silent), CancellationToken::new()).await
+}
+
+/// The full `verify` of an unencrypted backup (damage is in the report).
+pub async fn verify_plain(repo: &Repo, id: &str) -> VerifyReport {
+    let opts = VerifyOptions::new(Arc::new(Unlock::default()));
+    verify_backup(repo, id, &opts, CancellationToken::new())
+        .await
+        .expect("verify runs")
+}
+
+/// Offset of the flags byte in a frame header (`docs/format.md`). Bit 0,
+/// the row-boundary flag, is covered by no frame check of an unencrypted
+/// backup (only by the AEAD when encrypted): only the whole-pack hash sees
+/// it flipped.
+pub const FRAME_FLAGS_OFFSET: u64 = 5;
+
+/// Offset of the first frame in pack `pack` of a backup.
+pub fn first_frame_offset(m: &pgkeep::archive::Manifest, pack: u32) -> u64 {
+    m.body
+        .streams
+        .iter()
+        .flat_map(|s| &s.frames)
+        .filter(|f| f.pack == pack)
+        .map(|f| f.offset)
+        .min()
+        .expect("the pack holds a frame")
 }
 
 pub fn restore_options(db: &str) -> RestoreOptions {

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use pgkeep::archive::layout;
-use pgkeep::archive::reader::{check_packs, list_backup_ids, read_manifest, resolve_backup_id};
+use pgkeep::archive::reader::{list_backup_ids, read_manifest, resolve_backup_id};
 use pgkeep::ops::prune::{prune_incomplete, PruneOptions};
 use pgkeep::store::lease::{self, Lease};
 use pgkeep::store::{OpenMode, Repo, RepoOptions};
@@ -80,8 +80,38 @@ async fn s3_round_trips_pagila_and_kitchen_sink_with_minimum_parts() {
         let m = read_manifest(&repo, &header.id, &pgkeep::keys::Unlock::default())
             .await
             .unwrap();
-        // What S3 holds is what pgkeep hashed while uploading.
-        check_packs(&repo, &m).await.expect("pack hashes match");
+        // verify reads every pack once, front to back, with ranged GETs
+        // (whose Content-Range gives the object's size): every byte of
+        // every pack exactly once. What S3 holds is what pgkeep hashed
+        // while uploading.
+        let seen = proxy.ranged_requests().len();
+        let report = verify_plain(&repo, &header.id).await;
+        assert!(report.ok && report.rows == header.rows, "{report:?}");
+        let ranged = proxy.ranged_requests().split_off(seen);
+        for p in &m.body.packs {
+            let get = format!(
+                "GET /rt-bucket/team/app/{} ",
+                layout::pack_path(&header.id, &p.name)
+            );
+            let mut reads: Vec<(u64, u64)> = ranged
+                .iter()
+                .filter(|(line, _)| line.starts_with(&get))
+                .map(|(_, r)| {
+                    let (a, b) = r.trim_start_matches("bytes=").split_once('-').unwrap();
+                    (a.parse().unwrap(), b.parse::<u64>().unwrap() + 1)
+                })
+                .collect();
+            reads.sort_unstable();
+            let mut pos = 0;
+            for (a, b) in reads {
+                assert_eq!(a, pos, "{}: bytes read twice or skipped", p.name);
+                pos = b;
+            }
+            assert_eq!(pos, p.size, "{}: read to its end", p.name);
+        }
+        if prefix == "s3_pagila" {
+            damage_only_the_whole_pack_check_sees(&repo, &m).await;
+        }
         assert!(
             m.body.packs.iter().any(|p| p.size > PART as u64),
             "a pack spans several parts: {:?}",
@@ -134,6 +164,38 @@ async fn s3_round_trips_pagila_and_kitchen_sink_with_minimum_parts() {
             .all(|(p, _)| p.as_ref().starts_with("team/app/backups/")),
         "{all:?}"
     );
+}
+
+/// Damage no frame check covers, made through the store: bytes appended to
+/// a pack, and the row-boundary flag of an unencrypted frame flipped. verify
+/// reports the pack object (and nothing else), then the pack is put back.
+async fn damage_only_the_whole_pack_check_sees(repo: &Repo, m: &pgkeep::archive::Manifest) {
+    let name = &m.body.packs[0].name;
+    let pack = layout::pack_path(&m.header.id, name);
+    let pristine = repo.get(&pack).await.unwrap();
+    let mut flipped = pristine.to_vec();
+    flipped[(first_frame_offset(m, 0) + FRAME_FLAGS_OFFSET) as usize] ^= 1;
+    let appended = [&pristine[..], b"trailing bytes"].concat();
+    for (what, bytes, expect) in [
+        ("bytes appended", appended, "(bytes appended)"),
+        (
+            "row-boundary flag flipped",
+            flipped,
+            "SHA-256 of the stored object differs",
+        ),
+    ] {
+        repo.put(&pack, bytes).await.unwrap();
+        let r = verify_plain(repo, &m.header.id).await;
+        assert!(!r.ok, "{what}: not detected");
+        assert_eq!(r.failures.len(), 1, "{what}: {r:?}");
+        let f = &r.failures[0];
+        assert!(
+            f.stream.is_none() && f.error.contains(name.as_str()) && f.error.contains(expect),
+            "{what}: {r:?}"
+        );
+    }
+    repo.put(&pack, pristine.to_vec()).await.unwrap();
+    assert!(verify_plain(repo, &m.header.id).await.ok);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,7 +259,8 @@ async fn azure_round_trips_the_kitchen_sink() {
     let m = read_manifest(&repo, &header.id, &pgkeep::keys::Unlock::default())
         .await
         .unwrap();
-    check_packs(&repo, &m).await.expect("pack hashes match");
+    let report = verify_plain(&repo, &header.id).await;
+    assert!(report.ok && report.rows == m.header.rows, "{report:?}");
     let dst = c.create_db("az_sink_dst").await;
     restore_with(&repo, &header.id, &restore_options(&dst))
         .await
@@ -588,6 +651,22 @@ async fn conformance(name: &str, repo: Repo, log: Arc<Recording>) {
         &data[r.start as usize..r.end as usize],
         "{name}: ranged get"
     );
+    // A ranged read also tells the whole object's size, and a range past
+    // the end returns the bytes there are: verify learns from its first
+    // read of a pack whether bytes were cut off or appended.
+    let len = data.len() as u64;
+    for r in [r.clone(), (len - 5)..(len + 100)] {
+        let (bytes, size) = repo
+            .get_range_sized(&p("data/pack"), r.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{name}: ranged get with size: {e}"));
+        let want = &data[r.start as usize..r.end.min(len) as usize];
+        assert_eq!(
+            (&bytes[..], size),
+            (want, len),
+            "{name}: ranged get with size"
+        );
+    }
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
     repo.check_object(&p("data/pack"), data.len() as u64, &sha)
         .await

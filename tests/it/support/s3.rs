@@ -294,6 +294,8 @@ struct ProxyState {
     cut_after: AtomicU64,
     /// Request line and `x-amz-checksum-sha256` value of each request seen.
     requests: Mutex<Vec<(String, Option<String>)>>,
+    /// Request line and `Range` value of each ranged request.
+    ranges: Mutex<Vec<(String, String)>>,
 }
 
 /// Records the request line and checksum header of a chunk that starts a
@@ -309,18 +311,23 @@ fn note_request(st: &ProxyState, chunk: &[u8]) {
     {
         return;
     }
-    let checksum = head
-        .split("\r\n\r\n")
-        .next()
-        .unwrap_or("")
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("x-amz-checksum-sha256")
-                .then(|| v.trim().to_string())
-        });
+    let header = |name: &str| {
+        head.split("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+    };
+    if let Some(range) = header("range") {
+        if let Ok(mut r) = st.ranges.lock() {
+            r.push((line.to_string(), range));
+        }
+    }
     if let Ok(mut r) = st.requests.lock() {
-        r.push((line.to_string(), checksum));
+        r.push((line.to_string(), header("x-amz-checksum-sha256")));
     }
 }
 
@@ -335,6 +342,7 @@ impl CutProxy {
             upstream_bytes: AtomicU64::new(0),
             cut_after: AtomicU64::new(u64::MAX),
             requests: Mutex::new(Vec::new()),
+            ranges: Mutex::new(Vec::new()),
         });
         let st = state.clone();
         let task = tokio::spawn(async move {
@@ -380,6 +388,15 @@ impl CutProxy {
     pub fn requests(&self) -> Vec<(String, Option<String>)> {
         self.state
             .requests
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
+    /// (request line, `Range` header) of every ranged request so far.
+    pub fn ranged_requests(&self) -> Vec<(String, String)> {
+        self.state
+            .ranges
             .lock()
             .map(|r| r.clone())
             .unwrap_or_default()
