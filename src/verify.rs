@@ -252,8 +252,10 @@ fn fold_stream(m: &Manifest, s: &StreamInfo, checked: &[Option<FrameSummary>]) -
             return Err(Error::integrity(
                 layout::pack_path(&m.header.id, &pack.name).to_string(),
                 format!(
-                    "frame {i} of stream {}: not read (the object could not be read to its offset {})",
-                    s.id, f.offset
+                    "frame {i} of stream {} (bytes {}..{}): not checked, the object could not be read that far",
+                    s.id,
+                    f.offset,
+                    f.offset + u64::from(f.len)
                 ),
             ));
         };
@@ -323,4 +325,109 @@ pub async fn last_verified(repo: &Repo, id: &str) -> Result<Option<LastVerified>
         .get_opt(&path)
         .await?
         .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::manifest::tests::sample;
+    use crate::archive::{FrameRef, PackInfo};
+    use crate::pipeline::{encode_frame, PlainFrame, StreamDigest};
+    use bytes::Bytes;
+    use object_store::memory::InMemory;
+    use sha2::{Digest, Sha256};
+
+    /// A backup in memory whose one pack holds a stream of three frames
+    /// with bytes between the first two (which pgkeep never writes, but a
+    /// pack may hold): (repository, manifest, pack bytes, where the gap is).
+    async fn backup_with_a_gap() -> (Repo, Manifest, Vec<u8>, usize) {
+        let mut m = sample();
+        let id = m.header.id.clone();
+        let mut pack = Vec::new();
+        let mut frames = Vec::new();
+        let mut digest = StreamDigest::new();
+        let mut gap = 0;
+        for i in 0..3u32 {
+            let plain = PlainFrame {
+                data: Bytes::from(format!("{i}\trow {i}\n").repeat(50)),
+                rows: 50,
+                row_boundary: true,
+                last: i == 2,
+            };
+            let f = encode_frame(&plain, 0, i, 1, None, &FrameBuffers::unpooled()).unwrap();
+            digest.update(&f.plain_sha256);
+            frames.push(FrameRef {
+                pack: 0,
+                offset: pack.len() as u64,
+                len: f.bytes.len() as u32,
+                rows: 50,
+                plain_len: f.header.plain_len,
+                sha256: hex::encode(f.header.sha256),
+            });
+            pack.extend_from_slice(&f.bytes);
+            if i == 0 {
+                gap = pack.len();
+                pack.extend_from_slice(b"GAP!");
+            }
+        }
+        m.body.packs = vec![PackInfo {
+            name: "pack-00000".into(),
+            size: pack.len() as u64,
+            sha256: hex::encode(Sha256::digest(&pack)),
+        }];
+        let s = &mut m.body.streams[0];
+        s.rows = 150;
+        s.plain_sha256 = hex::encode(digest.finish());
+        s.frames = frames;
+        let repo = Repo::from_store(Arc::new(InMemory::new()), "memory");
+        repo.put(&layout::manifest_path(&id), m.encode().unwrap())
+            .await
+            .unwrap();
+        (repo, m, pack, gap)
+    }
+
+    async fn verify_with_pack(repo: &Repo, m: &Manifest, pack: &[u8]) -> VerifyReport {
+        let path = layout::pack_path(&m.header.id, "pack-00000");
+        repo.put(&path, pack.to_vec()).await.unwrap();
+        let mut opts = VerifyOptions::new(Arc::new(Unlock::default()));
+        opts.memory = 16 << 20;
+        opts.jobs = 1;
+        verify_backup(repo, &m.header.id, &opts, CancellationToken::new())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn bytes_no_frame_claims_are_covered_by_the_pack_hash() {
+        let (repo, m, pack, gap) = backup_with_a_gap().await;
+        let r = verify_with_pack(&repo, &m, &pack).await;
+        assert!(r.ok, "{r:?}");
+        assert_eq!((r.frames, r.rows), (3, 150));
+        // A byte between frames: every frame checks out, the pack does not.
+        let mut damaged = pack.clone();
+        damaged[gap + 1] ^= 1;
+        let r = verify_with_pack(&repo, &m, &damaged).await;
+        assert_eq!(r.failures.len(), 1, "{r:?}");
+        assert!(r.failures[0].stream.is_none());
+        assert!(r.failures[0].error.contains("SHA-256 of the stored object"));
+        assert_eq!((r.frames, r.rows), (3, 150));
+        // The row-boundary flag of a frame: no frame check of an
+        // unencrypted backup covers it.
+        let mut damaged = pack.clone();
+        damaged[m.body.streams[0].frames[1].offset as usize + 5] ^= 1;
+        let r = verify_with_pack(&repo, &m, &damaged).await;
+        assert_eq!(r.failures.len(), 1, "{r:?}");
+        assert!(r.failures[0].error.contains("SHA-256 of the stored object"));
+        // A payload byte: the frame (with its table) and the pack.
+        let mut damaged = pack.clone();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        let r = verify_with_pack(&repo, &m, &damaged).await;
+        let errors: Vec<_> = r.failures.iter().map(|f| (f.stream, &f.error)).collect();
+        assert_eq!(r.failures.len(), 2, "{errors:?}");
+        assert!(
+            r.failures[1].stream == Some(0) && r.failures[1].error.contains("frame 2 of stream 0")
+        );
+        assert_eq!((r.frames, r.rows), (2, 0));
+    }
 }
