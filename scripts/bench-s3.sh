@@ -34,7 +34,9 @@ esac
 # PGKEEP_BIN: a prebuilt binary (skips the build).
 if [ -z "${PGKEEP_BIN:-}" ]; then cargo build --release --quiet; fi
 pgkeep=${PGKEEP_BIN:-$root/target/release/pgkeep}
-CLUSTER_OPTS="-c shared_buffers=256MB -c maintenance_work_mem=128MB -c wal_level=minimal -c max_wal_senders=0" cluster_start
+# No autovacuum: after a restore it would work on the new database during
+# the next step and bill that step for it.
+CLUSTER_OPTS="-c shared_buffers=256MB -c maintenance_work_mem=128MB -c wal_level=minimal -c max_wal_senders=0 -c autovacuum=off" cluster_start
 work=$CLUSTER_DIR/work; mkdir -p "$work"; chmod 777 "$work"
 conn="host=$PGHOST port=$PGPORT user=postgres"
 

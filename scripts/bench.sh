@@ -11,6 +11,10 @@
 # children), because client and server share this machine's cores.
 # Usage: scripts/bench.sh [SIZE_MB=1024] [JOBS=2] [extra pgkeep backup flags...]
 #        PGKEEP_BIN=target/release/pgkeep scripts/bench.sh ...   (prebuilt)
+#        BENCH_PIN=1 scripts/bench.sh ...   server on the first half of the
+#          cores, every client (psql, pg_dump, pg_restore, pgkeep) on the
+#          other half, as when the backup runs on its own machine (after the
+#          data is generated; taskset from util-linux).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -22,7 +26,9 @@ extra=("$@")
 
 if [ -z "${PGKEEP_BIN:-}" ]; then cargo build --release --quiet; fi
 pgkeep=${PGKEEP_BIN:-$root/target/release/pgkeep}
-CLUSTER_OPTS="-c shared_buffers=256MB -c maintenance_work_mem=128MB -c wal_level=minimal -c max_wal_senders=0" cluster_start
+# No autovacuum: after a restore it would vacuum and analyze the new
+# database during the next step and bill that tool for it.
+CLUSTER_OPTS="-c shared_buffers=256MB -c maintenance_work_mem=128MB -c wal_level=minimal -c max_wal_senders=0 -c autovacuum=off" cluster_start
 work=$CLUSTER_DIR/work; mkdir -p "$work"; chmod 777 "$work"
 conn="host=$PGHOST port=$PGPORT user=postgres"
 
@@ -45,6 +51,14 @@ db_bytes=$(psql -X -At -d bench -c "SELECT sum(pg_relation_size(c.oid)) FROM pg_
 copy_bytes=0
 tables=$(psql -X -At -d bench -c "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace ORDER BY pg_relation_size(oid) DESC")
 echo "== heap size: $((db_bytes / 1048576)) MiB"
+client_pin=()
+if [ "${BENCH_PIN:-0}" = 1 ]; then
+  ncpu=$(nproc); half=$(( ncpu / 2 > 0 ? ncpu / 2 : 1 ))
+  [ "$ncpu" -ge 2 ] || { echo "BENCH_PIN needs at least 2 cores"; exit 1; }
+  taskset -a -p -c "0-$((half - 1))" "$(head -1 "$CLUSTER_DIR/data/postmaster.pid")" >/dev/null
+  client_pin=(taskset -c "$half-$((ncpu - 1))")
+  echo "== pinned: server on cores 0-$((half - 1)), clients on $half-$((ncpu - 1))"
+fi
 
 # CPU seconds of the server's exited processes so far (backends end with
 # their connection; the postmaster accumulates their time).
@@ -54,9 +68,12 @@ server_cpu() {
 }
 measure() { # label, command...: prints seconds, peak RSS (KiB), client CPU s, server CPU s
   local label=$1; shift
+  # Start from a clean buffer cache: the previous step's dirty pages are
+  # written now, not during this step.
+  psql -X -q -d postgres -c CHECKPOINT
   local s0; s0=$(server_cpu)
   local out="$work/$label.out"; [ "$label" = raw_copy ] && out=/dev/null
-  /usr/bin/time -f "%e %M %U %S" -o "$work/time" "$@" >"$out" 2>"$work/$label.err" || { cat "$work/$label.err"; exit 1; }
+  /usr/bin/time -f "%e %M %U %S" -o "$work/time" "${client_pin[@]}" "$@" >"$out" 2>"$work/$label.err" || { cat "$work/$label.err"; exit 1; }
   local secs rss usr sys; read -r secs rss usr sys < "$work/time"
   echo "$secs $rss $(python3 -c "print(f'{$usr + $sys:.2f} {$(server_cpu) - $s0:.2f}')")"
 }
@@ -130,7 +147,7 @@ print(f"encryption cost: backup aes {100*(f(kea)/f(kb)-1):+.1f}%, chacha {100*(f
 print(f"backup vs raw COPY: {f(kb)/f(raw):.2f}x   backup vs pg_dump: {f(kb)/f(dump):.2f}x   restore vs pg_restore: {f(kr)/f(pgr):.2f}x")
 PY
 echo
-cores=$(nproc)
+cores=$(nproc)  # CPU/cores: the wall time if the work spread evenly over every core
 printf '%-22s%9s%13s%13s%13s\n' step seconds "client CPU" "server CPU" "CPU/$cores cores"
 for r in "${cpu_rows[@]}"; do
   read -r label secs cpu srv <<< "$r"
