@@ -324,7 +324,11 @@ async fn fetch_batch(
         .ok_or_else(|| missing_pack(&id, b.pack))?;
     let path = layout::pack_path(&id, &pack.name);
     let object = path.to_string();
-    let bytes = repo.get_range(&path, b.start..b.end).await?;
+    // A pooled buffer, grown by the read itself to the bytes the object
+    // really has in that range (never to what a manifest claims).
+    let (bytes, _) = repo
+        .get_range_into(&path, b.start..b.end, bufs.stored.take(0))
+        .await?;
     if bytes.len() as u64 != b.end - b.start {
         return Err(Error::integrity(
             &object,
@@ -615,7 +619,10 @@ async fn fetch_pack_read(
     let object = path.to_string();
     let end = stored.map_or(read.end, |s| read.end.min(s));
     let (bytes, size) = if read.start < end {
-        repo.get_range_sized(path, read.start..end).await?
+        let (buf, size) = repo
+            .get_range_into(path, read.start..end, bufs.stored.take(0))
+            .await?;
+        (buf.freeze(), size)
     } else {
         (Bytes::new(), stored.unwrap_or(0))
     };

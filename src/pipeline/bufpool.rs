@@ -132,6 +132,12 @@ impl DerefMut for PooledBuf {
     }
 }
 
+impl AsMut<Vec<u8>> for PooledBuf {
+    fn as_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.vec
+    }
+}
+
 impl AsRef<[u8]> for PooledBuf {
     fn as_ref(&self) -> &[u8] {
         &self.vec

@@ -29,8 +29,8 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{
-    GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
-    WriteMultipart,
+    GetOptions, GetResultPayload, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload, WriteMultipart,
 };
 use sha2::{Digest, Sha256};
 use std::ops::Range;
@@ -382,19 +382,32 @@ impl Repo {
     }
 
     pub async fn get_range(&self, path: &Path, range: Range<u64>) -> Result<Bytes> {
-        self.store
-            .get_range(path, range.clone())
-            .await
-            .map_err(self.err(format!(
-                "reading {path} bytes {}..{}",
-                range.start, range.end
-            )))
+        let (bytes, _) = self.get_range_sized(path, range).await?;
+        Ok(bytes)
     }
 
     /// A ranged read that also returns the object's full size, taken from
     /// the same response (`Content-Range`), so a reader learns of bytes cut
     /// off or appended without another request.
     pub async fn get_range_sized(&self, path: &Path, range: Range<u64>) -> Result<(Bytes, u64)> {
+        let (bytes, size) = self.get_range_into(path, range, Vec::new()).await?;
+        Ok((Bytes::from(bytes), size))
+    }
+
+    /// [`Repo::get_range_sized`] into a buffer of the caller's (appended
+    /// to `out`, typically a pooled frame buffer, so reads cost no fresh
+    /// allocation): a local file is read straight into it, a remote body is
+    /// copied in chunk by chunk. Returns the buffer and the object's size; a
+    /// range past the end yields the bytes there are.
+    pub async fn get_range_into<B>(
+        &self,
+        path: &Path,
+        range: Range<u64>,
+        mut out: B,
+    ) -> Result<(B, u64)>
+    where
+        B: AsMut<Vec<u8>> + Send + 'static,
+    {
         let context = || format!("reading {path} bytes {}..{}", range.start, range.end);
         let r = self
             .store
@@ -402,8 +415,33 @@ impl Repo {
             .await
             .map_err(self.err(context()))?;
         let size = r.meta.size;
-        let bytes = r.bytes().await.map_err(self.err(context()))?;
-        Ok((bytes, size))
+        let got = r.range.clone();
+        match r.payload {
+            GetResultPayload::File(mut file, local) => {
+                let len = got.end.saturating_sub(got.start);
+                out = tokio::task::spawn_blocking(move || {
+                    use std::io::{Read, Seek, SeekFrom};
+                    let read = file.seek(SeekFrom::Start(got.start)).and_then(|_| {
+                        let buf = out.as_mut();
+                        buf.reserve(usize::try_from(len).unwrap_or(usize::MAX));
+                        (&mut file).take(len).read_to_end(buf)
+                    });
+                    read.map(|_| out).map_err(|source| Error::Io {
+                        path: local,
+                        source,
+                    })
+                })
+                .await
+                .map_err(|e| Error::Internal(format!("read task: {e}")))??;
+            }
+            GetResultPayload::Stream(mut body) => {
+                while let Some(chunk) = body.next().await {
+                    out.as_mut()
+                        .extend_from_slice(&chunk.map_err(self.err(context()))?);
+                }
+            }
+        }
+        Ok((out, size))
     }
 
     pub async fn head(&self, path: &Path) -> Result<Option<ObjectMeta>> {
@@ -526,5 +564,38 @@ mod tests {
         let dbg = format!("{r:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
         assert!(r.is_remote());
+    }
+
+    #[tokio::test]
+    async fn ranged_reads_land_in_reused_pool_buffers() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::open_with(
+            dir.path().to_str().unwrap(),
+            &RepoOptions::default(),
+            0,
+            OpenMode::CreateIfMissing,
+        )
+        .unwrap();
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let path = Path::from("obj");
+        repo.put(&path, data.clone()).await.unwrap();
+        let pool = crate::pipeline::BufferPool::new(64 * 1024, 2);
+        // A buffer that held other bytes comes back empty and is filled
+        // with exactly the range, also when the range runs past the end.
+        let mut stale = pool.take(0);
+        stale.extend_from_slice(&[0xee; 5000]);
+        drop(stale);
+        for range in [10..5010u64, 99_000..100_500] {
+            let (buf, size) = repo
+                .get_range_into(&path, range.clone(), pool.take(0))
+                .await
+                .unwrap();
+            assert_eq!(size, 100_000);
+            assert_eq!(
+                &buf[..],
+                &data[range.start as usize..range.end.min(100_000) as usize]
+            );
+        }
+        assert_eq!(pool.allocated(), 1, "every read reused the one buffer");
     }
 }
