@@ -164,7 +164,11 @@ async fn check_data(
 ) -> Result<()> {
     let budget = Budget::new(opts.memory, opts.jobs, None)?;
     let (read_ahead, max_read) = budget.read_plan(m.max_frame_plain());
-    let bufs = FrameBuffers::new(m.max_frame_plain(), budget.total);
+    let bufs = FrameBuffers::for_reads(
+        m.max_frame_plain(),
+        usize::try_from(max_read).unwrap_or(usize::MAX),
+        budget.total,
+    );
     let streams = &m.body.streams;
     let mut frames: Vec<Vec<Option<FrameSummary>>> =
         streams.iter().map(|s| vec![None; s.frames.len()]).collect();

@@ -85,29 +85,21 @@ struct Batch {
     pack: u32,
     start: u64,
     end: u64,
-    /// Plaintext the batch decodes to.
-    plain: u64,
     frames: Vec<(u32, FrameRef)>,
 }
 
-/// Groups neighbouring frames into reads of at most `max_read` bytes, both
-/// stored and decoded: a read of compressed frames must not decode into
-/// more plaintext than the budget planned for (highly compressible tables
-/// would otherwise multiply it by their compression ratio).
+/// Groups neighbouring frames of a stream into reads of at most `max_read`
+/// stored bytes (a frame larger than that is read alone). Frames are then
+/// decoded one at a time, so a read of well-compressed frames never turns
+/// into several frames of plaintext at once.
 fn batches(info: &StreamInfo, max_read: u64) -> Vec<Batch> {
     let mut out: Vec<Batch> = Vec::new();
     for (i, f) in info.frames.iter().enumerate() {
         let idx = i as u32;
-        let end = f.offset + u64::from(f.len);
-        let plain = u64::from(f.plain_len);
+        let end = f.offset.saturating_add(u64::from(f.len));
         if let Some(b) = out.last_mut() {
-            if b.pack == f.pack
-                && b.end == f.offset
-                && end - b.start <= max_read
-                && b.plain + plain <= max_read
-            {
+            if b.pack == f.pack && b.end == f.offset && end - b.start <= max_read {
                 b.end = end;
-                b.plain += plain;
                 b.frames.push((idx, f.clone()));
                 continue;
             }
@@ -116,12 +108,14 @@ fn batches(info: &StreamInfo, max_read: u64) -> Vec<Batch> {
             pack: f.pack,
             start: f.offset,
             end,
-            plain,
             frames: vec![(idx, f.clone())],
         });
     }
     out
 }
+
+/// Frames of one stream being decoded at once (each on a blocking thread).
+const DECODE_AHEAD: usize = 2;
 
 /// Reads one stream as verified plaintext chunks (one per frame). The last
 /// item is an error if any end-of-stream check fails, so a consumer that
@@ -149,21 +143,17 @@ pub fn read_stream(
             let id = id.clone();
             let repo = repo.clone();
             let bufs = bufs.clone();
+            let decode_bufs = bufs.clone();
             let fetched = stream::iter(batches(&info, max_read.max(1)))
-                .map(move |b| {
-                    fetch_batch(
-                        repo.clone(),
-                        id.clone(),
-                        packs.clone(),
-                        key.clone(),
-                        stream_id,
-                        b,
-                        bufs.clone(),
-                    )
-                })
+                .map(move |b| fetch_batch(repo.clone(), id.clone(), packs.clone(), b, bufs.clone()))
                 .buffered(read_ahead.max(1))
                 .map_ok(|frames| stream::iter(frames.into_iter().map(Ok::<_, Error>)))
-                .try_flatten();
+                .try_flatten()
+                .map(move |frame| {
+                    let (key, bufs) = (key.clone(), decode_bufs.clone());
+                    async move { decode_stored(frame?, key, stream_id, bufs).await }
+                })
+                .buffered(DECODE_AHEAD);
             let mut check = StreamCheck::new(&info);
             let checked = fetched.map(move |r| {
                 let (plain, frame) = r?;
@@ -310,48 +300,73 @@ impl StreamCheck {
 
 type FrameOut = (Bytes, FrameSummary);
 
+/// One frame's stored bytes as read, with where they belong.
+struct StoredFrame {
+    object: Arc<str>,
+    index: u32,
+    frame: FrameRef,
+    bytes: Bytes,
+}
+
+/// Reads one batch with one ranged request into a pooled buffer and cuts
+/// it into its frames (slices of that buffer, which goes back to the pool
+/// when the last of them is decoded).
 async fn fetch_batch(
     repo: Repo,
     id: String,
     packs: Vec<super::PackInfo>,
-    key: Option<Arc<BackupKey>>,
-    stream_id: u32,
     b: Batch,
     bufs: FrameBuffers,
-) -> Result<Vec<FrameOut>> {
+) -> Result<Vec<StoredFrame>> {
     let pack = packs
         .get(b.pack as usize)
         .ok_or_else(|| missing_pack(&id, b.pack))?;
     let path = layout::pack_path(&id, &pack.name);
-    let object = path.to_string();
+    let object: Arc<str> = path.to_string().into();
     // A pooled buffer, grown by the read itself to the bytes the object
     // really has in that range (never to what a manifest claims).
-    let (bytes, _) = repo
+    let (buf, _) = repo
         .get_range_into(&path, b.start..b.end, bufs.stored.take(0))
         .await?;
-    if bytes.len() as u64 != b.end - b.start {
+    if buf.len() as u64 != b.end - b.start {
         return Err(Error::integrity(
-            &object,
+            &*object,
             format!("short read at {}..{} (object truncated)", b.start, b.end),
         ));
     }
+    let bytes = buf.freeze();
+    Ok(b.frames
+        .into_iter()
+        .map(|(index, frame)| {
+            let lo = (frame.offset - b.start) as usize;
+            let hi = lo + frame.len as usize;
+            StoredFrame {
+                object: object.clone(),
+                index,
+                bytes: bytes.slice(lo..hi),
+                frame,
+            }
+        })
+        .collect())
+}
+
+/// Checks and decodes one stored frame on a blocking thread.
+async fn decode_stored(
+    s: StoredFrame,
+    key: Option<Arc<BackupKey>>,
+    stream_id: u32,
+    bufs: FrameBuffers,
+) -> Result<FrameOut> {
     tokio::task::spawn_blocking(move || {
-        b.frames
-            .iter()
-            .map(|(index, f)| {
-                let lo = (f.offset - b.start) as usize;
-                let hi = lo + f.len as usize;
-                check_frame(
-                    &bytes[lo..hi],
-                    &object,
-                    key.as_deref(),
-                    stream_id,
-                    *index,
-                    f,
-                    &bufs,
-                )
-            })
-            .collect()
+        check_frame(
+            &s.bytes,
+            &s.object,
+            key.as_deref(),
+            stream_id,
+            s.index,
+            &s.frame,
+            &bufs,
+        )
     })
     .await
     .map_err(|e| Error::Internal(format!("decode task: {e}")))?
@@ -699,17 +714,19 @@ mod tests {
     }
 
     #[test]
-    fn compressed_frames_batch_by_plaintext_too() {
-        // Ten frames that compress 10:1: stored bytes alone would put all
-        // ten in one 1000-byte read, decoding to 10 frames of plaintext.
+    fn compressed_frames_batch_by_stored_bytes() {
+        // Ten frames that compress 10:1: reads are planned by stored bytes
+        // (frames are decoded one at a time, so plaintext never piles up).
         let s = stream(&[(100, 1000); 10]);
-        let b = batches(&s, 1000);
-        assert_eq!(b.len(), 10);
-        let b = batches(&s, 2500);
+        assert_eq!(batches(&s, 1000).len(), 1);
+        let b = batches(&s, 250);
         assert_eq!(
             b.iter().map(|b| b.frames.len()).collect::<Vec<_>>(),
             [2, 2, 2, 2, 2]
         );
+        // A frame larger than the read size is read alone.
+        let s = stream(&[(100, 100), (900, 900), (100, 100)]);
+        assert_eq!(batches(&s, 500).len(), 3);
     }
 
     fn frame(pack: u32, offset: u64, len: u32, plain_len: u32) -> FrameRef {
@@ -776,7 +793,6 @@ mod tests {
             for batch in &b {
                 if batch.frames.len() > 1 {
                     prop_assert!(batch.end - batch.start <= max_read);
-                    prop_assert!(batch.plain <= max_read);
                 }
             }
         }

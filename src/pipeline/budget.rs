@@ -11,6 +11,9 @@
 use crate::error::{Error, Result};
 
 pub const MIB: usize = 1 << 20;
+/// The largest ranged read restore and verify make: fewer requests per GB,
+/// and small enough that a read finishes well within a request timeout.
+pub const MAX_READ: usize = 8 * MIB;
 /// S3's smallest non-final multipart part.
 pub const MIN_PART_SIZE: usize = 5 * MIB;
 /// S3's (and R2's, GCS's XML API's) largest part count per object.
@@ -58,14 +61,24 @@ impl Budget {
         })
     }
 
-    /// How a restore worker reads a backup written with frames of at most
-    /// `max_frame` plaintext bytes: (reads in flight, bytes per read). Each
-    /// read costs its stored bytes plus the decoded plaintext (≤ 2 frames).
+    /// How a restore or verify worker reads a backup written with frames of
+    /// at most `max_frame` plaintext bytes: (reads in flight, stored bytes
+    /// per read). A worker holds its reads in flight, the read being
+    /// decoded and three frames of plaintext (two decoding, one being
+    /// loaded); reads are as large as the rest of its share allows, up to
+    /// [`MAX_READ`], and at least one frame.
     pub fn read_plan(&self, max_frame: usize) -> (usize, u64) {
         let max_frame = max_frame.max(64 * 1024);
         let share = self.total / self.jobs;
-        let read_ahead = (share / (2 * max_frame + max_frame)).clamp(1, 8);
-        (read_ahead, max_frame as u64)
+        let left = share.saturating_sub(3 * max_frame);
+        // Alive at once: the reads in flight and the one being decoded.
+        let read_ahead = if left >= 3 * MAX_READ.max(max_frame) {
+            2
+        } else {
+            1
+        };
+        let max_read = (left / (read_ahead + 1)).min(MAX_READ).max(max_frame);
+        (read_ahead, max_read as u64)
     }
 
     /// The same budget with a given part size (at least [`MIN_PART_SIZE`]),
@@ -151,8 +164,12 @@ mod tests {
     fn restore_reads_fit_the_budget() {
         let b = Budget::new(64 * MIB, 2, None).unwrap();
         let (ahead, read) = b.read_plan(4 * MIB);
-        assert!(ahead >= 1);
-        assert!(ahead * (3 * read as usize) <= 32 * MIB, "{ahead} x {read}");
+        assert_eq!((ahead, read as usize), (1, MAX_READ));
+        // The read in flight, the one being decoded, three frames of plaintext.
+        assert!(
+            (ahead + 1) * read as usize + 3 * 4 * MIB <= 32 * MIB,
+            "{ahead} x {read}"
+        );
     }
 
     #[test]
@@ -189,6 +206,21 @@ mod tests {
             if let Ok(b) = Budget::new(total_mib * MIB, jobs, None) {
                 prop_assert!(b.backup_worker_bytes() * b.jobs <= b.total + b.jobs * MIB, "{:?}", b);
                 prop_assert!(b.part_size >= MIN_PART_SIZE);
+            }
+        }
+
+        #[test]
+        fn reads_fit_the_share(total_mib in 16usize..4096, jobs in 1usize..16, frame_kib in 64usize..32768) {
+            if let Ok(b) = Budget::new(total_mib * MIB, jobs, None) {
+                let frame = frame_kib * 1024;
+                let (ahead, read) = b.read_plan(frame);
+                let read = read as usize;
+                prop_assert!((1..=2).contains(&ahead));
+                prop_assert!(read >= frame && read <= MAX_READ.max(frame));
+                // Within the share whenever the share holds a read and three frames at all.
+                if b.total / b.jobs >= 5 * frame {
+                    prop_assert!((ahead + 1) * read + 3 * frame <= b.total / b.jobs, "{:?} {} {}", b, ahead, read);
+                }
             }
         }
     }

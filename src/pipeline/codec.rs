@@ -72,7 +72,13 @@ impl FrameBuffers {
     /// Pools for frames of up to `frame_size` plaintext bytes, keeping idle
     /// buffers up to `budget` bytes per class.
     pub fn new(frame_size: usize, budget: usize) -> FrameBuffers {
-        let stored = frame_buffer_capacity(frame_size);
+        FrameBuffers::for_reads(frame_size, 0, budget)
+    }
+
+    /// Pools for reading a backup in reads of up to `max_read` stored bytes:
+    /// a stored buffer holds a whole read (or one frame, if larger).
+    pub fn for_reads(frame_size: usize, max_read: usize, budget: usize) -> FrameBuffers {
+        let stored = frame_buffer_capacity(frame_size).max(max_read);
         FrameBuffers {
             plain: BufferPool::new(frame_size, budget / frame_size.max(1)),
             stored: BufferPool::new(stored, budget / stored),

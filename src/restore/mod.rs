@@ -280,7 +280,11 @@ async fn load_data(
         manifest: manifest.clone(),
         read_ahead,
         max_read,
-        bufs: FrameBuffers::new(manifest.max_frame_plain(), budget.total),
+        bufs: FrameBuffers::for_reads(
+            manifest.max_frame_plain(),
+            usize::try_from(max_read).unwrap_or(usize::MAX),
+            budget.total,
+        ),
         progress: progress.clone(),
     });
     let mut set = tokio::task::JoinSet::new();
