@@ -252,6 +252,15 @@ async fn fault_matrix_every_damage_is_detected() {
         true,
     )
     .await;
+    // Cut to nothing: stores refuse a read that starts past the end, which
+    // must still be reported as damage (exit 3), not as a failed request.
+    m.check(
+        "pack truncated to zero bytes",
+        |d| rewrite(&m.pack(d, 0), |b| b.clear()),
+        &["pack-", "truncated"],
+        true,
+    )
+    .await;
     // Damage no frame check sees: bytes after the last frame. Only the
     // pack's size and whole-object hash (verify reads each pack once, front
     // to back) catch it; restore reads frames only.
