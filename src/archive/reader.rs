@@ -323,18 +323,7 @@ async fn fetch_batch(
         .ok_or_else(|| missing_pack(&id, b.pack))?;
     let path = layout::pack_path(&id, &pack.name);
     let object: Arc<str> = path.to_string().into();
-    // A pooled buffer, grown by the read itself to the bytes the object
-    // really has in that range (never to what a manifest claims).
-    let (buf, _) = repo
-        .get_range_into(&path, b.start..b.end, bufs.stored.take(0))
-        .await?;
-    if buf.len() as u64 != b.end - b.start {
-        return Err(Error::integrity(
-            &*object,
-            format!("short read at {}..{} (object truncated)", b.start, b.end),
-        ));
-    }
-    let bytes = buf.freeze();
+    let (bytes, _) = read_exact(&repo, &path, b.start..b.end, &bufs).await?;
     Ok(b.frames
         .into_iter()
         .map(|(index, frame)| {
@@ -348,6 +337,31 @@ async fn fetch_batch(
             }
         })
         .collect())
+}
+
+/// Reads `range` of a pack into a pooled stored buffer (grown by the read
+/// itself to the bytes the object really has there, never to what a
+/// manifest claims). Fewer bytes than the range is damage: the object was
+/// cut short. Returns the bytes and the object's size.
+async fn read_exact(
+    repo: &Repo,
+    path: &object_store::path::Path,
+    range: std::ops::Range<u64>,
+    bufs: &FrameBuffers,
+) -> Result<(Bytes, u64)> {
+    let (buf, size) = repo
+        .get_range_into(path, range.clone(), bufs.stored.take(0))
+        .await?;
+    if buf.len() as u64 != range.end - range.start {
+        return Err(Error::integrity(
+            path.to_string(),
+            format!(
+                "short read at {}..{} (object truncated)",
+                range.start, range.end
+            ),
+        ));
+    }
+    Ok((buf.freeze(), size))
 }
 
 /// Checks and decodes one stored frame on a blocking thread.
@@ -570,28 +584,23 @@ async fn walk_pack(
     bufs: &FrameBuffers,
     out: &mut PackCheck,
 ) -> Result<[u8; 32]> {
-    let mut reads = reads.into_iter();
     let mut hasher = Sha256::new();
-    // The first read also tells the object's size; the others are clipped
-    // to it, so an object cut short reads as truncated, not as a failed
-    // request.
-    let Some(first) = reads.next() else {
+    if reads.is_empty() {
         let meta = repo
             .head(path)
             .await?
             .ok_or_else(|| Error::integrity(path.to_string(), "missing"))?;
         out.stored_size = Some(meta.size);
         return Ok(hasher.finalize().into());
-    };
-    let (size, bytes, frames) = fetch_pack_read(repo, manifest, path, first, None, bufs).await?;
-    out.stored_size = Some(size);
-    hasher = hash_blocking(hasher, bytes).await?;
-    out.record(frames);
-    let mut rest = stream::iter(reads)
-        .map(|r| fetch_pack_read(repo, manifest, path, r, Some(size), bufs))
+    }
+    // Every read also tells the object's size; a read of bytes an object
+    // cut short no longer has reads as truncated (`read_exact`).
+    let mut all = stream::iter(reads)
+        .map(|r| fetch_pack_read(repo, manifest, path, r, bufs))
         .buffered(read_ahead.max(1));
-    while let Some(r) = rest.next().await {
-        let (_, bytes, frames) = r?;
+    while let Some(r) = all.next().await {
+        let (size, bytes, frames) = r?;
+        out.stored_size = Some(size);
         hasher = hash_blocking(hasher, bytes).await?;
         out.record(frames);
     }
@@ -620,36 +629,17 @@ async fn hash_blocking(mut hasher: Sha256, bytes: Bytes) -> Result<Sha256> {
     .map_err(|e| Error::Internal(format!("hash task: {e}")))
 }
 
-/// Fetches one planned read (clipped to the object's `stored` size once
-/// known) and checks its frames on a blocking thread. Returns the object's
+/// Fetches one planned read and checks its frames on a blocking thread. Returns the object's
 /// size, the bytes (for the hash) and each frame's outcome.
 async fn fetch_pack_read(
     repo: &Repo,
     manifest: &Arc<Manifest>,
     path: &object_store::path::Path,
     read: PackRead,
-    stored: Option<u64>,
     bufs: &FrameBuffers,
 ) -> Result<(u64, Bytes, Vec<FrameOutcome>)> {
     let object = path.to_string();
-    let end = stored.map_or(read.end, |s| read.end.min(s));
-    let (bytes, size) = if read.start < end {
-        let (buf, size) = repo
-            .get_range_into(path, read.start..end, bufs.stored.take(0))
-            .await?;
-        (buf.freeze(), size)
-    } else {
-        (Bytes::new(), stored.unwrap_or(0))
-    };
-    if bytes.len() as u64 != read.end - read.start {
-        return Err(Error::integrity(
-            &object,
-            format!(
-                "short read at {}..{} (object truncated)",
-                read.start, read.end
-            ),
-        ));
-    }
+    let (bytes, size) = read_exact(repo, path, read.start..read.end, bufs).await?;
     let manifest = manifest.clone();
     let data = bytes.clone();
     let bufs = bufs.clone();
