@@ -83,11 +83,6 @@ wait "${gen[@]}"   # not the S3 server
 psql -X -q -d bench -c "VACUUM ANALYZE"
 copy_bytes=$(psql -X -At -d bench -c "SELECT sum(pg_relation_size(c.oid)) FROM pg_class c WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace")
 
-measure() { # label, command...: prints seconds, peak RSS (KiB) and CPU seconds (user+sys)
-  local label=$1; shift
-  /usr/bin/time -f "%e %M %U %S" -o "$work/time" "$@" >"$work/$label.out" 2>"$work/$label.err" || { cat "$work/$label.err"; exit 1; }
-  read -r secs rss usr sys < "$work/time"; echo "$secs $rss $(python3 -c "print(f'{$usr + $sys:.2f}')")"
-}
 # Requests the server has logged so far ("" when its log cannot tell).
 requests() {
   case $server in
@@ -109,15 +104,15 @@ lines() { wc -l < "$work/server.log"; }
 diff_or_empty() { if [ -n "$1" ] && [ -n "$2" ]; then echo $(( $2 - $1 )); else echo ""; fi; }
 
 echo "== local: backup, restore"
-read -r lb_s lb_rss lb_cpu < <(measure local_backup "$pgkeep" backup --db "$conn dbname=bench" --repo "$work/repo" --jobs "$jobs" "${extra[@]}")
+read -r lb_s lb_rss lb_cpu _ < <(measure local_backup "$pgkeep" backup --db "$conn dbname=bench" --repo "$work/repo" --jobs "$jobs" "${extra[@]}")
 stored=$(du -sb "$work/repo" | cut -f1)
-read -r lr_s lr_rss lr_cpu < <(measure local_restore "$pgkeep" restore --repo "$work/repo" latest --db "$conn dbname=r_local" --create --jobs "$jobs")
+read -r lr_s lr_rss lr_cpu _ < <(measure local_restore "$pgkeep" restore --repo "$work/repo" latest --db "$conn dbname=r_local" --create --jobs "$jobs")
 
 echo "== s3 ($server): backup, restore"
 r0=$(requests); c0=$(server_cpu); l0=$(lines)
-read -r sb_s sb_rss sb_cpu < <(measure s3_backup "$pgkeep" backup --db "$conn dbname=bench" "${s3[@]}" --jobs "$jobs" "${extra[@]}")
+read -r sb_s sb_rss sb_cpu _ < <(measure s3_backup "$pgkeep" backup --db "$conn dbname=bench" "${s3[@]}" --jobs "$jobs" "${extra[@]}")
 r1=$(requests); c1=$(server_cpu); l1=$(lines)
-read -r sr_s sr_rss sr_cpu < <(measure s3_restore "$pgkeep" restore "${s3[@]}" latest --db "$conn dbname=r_s3" --create --jobs "$jobs")
+read -r sr_s sr_rss sr_cpu _ < <(measure s3_restore "$pgkeep" restore "${s3[@]}" latest --db "$conn dbname=r_s3" --create --jobs "$jobs")
 r2=$(requests); c2=$(server_cpu); l2=$(lines)
 n_src=$(psql -X -At -d bench -c "SELECT count(*) FROM events_1")
 for d in r_local r_s3; do

@@ -60,28 +60,11 @@ if [ "${BENCH_PIN:-0}" = 1 ]; then
   echo "== pinned: server on cores 0-$((half - 1)), clients on $half-$((ncpu - 1))"
 fi
 
-# CPU seconds of the server's exited processes so far (backends end with
-# their connection; the postmaster accumulates their time).
-server_cpu() {
-  local pid; pid=$(head -1 "$CLUSTER_DIR/data/postmaster.pid")
-  awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15 + $16 + $17) / hz}' "/proc/$pid/stat"
-}
-measure() { # label, command...: prints seconds, peak RSS (KiB), client CPU s, server CPU s
-  local label=$1; shift
-  # Start from a clean buffer cache: the previous step's dirty pages are
-  # written now, not during this step.
-  psql -X -q -d postgres -c CHECKPOINT
-  local s0; s0=$(server_cpu)
-  local out="$work/$label.out"; [ "$label" = raw_copy ] && out=/dev/null
-  /usr/bin/time -f "%e %M %U %S" -o "$work/time" "${client_pin[@]}" "$@" >"$out" 2>"$work/$label.err" || { cat "$work/$label.err"; exit 1; }
-  local secs rss usr sys; read -r secs rss usr sys < "$work/time"
-  echo "$secs $rss $(python3 -c "print(f'{$usr + $sys:.2f} {$(server_cpu) - $s0:.2f}')")"
-}
 cpu_rows=()   # "label client server" for the CPU table
 
 echo "== raw parallel COPY"
 printf '%s\n' $tables > "$work/tables"
-read -r raw_secs _ raw_cpu raw_srv < <(measure raw_copy bash -c "xargs -P $jobs -I{} psql -X -q -d bench -c 'COPY public.{} TO STDOUT' < '$work/tables'")
+read -r raw_secs _ raw_cpu raw_srv < <(measure raw_copy bash -c "xargs -P $jobs -I{} psql -X -q -d bench -c 'COPY public.{} TO STDOUT' < '$work/tables' > /dev/null")
 cpu_rows+=("raw_parallel_COPY $raw_secs $raw_cpu $raw_srv")
 copy_bytes=$(for tb in $tables; do psql -X -q -d bench -c "COPY public.$tb TO STDOUT"; done | wc -c)
 

@@ -1,6 +1,7 @@
-# Sourced by demo.sh and bench.sh: start/stop a throwaway PostgreSQL cluster
+# Sourced by demo.sh and the bench scripts: start/stop a throwaway PostgreSQL cluster
 # from the local server binaries (as the postgres user when run as root).
-# Sets PGHOST (socket dir), PGPORT, PGUSER, CLUSTER_DIR.
+# Sets PGHOST (socket dir), PGPORT, PGUSER, CLUSTER_DIR. Also: server_cpu and
+# measure, the timing the bench scripts share.
 
 pg_bin() {
   if [ -n "${PGKEEP_PG_BIN:-}" ]; then echo "$PGKEEP_PG_BIN"; return; fi
@@ -30,4 +31,25 @@ cluster_stop() {
   [ -n "${CLUSTER_DIR:-}" ] || return 0
   as_pg "$bin/pg_ctl" -D "$CLUSTER_DIR/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$CLUSTER_DIR"
+}
+
+# CPU seconds of the cluster's exited processes so far (backends end with
+# their connection; the postmaster accumulates their time).
+server_cpu() {
+  local pid; pid=$(head -1 "$CLUSTER_DIR/data/postmaster.pid")
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15 + $16 + $17) / hz}' "/proc/$pid/stat"
+}
+
+# measure LABEL COMMAND...: runs COMMAND (under `client_pin`, an optional
+# taskset prefix) with its output in $work/LABEL.out and .err; prints
+# seconds, peak RSS (KiB), client CPU s (user+sys, children included) and
+# server CPU s. A CHECKPOINT first, so the previous step's dirty pages are
+# written before this step, not during it.
+measure() {
+  local label=$1; shift
+  psql -X -q -d postgres -c CHECKPOINT
+  local s0; s0=$(server_cpu)
+  /usr/bin/time -f "%e %M %U %S" -o "$work/time" ${client_pin[@]+"${client_pin[@]}"} "$@" >"$work/$label.out" 2>"$work/$label.err" || { cat "$work/$label.err"; exit 1; }
+  local secs rss usr sys; read -r secs rss usr sys < "$work/time"
+  echo "$secs $rss $(python3 -c "print(f'{$usr + $sys:.2f} {$(server_cpu) - $s0:.2f}')")"
 }
