@@ -1,17 +1,13 @@
-//! Fixture databases: Pagila from the shared fixtures folder and this
-//! crate's kitchen sink (`tests/fixtures/kitchen_sink.sql`), loaded with psql.
+//! Fixture databases: Pagila (`tests/fixtures/pagila`) and this crate's
+//! kitchen sink (`tests/fixtures/kitchen_sink.sql`), loaded with psql.
 
 use std::path::PathBuf;
 
 use super::TestCluster;
 
-/// The shared fixtures folder: `PGKEEP_FIXTURES`, else
-/// `<crate>/../shared/fixtures`.
+/// This crate's fixtures folder, `<crate>/tests/fixtures`.
 pub fn fixtures_dir() -> PathBuf {
-    match std::env::var_os("PGKEEP_FIXTURES") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"),
-    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
 }
 
 /// `<crate>/tests/fixtures/kitchen_sink.sql`.
@@ -25,7 +21,7 @@ impl TestCluster {
         let dir = fixtures_dir().join("pagila");
         assert!(
             dir.is_dir(),
-            "{} not found: set PGKEEP_FIXTURES to the shared fixtures folder",
+            "{} not found: Pagila is part of the repository (tests/fixtures/pagila)",
             dir.display()
         );
         self.psql_file(db, dir.join("pagila-schema.sql"));
