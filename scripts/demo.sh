@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 . scripts/cluster.sh
-fixtures=${PGKEEP_FIXTURES:-$root/../shared/fixtures}
+fixtures=$root/tests/fixtures
 
 cargo build --release --quiet
 pgkeep=$root/target/release/pgkeep

@@ -124,7 +124,7 @@ cross_version() { # $1 = source major, $2 = target major
   local src="postgres://postgres@/sink?host=$work/src&port=$sport"
   local dst="postgres://postgres@/sink?host=$work/dst&port=$tport"
   local psql=("$TOOLS/psql" -X -q -v ON_ERROR_STOP=1)
-  local fixtures=${PGKEEP_FIXTURES:-$ROOT/../shared/fixtures}
+  local fixtures=$ROOT/tests/fixtures
   "${psql[@]}" -d "${src/sink/postgres}" -c 'CREATE DATABASE sink' &&
     "${psql[@]}" -d "$src" -f "$fixtures/pagila/pagila-schema.sql" -f "$fixtures/pagila/pagila-data.sql" >/dev/null || return 1
   # The kitchen sink loads on 13 too, but compared from 13 pg_dump shows
