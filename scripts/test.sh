@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# The test command (README.md, "Run the tests"). On a fresh Debian machine
+# with a Rust toolchain it installs what is missing, then runs, stopping at
+# the first failure:
+#
+#   cargo fmt --all --check
+#   cargo clippy --locked --all-targets -- -D warnings
+#   cargo test --locked [ARGS...]
+#
+#   scripts/test.sh                              everything
+#   scripts/test.sh s3:: -- --nocapture          arguments go to cargo test as they are
+#   PGKEEP_TEST_INSTALL_ONLY=1 scripts/test.sh   install, print versions, exit 0
+#
+# Installed when missing (checked first, so a ready machine installs
+# nothing): PostgreSQL server binaries (apt postgresql), pg_dump/psql
+# (postgresql-client), runuser (util-linux, as root), python3, openssl, redis-server,
+# chromium, faketime; a `postgres` system user when run as root (initdb
+# refuses root; the tests start the server as that user); moto_server (PyPI
+# moto[server] in a venv at /opt/pgkeep-moto, linked into /usr/local/bin);
+# azurite-blob (npm azurite; nodejs and npm from apt when there is no npm);
+# the rustfmt and clippy toolchain components (rustup).
+#
+# Runs as root (CI) or as a user with sudo; without either it stops with a
+# one-line hint naming what to install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "== $*"; }
+die() { echo "scripts/test.sh: $*" >&2; exit 1; }
+
+# How to run a command as root: directly, through sudo, or not at all.
+if [ "$(id -u)" = 0 ]; then
+  root=()
+elif command -v sudo >/dev/null 2>&1; then
+  root=(sudo)
+else
+  root=(none)
+fi
+can_root() { [ "${root[*]-}" != none ]; }
+as_root() { "${root[@]+"${root[@]}"}" "$@"; }
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# --- apt packages: collect everything missing, then one update + install ---
+need_apt=()
+want() { # want PACKAGE: add it once
+  local p
+  for p in "${need_apt[@]+"${need_apt[@]}"}"; do [ "$p" = "$1" ] && return 0; done
+  need_apt+=("$1")
+}
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want postgresql
+have pg_dump || want postgresql-client
+have psql || want postgresql-client
+# runuser: as root the server runs as postgres (util-linux, /usr/sbin).
+[ "$(id -u)" != 0 ] || have runuser || want util-linux
+have python3 || want python3
+have openssl || want openssl
+have redis-server || want redis-server
+have chromium || want chromium
+have faketime || want faketime
+# moto_server needs a python3 with venv and ensurepip (Debian: python3-venv).
+if ! have moto_server; then
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    want python3; want python3-venv; want python3-pip
+  fi
+fi
+# azurite-blob comes from npm.
+if ! have azurite-blob && ! have npm; then
+  want nodejs; want npm
+fi
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  can_root || die "missing ${need_apt[*]} (not root, no sudo): as root run: apt-get install -y ${need_apt[*]}"
+  have apt-get || die "missing ${need_apt[*]} and no apt-get: install the equivalent packages by hand"
+  say "installing (apt): ${need_apt[*]}"
+  t0=$SECONDS
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  say "apt install took $((SECONDS - t0)) s"
+fi
+
+# initdb refuses to run as root: as root, the tests (and scripts/cluster.sh)
+# start the server as `postgres` (the postgresql package creates it too).
+if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+  say "creating the postgres system user"
+  useradd --system --create-home postgres
+fi
+
+# The S3 tests run against moto_server (PyPI moto[server]) on loopback.
+if ! have moto_server; then
+  can_root || die "moto_server missing (not root, no sudo): install PyPI moto[server] (pip install 'moto[server]') and put moto_server on PATH"
+  say "installing: moto[server] (S3 API server for the tests) into /opt/pgkeep-moto"
+  t0=$SECONDS
+  as_root python3 -m venv /opt/pgkeep-moto
+  as_root /opt/pgkeep-moto/bin/pip install --quiet 'moto[server]'
+  as_root ln -sf /opt/pgkeep-moto/bin/moto_server /usr/local/bin/moto_server
+  say "moto install took $((SECONDS - t0)) s"
+fi
+
+# The Azure tests run against Azurite (npm azurite) on loopback.
+if ! have azurite-blob; then
+  can_root || die "azurite-blob missing (not root, no sudo): install npm package azurite (npm install -g azurite)"
+  say "installing: azurite (Azure Blob API server for the tests)"
+  t0=$SECONDS
+  as_root npm install -g --silent azurite
+  say "azurite install took $((SECONDS - t0)) s"
+fi
+
+have cargo || die "cargo missing: install a Rust toolchain (1.85+, https://rustup.rs)"
+# The format and lint steps need the rustfmt and clippy components.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  have rustup || die "cargo fmt or cargo clippy missing: add the rustfmt and clippy components to the toolchain"
+  say "installing: rustup components rustfmt clippy"
+  rustup component add rustfmt clippy
+fi
+
+# Whatever was installed must now be found.
+[ "$(id -u)" != 0 ] || have runuser || die "runuser still not on PATH after installing util-linux"
+for c in pg_dump psql python3 openssl redis-server chromium faketime moto_server azurite-blob; do
+  have "$c" || die "$c still not on PATH after installing"
+done
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || die "no /usr/lib/postgresql/*/bin/initdb after installing postgresql"
+
+first() { "$@" 2>/dev/null | grep -m 1 . || true; } # first non-empty line of stdout
+say "toolchain: $(cargo --version); $(first cargo fmt --version); $(first cargo clippy --version)"
+for bin in /usr/lib/postgresql/*/bin; do
+  say "server: $bin ($(first "$bin/postgres" --version))"
+done
+say "client: $(first pg_dump --version); $(first psql --version)"
+say "python3: $(first python3 --version); openssl: $(first openssl version)"
+say "redis: $(first redis-server --version)"
+say "chromium: $(first chromium --version)"
+say "faketime: $(first faketime --version)"
+say "S3 / Azure test servers: $(command -v moto_server) $(command -v azurite-blob) (azurite $(first azurite-blob --version))"
+
+if [ -n "${PGKEEP_TEST_INSTALL_ONLY:-}" ]; then
+  say "PGKEEP_TEST_INSTALL_ONLY set: install done, cargo steps skipped"
+  exit 0
+fi
+
+say "step: cargo fmt --all --check"
+cargo fmt --all --check
+say "step: cargo clippy --locked --all-targets -- -D warnings"
+cargo clippy --locked --all-targets -- -D warnings
+say "step: cargo test --locked $*"
+cargo test --locked "$@"
+say "all steps passed"
