@@ -9,6 +9,19 @@ cd "$root"
 . scripts/cluster.sh
 fixtures=$root/tests/fixtures
 
+# A fresh machine: scripts/test.sh installs the PostgreSQL server and
+# client, python3 and the postgres user (with the rest of the test tools).
+demo_ready() {
+  { [ -n "${PGKEEP_PG_BIN:-}" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } &&
+    command -v psql >/dev/null 2>&1 && command -v pg_dump >/dev/null 2>&1 &&
+    command -v python3 >/dev/null 2>&1 &&
+    { [ "$(id -u)" != 0 ] || id postgres >/dev/null 2>&1; }
+}
+if ! demo_ready; then
+  echo "== installing what the demo lacks (scripts/test.sh, install only)"
+  PGKEEP_TEST_INSTALL_ONLY=1 scripts/test.sh
+fi
+
 cargo build --release --quiet
 pgkeep=$root/target/release/pgkeep
 cluster_start
