@@ -11,7 +11,7 @@
 //! `CAT_TABLES`, `CAT_XTABLES` (comma-separated patterns) set the filters.
 
 use futures::{pin_mut, SinkExt, StreamExt};
-use pgkeep::catalog::sql::quote_ident;
+use pgkeep::pg::quote_ident;
 use pgkeep::catalog::{
     read_toc, script, select_tables, source_info, CatalogOptions, ObjectKind, Section, TocEntry,
 };

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Bad user input: flags, connection strings, policy files.
     #[error("invalid configuration: {0}")]
@@ -27,7 +28,7 @@ pub enum Error {
 
     /// The object store failed (missing repository, permissions, disk full, ...).
     /// Endpoint and object URLs are scrubbed from the message.
-    #[error("storage error while {context}: {}", crate::store::scrub(&source.to_string()))]
+    #[error("storage error while {context}: {}", crate::config::scrub_urls(&source.to_string()))]
     Store {
         context: String,
         #[source]
@@ -97,6 +98,52 @@ pub enum Error {
     /// A bug: an invariant of pgkeep itself did not hold.
     #[error("internal error: {0}")]
     Internal(String),
+
+    /// Several parallel tasks failed: the first failure is the headline
+    /// (and decides the exit code); the others are listed after it.
+    #[error("{first} ({} more failure{}: {})", others.len(), if others.len() == 1 { "" } else { "s" }, others.join("; "))]
+    Several {
+        first: Box<Error>,
+        others: Vec<String>,
+    },
+}
+
+/// Collects the failures of parallel tasks (backup workers, restore
+/// loaders): every real failure is kept. A task that only stopped because
+/// a sibling failed ([`Error::Interrupted`] after a first failure) adds
+/// nothing.
+#[derive(Debug, Default)]
+pub struct Failures {
+    first: Option<Error>,
+    others: Vec<String>,
+}
+
+impl Failures {
+    pub fn push(&mut self, e: Error) {
+        match &self.first {
+            None => self.first = Some(e),
+            Some(_) if matches!(e, Error::Interrupted(_)) => {}
+            Some(_) => self.others.push(e.to_string()),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    /// The error to report: none, the one failure, or the first with the
+    /// others listed.
+    pub fn into_error(self) -> Option<Error> {
+        let first = self.first?;
+        Some(if self.others.is_empty() {
+            first
+        } else {
+            Error::Several {
+                first: Box::new(first),
+                others: self.others,
+            }
+        })
+    }
 }
 
 /// The most useful text of a driver error: the server's message, detail and
@@ -159,6 +206,7 @@ impl Error {
     /// integrity/verification failures, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
+            Error::Several { first, .. } => first.exit_code(),
             Error::Config(_) | Error::Key(_) => 2,
             Error::Integrity { .. } | Error::Verification(_) | Error::Format { .. } => 3,
             Error::Interrupted(_) => 130,
@@ -172,5 +220,40 @@ impl Error {
             Error::Db { source, .. } => source.code().map(|c| c.code()),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_is_kept_and_the_first_leads() {
+        let mut f = Failures::default();
+        assert!(f.is_empty());
+        f.push(Error::Integrity {
+            object: "pack-00001".into(),
+            message: "bad hash".into(),
+        });
+        f.push(Error::Interrupted("stopped: another part failed".into()));
+        f.push(Error::Conflict("table t was dropped".into()));
+        f.push(Error::Config("third".into()));
+        let e = f.into_error().unwrap();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("integrity check failed for pack-00001"),
+            "{text}"
+        );
+        assert!(text.contains("2 more failures"), "{text}");
+        assert!(
+            text.contains("table t was dropped") && text.contains("third"),
+            "{text}"
+        );
+        assert!(!text.contains("another part failed"), "{text}");
+        assert_eq!(e.exit_code(), 3, "the headline decides the exit code");
+        let mut one = Failures::default();
+        one.push(Error::Config("only".into()));
+        assert!(matches!(one.into_error(), Some(Error::Config(_))));
+        assert!(Failures::default().into_error().is_none());
     }
 }

@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod restore;
 pub mod store;
+pub mod units;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -4,13 +4,13 @@
 //! the hash mismatch. Must never panic or allocate without bound.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pgkeep::archive::frame::FRAME_HEADER_LEN;
+use pgkeep::pipeline::frame::FRAME_HEADER_LEN;
 use pgkeep::pipeline::codec::{decode_frame, ExpectedFrame};
 use pgkeep::pipeline::FrameBuffers;
 use sha2::{Digest, Sha256};
 
 fuzz_target!(|data: &[u8]| {
-    let _ = pgkeep::archive::frame::FrameHeader::decode(data, "fuzz");
+    let _ = pgkeep::pipeline::frame::FrameHeader::decode(data, "fuzz");
     if data.len() < FRAME_HEADER_LEN {
         return;
     }

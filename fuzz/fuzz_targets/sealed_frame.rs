@@ -6,7 +6,7 @@
 #![no_main]
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use pgkeep::archive::frame::FRAME_HEADER_LEN;
+use pgkeep::pipeline::frame::FRAME_HEADER_LEN;
 use pgkeep::crypto::{BackupKey, CipherKind, DataKey};
 use pgkeep::pipeline::codec::{decode_frame, encode_frame, ExpectedFrame};
 use pgkeep::pipeline::{FrameBuffers, PlainFrame};

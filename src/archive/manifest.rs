@@ -17,9 +17,8 @@
 //! itself (see `crypto::WrappedKey`).
 
 use crate::catalog::{CatalogOptions, SourceInfo, TocEntry};
-use crate::crypto::{BackupKey, CipherKind, DataCipher, WrappedKey, NONCE_LEN};
+use crate::crypto::{BackupKey, CipherKind, DataCipher, DataKey, WrappedKey, NONCE_LEN};
 use crate::error::{Error, Result};
-use crate::keys::Unlock;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -169,6 +168,20 @@ pub struct Manifest {
     pub key: Option<Arc<BackupKey>>,
 }
 
+/// Opens the data key of an encrypted backup from its manifest header
+/// (implemented by `keys::Unlock` with the secrets a user supplied). The
+/// archive reads manifests through this, so it needs no knowledge of where
+/// keys come from.
+pub trait KeySource: Send + Sync {
+    fn data_key(&self, header: &ManifestHeader, object: &str) -> Result<DataKey>;
+}
+
+impl<T: KeySource + ?Sized> KeySource for Arc<T> {
+    fn data_key(&self, header: &ManifestHeader, object: &str) -> Result<DataKey> {
+        (**self).data_key(header, object)
+    }
+}
+
 impl Manifest {
     /// Serializes the manifest; fills `body_sha256` and `body_encoding`, and
     /// seals the body when the manifest has a key (the header must already
@@ -219,8 +232,8 @@ impl Manifest {
     }
 
     /// Parses and checks the whole manifest; an encrypted body is opened
-    /// with a key from `unlock`.
-    pub fn decode(bytes: &[u8], object: &str, unlock: &Unlock) -> Result<Manifest> {
+    /// with the data key `keys` unwraps from the header.
+    pub fn decode(bytes: &[u8], object: &str, keys: &dyn KeySource) -> Result<Manifest> {
         let (header, body) = split(bytes, object)?;
         if hex::encode(Sha256::digest(body)) != header.body_sha256 {
             return Err(Error::integrity(object, "manifest body hash mismatch"));
@@ -229,7 +242,7 @@ impl Manifest {
             match (header.body_encoding.as_str(), header.cipher) {
                 (BODY_PLAIN, None) if header.wrapped_keys.is_empty() => (body.to_vec(), None),
                 (BODY_SEALED, Some(kind)) => {
-                    let data_key = unlock.data_key(&header, object)?;
+                    let data_key = keys.data_key(&header, object)?;
                     let key = BackupKey::new(kind, &data_key, &header.id);
                     if body.len() < NONCE_LEN {
                         return Err(Error::integrity(object, "sealed manifest body truncated"));
@@ -377,6 +390,7 @@ fn split<'a>(bytes: &'a [u8], object: &str) -> Result<(ManifestHeader, &'a [u8])
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::keys::Unlock;
     use proptest::prelude::*;
 
     pub(crate) fn sample() -> Manifest {

@@ -1,13 +1,17 @@
-//! The archive format: repository layout ([`layout`]), frames ([`frame`]),
-//! the manifest ([`manifest`]), and the pack writer/reader that move frames
-//! to and from storage ([`pack`], [`reader`]). Specified in `docs/format.md`.
+//! The archive: repository layout ([`layout`]), the manifest
+//! ([`manifest`]), the backup index ([`index`]: which backups exist,
+//! `latest`), the pack writer that moves encoded frames to storage
+//! ([`pack`]) and the stream reader that brings them back verified
+//! ([`stream`]). Specified in `docs/format.md`. The frame format itself
+//! lives with its codec in `pipeline`.
 
-pub mod frame;
+pub mod index;
 pub mod layout;
 pub mod manifest;
 pub mod pack;
-pub mod reader;
+pub mod stream;
 
 pub use manifest::{
-    ChainHead, ChainRecord, FrameRef, Manifest, ManifestBody, ManifestHeader, PackInfo, StreamInfo,
+    ChainHead, ChainRecord, FrameRef, KeySource, Manifest, ManifestBody, ManifestHeader, PackInfo,
+    StreamInfo,
 };

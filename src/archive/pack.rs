@@ -1,7 +1,8 @@
 //! Pack writer: appends encoded frames to one pack object through a
 //! multipart upload, with backpressure (`wait_for_capacity`) so a slow store
 //! slows the COPY instead of filling memory. Hashes the whole object as it
-//! goes.
+//! goes. [`PackSink`] rotates a writer's packs; [`PackSet`] numbers them
+//! across a backup's writers.
 
 use super::layout;
 use super::manifest::{FrameRef, PackInfo};
@@ -10,6 +11,8 @@ use crate::pipeline::EncodedFrame;
 use crate::store::Repo;
 use object_store::WriteMultipart;
 use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 pub struct PackWriter {
     repo: Repo,
@@ -128,6 +131,112 @@ impl Drop for PackWriter {
                     let _ = u.abort().await;
                 });
             }
+        }
+    }
+}
+
+/// What every pack of one backup shares: where packs go, how they upload,
+/// when they rotate, and the next pack number (packs are numbered across
+/// all of a backup's workers).
+pub struct PackSet {
+    pub repo: Repo,
+    pub backup_id: String,
+    /// A pack is closed once it holds this many bytes (checked before each
+    /// frame, so a pack never exceeds it by more than a frame).
+    pub pack_bytes: u64,
+    pub part_size: usize,
+    pub upload_concurrency: usize,
+    next: AtomicU32,
+}
+
+impl PackSet {
+    pub fn new(
+        repo: Repo,
+        backup_id: String,
+        pack_bytes: u64,
+        part_size: usize,
+        upload_concurrency: usize,
+    ) -> PackSet {
+        PackSet {
+            repo,
+            backup_id,
+            pack_bytes,
+            part_size,
+            upload_concurrency,
+            next: AtomicU32::new(0),
+        }
+    }
+}
+
+/// One writer's current pack and the packs it has completed. Packs rotate
+/// at frame boundaries once they reach `pack_bytes`, also in the middle of
+/// a stream (a frame records its pack), so no object outgrows the part
+/// limit.
+pub struct PackSink {
+    set: Arc<PackSet>,
+    current: Option<PackWriter>,
+    done: Vec<(u32, PackInfo)>,
+}
+
+impl PackSink {
+    pub fn new(set: Arc<PackSet>) -> PackSink {
+        PackSink {
+            set,
+            current: None,
+            done: Vec::new(),
+        }
+    }
+
+    /// Appends a frame to the current pack (starting one, or rotating to a
+    /// new one when full) and returns where it landed.
+    pub async fn append(&mut self, frame: &EncodedFrame) -> Result<FrameRef> {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|p| p.len() >= self.set.pack_bytes)
+        {
+            self.close().await?;
+        }
+        let pack = match &mut self.current {
+            Some(p) => p,
+            None => {
+                let set = &self.set;
+                let idx = set.next.fetch_add(1, Ordering::SeqCst);
+                self.current.insert(
+                    PackWriter::create(
+                        &set.repo,
+                        &set.backup_id,
+                        idx,
+                        set.part_size,
+                        set.upload_concurrency,
+                    )
+                    .await?,
+                )
+            }
+        };
+        pack.append(frame).await
+    }
+
+    /// Completes the current pack, if any.
+    async fn close(&mut self) -> Result<()> {
+        if let Some(p) = self.current.take() {
+            let idx = p.index();
+            self.done.push((idx, p.finish().await?));
+        }
+        Ok(())
+    }
+
+    /// Completes the current pack and returns every pack this sink wrote,
+    /// with its number.
+    pub async fn finish(mut self) -> Result<Vec<(u32, PackInfo)>> {
+        self.close().await?;
+        Ok(std::mem::take(&mut self.done))
+    }
+
+    /// Abandons the current upload (failed backup).
+    pub async fn abort(&mut self) {
+        if let Some(p) = self.current.take() {
+            p.abort().await;
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Large objects: one pre-data entry per object (`lo_create`, owner, ACL and
 //! comment in its own SQL), and one data entry for all their contents, which
-//! the backup dumps as `COPY (SELECT oid, lo_get(oid) ...)`.
+//! the backup dumps in bounded chunks (`pg::copy::large_objects_out`).
 
 use super::obj::{class, oref, Obj};
 use super::sql::{acl_columns, owner_columns, query, RowExt};
@@ -61,13 +61,17 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
     };
     let bytes = u64::try_from(bytes).unwrap_or(0);
     let block = u64::try_from(block).unwrap_or(8192).max(1);
-    out.push(data.data(TableData {
-        schema: "pg_catalog".into(),
-        name: "pg_largeobject".into(),
-        columns: vec!["oid".into(), "data".into()],
-        est_bytes: bytes,
-        pages: bytes / block,
-        splittable: false,
-    }));
+    out.push(
+        data.data(TableData {
+            schema: "pg_catalog".into(),
+            name: "pg_largeobject".into(),
+            columns: crate::pg::copy::LARGE_OBJECT_COLUMNS
+                .map(String::from)
+                .to_vec(),
+            est_bytes: bytes,
+            pages: bytes / block,
+            splittable: false,
+        }),
+    );
     Ok(())
 }

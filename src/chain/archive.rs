@@ -6,8 +6,9 @@
 
 use super::verify::{ChainPlan, Verifier, VerifyOptions};
 use super::{StreamFilter, VerifyReport};
+use crate::archive::index::{read_manifest, resolve_backup_id};
 use crate::archive::manifest::ChainRecord;
-use crate::archive::reader::{read_manifest, read_stream, resolve_backup_id};
+use crate::archive::stream::read_stream;
 use crate::archive::Manifest;
 use crate::catalog::ObjectKind;
 use crate::config::ChainDef;

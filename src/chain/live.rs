@@ -9,7 +9,7 @@ use super::{order_by, StreamFilter, VerifyReport};
 use crate::config::{ChainDef, ConnSettings};
 use crate::error::{Error, Result};
 use crate::pg::snapshot::session_setup;
-use crate::pg::{connect, qualified, quote_ident, quote_literal};
+use crate::pg::{connect, copy, quote_ident, quote_literal};
 use futures::StreamExt;
 use std::sync::Arc;
 
@@ -68,21 +68,24 @@ fn live_sql(def: &ChainDef, columns: &[String], filter: &StreamFilter) -> Result
     let (schema, name) = def
         .table_parts()
         .ok_or_else(|| Error::Config(format!("table {:?} is not schema-qualified", def.table)))?;
-    let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
-    let mut sql = format!(
-        "COPY (SELECT {} FROM ONLY {}",
-        cols.join(", "),
-        qualified(schema, name)
-    );
-    if let Some(values) = filter.key_values(def)? {
-        let conds: Vec<String> = def
-            .stream
-            .iter()
-            .zip(&values)
-            .map(|(c, v)| format!("{} = {}", quote_ident(c), quote_literal(v)))
-            .collect();
-        sql.push_str(&format!(" WHERE {}", conds.join(" AND ")));
-    }
-    sql.push_str(&format!(" {}) TO STDOUT", order_by(def)));
+    let filter = match filter.key_values(def)? {
+        Some(values) => Some(
+            def.stream
+                .iter()
+                .zip(&values)
+                .map(|(c, v)| format!("{} = {}", quote_ident(c), quote_literal(v)))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+        ),
+        None => None,
+    };
+    let order = order_by(def);
+    let sql = copy::table_out(&copy::TableRows {
+        schema,
+        name,
+        columns,
+        filter,
+        order: Some(&order),
+    });
     Ok(sql)
 }

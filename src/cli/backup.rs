@@ -8,10 +8,10 @@ use pgkeep::catalog::CatalogOptions;
 use pgkeep::crypto::CipherKind;
 use pgkeep::error::{Error, Result};
 use pgkeep::keys::{self, EncryptMode, Unlock};
-use pgkeep::pipeline::budget::parse_size;
 use pgkeep::pipeline::Budget;
 use pgkeep::store::bandwidth::parse_rate;
 use pgkeep::store::OpenMode;
+use pgkeep::units::parse_size;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 

@@ -3,8 +3,8 @@
 use clap::Args;
 use pgkeep::config::{redact_conninfo, ConnSettings};
 use pgkeep::error::{Error, Result};
-use pgkeep::pipeline::budget::parse_size;
 use pgkeep::store::{OpenMode, Repo, RepoOptions};
+use pgkeep::units::parse_size;
 
 #[derive(Args, Debug, Clone)]
 pub struct RepoArgs {

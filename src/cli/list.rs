@@ -2,7 +2,7 @@
 
 use super::common::{human_bytes, print_json, OutputArgs, RepoArgs};
 use clap::Args;
-use pgkeep::archive::reader::list_backup_ids;
+use pgkeep::archive::index::list_backup_ids;
 use pgkeep::archive::{layout, Manifest};
 use pgkeep::error::Result;
 use pgkeep::store::OpenMode;

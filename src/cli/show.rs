@@ -4,7 +4,7 @@
 use super::common::{human_bytes, print_json, OutputArgs, RepoArgs};
 use super::secrets::KeyArgs;
 use clap::Args;
-use pgkeep::archive::reader::{read_manifest, resolve_backup_id};
+use pgkeep::archive::index::{read_manifest, resolve_backup_id};
 use pgkeep::error::Result;
 use pgkeep::store::OpenMode;
 use std::collections::HashMap;

@@ -3,7 +3,7 @@
 use super::common::{human_bytes, print_json, OutputArgs, ParallelArgs, RepoArgs};
 use super::secrets::KeyArgs;
 use clap::Args;
-use pgkeep::archive::reader::{list_backup_ids, resolve_backup_id};
+use pgkeep::archive::index::{list_backup_ids, resolve_backup_id};
 use pgkeep::error::{Error, Result};
 use pgkeep::store::OpenMode;
 use pgkeep::verify::{verify_backup, VerifyOptions, VerifyReport};

@@ -10,4 +10,4 @@ mod redact;
 
 pub use conninfo::{ConnSettings, SslMode};
 pub use policy::{ChainDef, Policy};
-pub use redact::{redact, redact_conninfo};
+pub use redact::{redact, redact_conninfo, scrub_urls};

@@ -146,8 +146,39 @@ fn redact_keyvalue(s: &str) -> String {
     out
 }
 
+/// Removes URLs (endpoints, object addresses) from a storage error text, so
+/// messages name the repository only by its scheme/bucket/prefix.
+pub fn scrub_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let start = rest[..i]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
+            .map_or(0, |p| p + 1);
+        out.push_str(&rest[..start]);
+        let after = &rest[i + 3..];
+        let end = after
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | ',' | '>'))
+            .unwrap_or(after.len());
+        out.push_str("<url>");
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn scrub_removes_urls() {
+        let s = scrub_urls("Error performing PUT http://127.0.0.1:9000/bucket/x?uploadId=1 in 2s - error sending request for url (https://s3.amazonaws.com/b): refused");
+        assert_eq!(
+            s,
+            "Error performing PUT <url> in 2s - error sending request for url (<url>): refused"
+        );
+        assert_eq!(scrub_urls("no url here"), "no url here");
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -12,7 +12,7 @@
 
 use super::record::{list_keys, write_repository_cipher, KeyRecord};
 use super::unlock::{Unlock, KEY_HINT};
-use crate::archive::reader::list_backup_ids;
+use crate::archive::index::list_backup_ids;
 use crate::archive::{layout, Manifest, ManifestHeader};
 use crate::crypto::{CipherKind, KdfParams, SecretInput, WrappedKey};
 use crate::error::{Error, Result};

@@ -138,3 +138,9 @@ impl Unlock {
         )))
     }
 }
+
+impl crate::archive::KeySource for Unlock {
+    fn data_key(&self, header: &ManifestHeader, object: &str) -> Result<DataKey> {
+        Unlock::data_key(self, header, object)
+    }
+}

@@ -3,28 +3,11 @@
 //! the snapshot leader/worker pair that makes parallel dumps consistent.
 
 mod connect;
+pub mod copy;
+pub mod quote;
 pub mod snapshot;
 mod tls;
 
 pub use connect::{connect, CancelHandle, Conn};
 
-/// Identifier and literal quoting: one implementation, shared with the catalog.
-pub use crate::catalog::sql::{quote_ident, quote_literal};
-
-/// `schema.name`, each part quoted when needed.
-pub fn qualified(schema: &str, name: &str) -> String {
-    format!("{}.{}", quote_ident(schema), quote_ident(name))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoting() {
-        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-        assert_eq!(qualified("public", "T"), "public.\"T\"");
-        assert_eq!(qualified("s", "select"), "s.\"select\"");
-        assert_eq!(quote_literal("it's"), "'it''s'");
-    }
-}
+pub use quote::{qualified, quote_ident, quote_literal};

@@ -9,15 +9,25 @@
 //! (see [`Budget::read_plan`]).
 
 use crate::error::{Error, Result};
+use crate::units::{format_size, MAX_PARTS, MIB, MIN_PART_SIZE};
 
-pub const MIB: usize = 1 << 20;
 /// The largest ranged read restore and verify make: fewer requests per GB,
 /// and small enough that a read finishes well within a request timeout.
 pub const MAX_READ: usize = 8 * MIB;
-/// S3's smallest non-final multipart part.
-pub const MIN_PART_SIZE: usize = 5 * MIB;
-/// S3's (and R2's, GCS's XML API's) largest part count per object.
-pub const MAX_PARTS: u64 = 10_000;
+/// The largest frame the budget sizes (`--frame-size` is clamped to it).
+pub const MAX_FRAME_SIZE: usize = 32 * MIB;
+/// The largest request a restore or verify sends: one ranged read of up to
+/// [`MAX_READ`], or a single frame when frames are larger. Sizes remote
+/// request timeouts of the read-side commands.
+pub const MAX_READ_REQUEST: usize = if MAX_FRAME_SIZE > MAX_READ {
+    MAX_FRAME_SIZE
+} else {
+    MAX_READ
+};
+/// Parallel workers (connections) of backup, restore and verify unless told otherwise.
+pub const DEFAULT_JOBS: usize = 2;
+/// The memory budget of backup, restore and verify unless told otherwise.
+pub const DEFAULT_MEMORY: usize = 64 * MIB;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
@@ -33,19 +43,24 @@ impl Budget {
     /// Sizes the pipeline for `total` bytes across `jobs` workers.
     /// `frame_size` overrides the derived frame size when given.
     pub fn new(total: usize, jobs: usize, frame_size: Option<usize>) -> Result<Budget> {
-        let jobs = jobs.max(1);
+        if jobs == 0 {
+            return Err(Error::Config("jobs must be at least 1".into()));
+        }
         let share = total / jobs;
         // frame + 2 encoding (×2 for compressed copies) + part×2 ≈ 5 frames + 2 parts
         let min_share = 2 * MIN_PART_SIZE + 5 * 256 * 1024;
         if share < min_share {
             return Err(Error::Config(format!(
-                "--memory {} MiB is too small for {jobs} jobs: each job needs at least {} MiB",
-                total / MIB,
-                min_share.div_ceil(MIB)
+                "a memory budget of {} is too small for {jobs} jobs: each job needs at least {} (memory: at least {})",
+                format_size(total as u64),
+                format_size(min_share as u64),
+                format_size((min_share * jobs) as u64)
             )));
         }
         let derived = ((share - 2 * MIN_PART_SIZE) / 5).clamp(256 * 1024, 4 * MIB);
-        let frame_size = frame_size.unwrap_or(derived).clamp(4 * 1024, 32 * MIB);
+        let frame_size = frame_size
+            .unwrap_or(derived)
+            .clamp(4 * 1024, MAX_FRAME_SIZE);
         let encode_ahead = 2;
         let leftover = share.saturating_sub(frame_size * (1 + 2 * encode_ahead));
         // Parts: as big as the share allows (fewer requests), at least S3's minimum.
@@ -88,10 +103,10 @@ impl Budget {
         let leftover = share.saturating_sub(self.frame_size * (1 + 2 * self.encode_ahead));
         if part_size < MIN_PART_SIZE || 2 * part_size > leftover {
             return Err(Error::Config(format!(
-                "part size {} MiB does not fit: parts must be at least {} MiB and two must fit in a job's share of --memory ({} MiB left after frames)",
-                part_size / MIB,
-                MIN_PART_SIZE / MIB,
-                leftover / MIB
+                "part size {} does not fit: parts must be at least {} and two must fit in a job's share of the memory budget ({} left after frames)",
+                format_size(part_size as u64),
+                format_size(MIN_PART_SIZE as u64),
+                format_size(leftover as u64)
             )));
         }
         self.part_size = part_size;
@@ -107,10 +122,10 @@ impl Budget {
         if parts > MAX_PARTS {
             let need = max_object.div_ceil(MAX_PARTS);
             return Err(Error::Config(format!(
-                "pack objects of up to {} MiB need parts of at least {} MiB to stay within {MAX_PARTS} parts, but --memory gives {} MiB parts: raise --memory or lower the pack size",
-                max_object / MIB as u64,
-                need.div_ceil(MIB as u64),
-                self.part_size / MIB
+                "pack objects of up to {} need parts of at least {} to stay within {MAX_PARTS} parts, but the memory budget gives {} parts: raise the memory budget or lower the pack size",
+                format_size(max_object),
+                format_size(need),
+                format_size(self.part_size as u64)
             )));
         }
         Ok(())
@@ -121,31 +136,6 @@ impl Budget {
         self.frame_size * (1 + 2 * self.encode_ahead)
             + self.part_size * (self.upload_concurrency + 1)
     }
-}
-
-/// Parses sizes like `64MiB`, `1GiB`, `512k`, `4096`.
-pub fn parse_size(s: &str) -> Result<usize> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: usize = num.parse().map_err(|_| {
-        Error::Config(format!(
-            "invalid size {s:?} (examples: 64MiB, 1GiB, 512KiB)"
-        ))
-    })?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => {
-            return Err(Error::Config(format!(
-                "invalid size unit in {s:?} (use KiB, MiB or GiB)"
-            )))
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| Error::Config(format!("size {s:?} is too large")))
 }
 
 #[cfg(test)]
@@ -183,21 +173,21 @@ mod tests {
         let e = b
             .check_object_size(MAX_PARTS * MIN_PART_SIZE as u64 + 1)
             .unwrap_err();
-        assert!(e.to_string().contains("raise --memory"), "{e}");
+        assert!(e.to_string().contains("raise the memory budget"), "{e}");
     }
 
     #[test]
     fn too_small_is_an_error() {
         assert!(Budget::new(8 * MIB, 4, None).is_err());
+        // A budget below a MiB is named as it was given, not as "0 MiB".
+        let e = Budget::new(1024, 2, None).unwrap_err().to_string();
+        assert!(e.contains("1 KiB") && !e.contains(" 0 MiB"), "{e}");
     }
 
     #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("64MiB").unwrap(), 64 * MIB);
-        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
-        assert_eq!(parse_size("4096").unwrap(), 4096);
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("5 parsecs").is_err());
+    fn zero_jobs_is_an_error() {
+        let e = Budget::new(64 * MIB, 0, None).unwrap_err().to_string();
+        assert!(e.contains("jobs must be at least 1"), "{e}");
     }
 
     proptest! {

@@ -6,8 +6,8 @@
 //! threads, never from the async runtime.
 
 use super::bufpool::BufferPool;
+use super::frame::{flags, FrameHeader, FRAME_HEADER_LEN, FRAME_VERSION};
 use super::framer::PlainFrame;
-use crate::archive::frame::{flags, FrameHeader, FRAME_HEADER_LEN, FRAME_VERSION};
 use crate::crypto::{BackupKey, DataCipher, TAG_LEN};
 use crate::error::{Error, Result};
 use bytes::Bytes;

@@ -42,14 +42,35 @@ impl Framer {
     }
 
     /// Appends one row (COPY text, ending in `\n`); completed frames are
-    /// pushed to `out`.
+    /// pushed to `out`. A row larger than a frame completes several at
+    /// once: callers that must bound memory whatever the row size use
+    /// [`Framer::feed_row`].
     pub fn push_row(&mut self, row: &[u8], out: &mut Vec<PlainFrame>) {
-        if self.pending() > 0 && self.would_emit(row.len()) {
+        let mut pos = 0;
+        while !self.feed_row(row, &mut pos, out) {}
+    }
+
+    /// Appends one row from byte `pos` on, stopping as soon as a frame is
+    /// complete: at most one frame is pushed to `out` per call, so the
+    /// caller can hand it on (and wait for room) before the framer fills
+    /// the next buffer. Returns true once the whole row is in; call again
+    /// with the same `pos` until then.
+    pub fn feed_row(&mut self, row: &[u8], pos: &mut usize, out: &mut Vec<PlainFrame>) -> bool {
+        if *pos == 0 && self.pending() > 0 && self.would_emit(row.len()) {
             self.emit(true, out);
+            return false;
         }
-        self.push_bytes(row, out);
-        self.rows += 1;
-        self.total_rows += 1;
+        let rest = &row[(*pos).min(row.len())..];
+        let take = rest.len().min(self.frame_size - self.pending());
+        self.extend(&rest[..take]);
+        *pos += take;
+        if *pos >= row.len() {
+            self.rows += 1;
+            self.total_rows += 1;
+            return true;
+        }
+        self.emit(false, out);
+        false
     }
 
     /// Appends bytes without counting a row; frames that fill up on the way
@@ -155,6 +176,29 @@ mod tests {
                 if f.row_boundary && off > 0 { prop_assert!(ends.contains(&off)); }
             }
         }
+    }
+
+    #[test]
+    fn feeding_a_huge_row_completes_one_frame_at_a_time() {
+        let mut f = Framer::new(100, BufferPool::new(100, 2));
+        let mut out = Vec::new();
+        f.push_row(b"a\n", &mut out);
+        let row = vec![b'x'; 1000];
+        let (mut pos, mut calls) = (0, 0);
+        loop {
+            let before = out.len();
+            let done = f.feed_row(&row, &mut pos, &mut out);
+            assert!(out.len() - before <= 1, "one frame per call at most");
+            calls += 1;
+            if done {
+                break;
+            }
+        }
+        // The pending "a\n" frame, then nine full frames; the last 100 bytes stay pending.
+        assert_eq!(out.len(), 10);
+        assert!(calls >= 10);
+        assert_eq!(f.pending(), 100);
+        assert_eq!(f.total_rows(), 2);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod budget;
 pub mod bufpool;
 pub mod codec;
+pub mod frame;
 pub mod framer;
 
 pub use budget::Budget;

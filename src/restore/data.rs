@@ -6,11 +6,11 @@
 //! data when `wal_level = minimal`). A returned error leaves the transaction
 //! open; the caller drops the connection, which rolls it back.
 
-use crate::archive::reader::read_stream;
+use crate::archive::stream::read_stream;
 use crate::archive::Manifest;
 use crate::catalog::{ObjectKind, TableData};
 use crate::error::{Error, Result};
-use crate::pg::{qualified, quote_ident, Conn};
+use crate::pg::{copy, qualified, Conn};
 use crate::pipeline::FrameBuffers;
 use crate::progress::Progress;
 use crate::store::Repo;
@@ -49,16 +49,6 @@ pub struct LoadContext {
     pub progress: Arc<dyn Progress>,
 }
 
-fn copy_target(t: &TableData) -> String {
-    let table = qualified(&t.schema, &t.name);
-    if t.columns.is_empty() {
-        table
-    } else {
-        let cols: Vec<String> = t.columns.iter().map(|c| quote_ident(c)).collect();
-        format!("{table} ({})", cols.join(", "))
-    }
-}
-
 /// Loads one unit in one transaction; returns the rows the server loaded.
 pub async fn load_unit(conn: &Conn, unit: &Unit, ctx: &LoadContext) -> Result<u64> {
     let label = unit
@@ -67,18 +57,22 @@ pub async fn load_unit(conn: &Conn, unit: &Unit, ctx: &LoadContext) -> Result<u6
         .map(|s| s.label.as_str())
         .unwrap_or("?");
     let ctx_err = |what: &str| Error::db(format!("{what} {label}"));
+    let t = &unit.table;
     let (prelude, copy_sql, epilogue) = match unit.kind {
-        ObjectKind::LargeObjectData => (
-            "CREATE TEMP TABLE pgkeep_lo (loid pg_catalog.oid, data pg_catalog.bytea) ON COMMIT DROP".to_string(),
-            "COPY pgkeep_lo (loid, data) FROM STDIN".to_string(),
-            Some("SELECT pg_catalog.lo_put(loid, 0, data) FROM pgkeep_lo".to_string()),
-        ),
+        ObjectKind::LargeObjectData => {
+            let (before, copy, after) = copy::large_objects_in(t.columns.len());
+            (before, copy, Some(after))
+        }
         _ if unit.freeze => (
-            format!("TRUNCATE ONLY {}", qualified(&unit.table.schema, &unit.table.name)),
-            format!("COPY {} FROM STDIN WITH (FREEZE)", copy_target(&unit.table)),
+            format!("TRUNCATE ONLY {}", qualified(&t.schema, &t.name)),
+            copy::table_in(&t.schema, &t.name, &t.columns, true),
             None,
         ),
-        _ => (String::new(), format!("COPY {} FROM STDIN", copy_target(&unit.table)), None),
+        _ => (
+            String::new(),
+            copy::table_in(&t.schema, &t.name, &t.columns, false),
+            None,
+        ),
     };
     conn.client
         .batch_execute("BEGIN")

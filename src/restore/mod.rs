@@ -8,7 +8,7 @@ mod dag;
 mod data;
 mod target;
 
-use crate::archive::reader::{read_manifest, resolve_backup_id};
+use crate::archive::index::{read_manifest, resolve_backup_id};
 use crate::archive::Manifest;
 use crate::catalog::{ObjectKind, Section, TocEntry};
 use crate::config::ConnSettings;
@@ -102,7 +102,7 @@ async fn run(
 ) -> Result<RestoreSummary> {
     let t0 = Instant::now();
     let id = resolve_backup_id(repo, id).await?;
-    let manifest = Arc::new(read_manifest(repo, &id, &opts.unlock).await?);
+    let manifest = Arc::new(read_manifest(repo, &id, opts.unlock.as_ref()).await?);
     let encoding = manifest.body.source.encoding.clone();
     let budget = Budget::new(opts.memory, opts.jobs, None)?;
 

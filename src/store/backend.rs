@@ -82,7 +82,7 @@ pub fn build(
         };
         Error::Config(format!(
             "cannot configure repository {what}: {} (see docs/storage.md)",
-            super::scrub(&msg)
+            crate::config::scrub_urls(&msg)
         ))
     };
     match kind {

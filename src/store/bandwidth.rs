@@ -65,7 +65,7 @@ pub fn parse_rate(s: &str) -> crate::Result<u64> {
         .strip_suffix("/s")
         .or_else(|| t.strip_suffix("ps"))
         .unwrap_or(t);
-    let n = crate::pipeline::budget::parse_size(t).map_err(|_| {
+    let n = crate::units::parse_size(t).map_err(|_| {
         crate::Error::Config(format!(
             "invalid --max-bandwidth {s:?} (examples: 10MiB/s, 512KiB/s)"
         ))

@@ -22,6 +22,7 @@ pub mod options;
 pub use location::{BucketKind, Location};
 pub use options::{RepoOptions, Secret};
 
+use crate::config::scrub_urls;
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -71,27 +72,6 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Removes URLs (endpoints, object addresses) from a storage error text, so
-/// messages name the repository only by its scheme/bucket/prefix.
-pub fn scrub(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("://") {
-        let start = rest[..i]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
-            .map_or(0, |p| p + 1);
-        out.push_str(&rest[..start]);
-        let after = &rest[i + 3..];
-        let end = after
-            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | ',' | '>'))
-            .unwrap_or(after.len());
-        out.push_str("<url>");
-        rest = &after[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
 /// The causes of an error, joined (innermost last), scrubbed.
 fn chain_text(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -104,7 +84,7 @@ fn chain_text(e: &dyn std::error::Error) -> String {
         }
         src = inner.source();
     }
-    scrub(&s)
+    scrub_urls(&s)
 }
 
 /// Whether a storage error means the store could not be reached (after
@@ -162,7 +142,7 @@ impl Repo {
                     *kind,
                     bucket,
                     options,
-                    request_bytes.max(crate::pipeline::budget::MIN_PART_SIZE),
+                    request_bytes.max(crate::units::MIN_PART_SIZE),
                 )?;
                 let (store, put_store): (Arc<dyn ObjectStore>, Arc<dyn ObjectStore>) =
                     if prefix.is_empty() {
@@ -542,16 +522,6 @@ impl Repo {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scrub_removes_urls() {
-        let s = scrub("Error performing PUT http://127.0.0.1:9000/bucket/x?uploadId=1 in 2s - error sending request for url (https://s3.amazonaws.com/b): refused");
-        assert_eq!(
-            s,
-            "Error performing PUT <url> in 2s - error sending request for url (<url>): refused"
-        );
-        assert_eq!(scrub("no url here"), "no url here");
-    }
 
     #[test]
     fn remote_options_on_a_local_repo_are_refused() {

@@ -9,7 +9,7 @@ use crate::pgkeep::{
     backup_with, repo, restore_options, restore_with, settings, small_backup_options,
 };
 use crate::support::{cluster, SUPERUSER_PASSWORD};
-use pgkeep::archive::reader::read_manifest;
+use pgkeep::archive::index::read_manifest;
 use pgkeep::chain::{verify_archive, verify_live, Check, StreamFilter, VerifyReport};
 use pgkeep::config::{ChainDef, Policy};
 use pgkeep::keys::Unlock;

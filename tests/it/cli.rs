@@ -111,7 +111,7 @@ async fn commands_work_and_never_print_the_password() {
     // recorded failure, and the quick check (sizes only) still passes.
     let o = pgkeep(&["verify", "--repo", repo, "--json"]);
     assert!(o.status.success(), "{}", text(&o));
-    let m = pgkeep::archive::reader::read_manifest(
+    let m = pgkeep::archive::index::read_manifest(
         &crate::pgkeep::repo(std::path::Path::new(repo)),
         &id,
         &pgkeep::keys::Unlock::default(),

@@ -6,7 +6,7 @@
 
 use crate::pgkeep::*;
 use crate::support::{assert_same_database, cluster};
-use pgkeep::archive::reader::read_manifest;
+use pgkeep::archive::index::read_manifest;
 use pgkeep::archive::{layout, Manifest};
 use pgkeep::crypto::{CipherKind, SecretInput};
 use pgkeep::keys::{self, Unlock};

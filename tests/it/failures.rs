@@ -3,7 +3,7 @@
 
 use crate::pgkeep::*;
 use crate::support::{cluster, SUPERUSER_PASSWORD};
-use pgkeep::archive::reader::list_backup_ids;
+use pgkeep::archive::index::list_backup_ids;
 use pgkeep::config::ConnSettings;
 use pgkeep::Error;
 use std::time::Duration;

@@ -9,7 +9,7 @@ use crate::support::{assert_same_database, cluster};
 use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
-use pgkeep::archive::reader::list_backup_ids;
+use pgkeep::archive::index::list_backup_ids;
 use pgkeep::backup::BackupOptions;
 use pgkeep::store::Repo;
 use pgkeep::Error;

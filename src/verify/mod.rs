@@ -8,13 +8,17 @@
 //! compares every pack's presence and size. Each run's outcome is recorded
 //! beside the manifest so `list` shows when a backup was last verified.
 
-use crate::archive::reader::{check_pack, missing_pack, read_manifest, FrameSummary, StreamCheck};
+mod pack;
+
+use crate::archive::index::read_manifest;
+use crate::archive::stream::{missing_pack, FrameSummary, StreamCheck};
 use crate::archive::{layout, Manifest, StreamInfo};
 use crate::error::{Error, Result};
 use crate::keys::Unlock;
 use crate::pipeline::{Budget, FrameBuffers};
 use crate::store::Repo;
 use futures::StreamExt;
+use pack::check_pack;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
@@ -94,7 +98,7 @@ pub async fn verify_backup(
         stored_bytes: 0,
         failures: Vec::new(),
     };
-    match read_manifest(repo, id, &opts.unlock).await {
+    match read_manifest(repo, id, opts.unlock.as_ref()).await {
         Ok(m) => {
             let m = Arc::new(m);
             report.encrypted = m.key.is_some();

@@ -1,0 +1,70 @@
+//! The backup index of a repository: which backups exist (complete ones
+//! have a manifest), resolving `latest`, and loading a manifest.
+
+use super::layout;
+use super::manifest::{KeySource, Manifest};
+use crate::error::{Error, Result};
+use crate::store::Repo;
+use futures::{stream, StreamExt, TryStreamExt};
+
+/// Loads and checks a backup's manifest, opening it with `unlock` when the
+/// backup is encrypted.
+pub async fn read_manifest(repo: &Repo, id: &str, keys: &dyn KeySource) -> Result<Manifest> {
+    let path = layout::manifest_path(id);
+    let not_found = || Error::BackupNotFound(id.to_string());
+    if !layout::is_backup_id(id) {
+        return Err(not_found());
+    }
+    let bytes = repo.get_opt(&path).await?.ok_or_else(not_found)?;
+    Manifest::decode(&bytes, path.as_ref(), keys)
+}
+
+/// Resolves `latest` (or a given id) to an existing backup id. `latest`
+/// checks backup prefixes newest first and stops at the first with a
+/// manifest: one listing and usually one HEAD, however many backups the
+/// repository holds.
+pub async fn resolve_backup_id(repo: &Repo, id: &str) -> Result<String> {
+    if id != "latest" {
+        return Ok(id.to_string());
+    }
+    for dir in backup_dirs(repo).await?.into_iter().rev() {
+        if repo.exists(&layout::manifest_path(&dir)).await? {
+            return Ok(dir);
+        }
+    }
+    Err(Error::BackupNotFound(
+        "latest (the repository has no complete backup)".into(),
+    ))
+}
+
+/// HEADs in flight while listing complete backups (each is a round trip to
+/// a remote store; one after another, a long history takes seconds).
+const LIST_CONCURRENCY: usize = 16;
+
+/// Ids of complete backups (those with a manifest), oldest first.
+pub async fn list_backup_ids(repo: &Repo) -> Result<Vec<String>> {
+    let checked: Vec<(String, bool)> = stream::iter(backup_dirs(repo).await?)
+        .map(|dir| async move {
+            let complete = repo.exists(&layout::manifest_path(&dir)).await?;
+            Ok::<_, Error>((dir, complete))
+        })
+        .buffered(LIST_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(checked
+        .into_iter()
+        .filter_map(|(dir, complete)| complete.then_some(dir))
+        .collect())
+}
+
+/// Backup prefixes (named like backup ids), oldest first, complete or not.
+async fn backup_dirs(repo: &Repo) -> Result<Vec<String>> {
+    let mut dirs: Vec<String> = repo
+        .list_dirs(&layout::backups_prefix())
+        .await?
+        .into_iter()
+        .filter(|d| layout::is_backup_id(d))
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}

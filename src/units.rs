@@ -1,0 +1,108 @@
+//! Sizes and units: parsing and printing byte sizes and rates (binary
+//! units everywhere), and the size limits object stores impose on
+//! multipart uploads. Depends on nothing but the error type, so every
+//! layer (pipeline budget, storage, CLI) reads sizes the same way.
+
+use crate::error::{Error, Result};
+
+pub const KIB: usize = 1 << 10;
+pub const MIB: usize = 1 << 20;
+pub const GIB: usize = 1 << 30;
+/// S3's smallest non-final multipart part.
+pub const MIN_PART_SIZE: usize = 5 * MIB;
+/// S3's (and R2's, GCS's XML API's) largest part count per object.
+pub const MAX_PARTS: u64 = 10_000;
+
+/// Parses sizes like `64MiB`, `1GiB`, `512k`, `4096` (binary units).
+pub fn parse_size(s: &str) -> Result<usize> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num.parse().map_err(|_| {
+        Error::Config(format!(
+            "invalid size {s:?} (examples: 64MiB, 1GiB, 512KiB)"
+        ))
+    })?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => KIB,
+        "m" | "mb" | "mib" => MIB,
+        "g" | "gb" | "gib" => GIB,
+        _ => {
+            return Err(Error::Config(format!(
+                "invalid size unit in {s:?} (use KiB, MiB or GiB)"
+            )))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| Error::Config(format!("size {s:?} is too large")))
+}
+
+/// Parses a rate: a size per second, e.g. `10MiB`, `10MiB/s`, `512KiB/s`.
+pub fn parse_rate(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("/s")
+        .or_else(|| t.strip_suffix("ps"))
+        .unwrap_or(t);
+    let n = parse_size(t)
+        .map_err(|_| Error::Config(format!("invalid rate {s:?} (examples: 10MiB/s, 512KiB/s)")))?;
+    Ok(n as u64)
+}
+
+/// A byte count for people: the largest binary unit that keeps one
+/// significant decimal (`512 B`, `1.5 KiB`, `64 MiB`), never rounding a
+/// non-zero size down to zero.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut unit = 0;
+    let mut scaled = bytes as f64;
+    while scaled >= 1024.0 && unit + 1 < UNITS.len() {
+        scaled /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || scaled.fract() < 0.05 || scaled >= 100.0 {
+        format!("{} {}", scaled.round() as u64, UNITS[unit])
+    } else {
+        format!("{scaled:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("64MiB").unwrap(), 64 * MIB);
+        assert_eq!(parse_size("1g").unwrap(), GIB);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+        assert_eq!(parse_rate("10MiB/s").unwrap(), 10 * MIB as u64);
+        assert!(parse_rate("fast").is_err());
+    }
+
+    #[test]
+    fn sizes_print_without_rounding_to_zero() {
+        assert_eq!(format_size(1024), "1 KiB");
+        assert_eq!(format_size(1536), "1.5 KiB");
+        assert_eq!(format_size(64 * MIB as u64), "64 MiB");
+        assert_eq!(format_size(700), "700 B");
+    }
+
+    proptest! {
+        #[test]
+        fn printed_sizes_parse_back_close(n in 0u64..(1 << 40)) {
+            let s = format_size(n);
+            prop_assert!(!s.starts_with("0 ") || n == 0, "{} -> {}", n, s);
+        }
+
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,20}") {
+            let _ = parse_size(&s);
+            let _ = parse_rate(&s);
+        }
+    }
+}
