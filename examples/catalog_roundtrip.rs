@@ -11,10 +11,10 @@
 //! `CAT_TABLES`, `CAT_XTABLES` (comma-separated patterns) set the filters.
 
 use futures::{pin_mut, SinkExt, StreamExt};
-use pgkeep::pg::quote_ident;
 use pgkeep::catalog::{
     read_toc, script, select_tables, source_info, CatalogOptions, ObjectKind, Section, TocEntry,
 };
+use pgkeep::pg::quote_ident;
 use std::collections::HashSet;
 use tokio_postgres::{Client, NoTls};
 

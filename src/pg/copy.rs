@@ -85,7 +85,7 @@ pub fn large_objects_out() -> String {
          FROM (SELECT oid FROM pg_catalog.pg_largeobject_metadata ORDER BY oid OFFSET 0) m \
          CROSS JOIN LATERAL (SELECT pg_catalog.lo_lseek64(d.fd, 0, 2) AS size, pg_catalog.lo_close(d.fd) \
            FROM (SELECT pg_catalog.lo_open(m.oid, 262144) AS fd OFFSET 0) d) s \
-         CROSS JOIN LATERAL pg_catalog.generate_series(0::int8, pg_catalog.greatest(s.size - 1, 0), {chunk}) g(off)) TO STDOUT"
+         CROSS JOIN LATERAL pg_catalog.generate_series(0::int8, GREATEST(s.size - 1, 0), {chunk}) g(off)) TO STDOUT"
     )
 }
 

@@ -7,10 +7,10 @@
 use super::location::BucketKind;
 use super::options::RepoOptions;
 use crate::error::{Error, Result};
-use object_store::aws::{AmazonS3Builder, Checksum, S3ConditionalPut};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, Checksum, S3ConditionalPut};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-use object_store::gcp::GoogleCloudStorageBuilder;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,16 +38,11 @@ pub struct Clients {
     pub conditional_put: bool,
 }
 
-fn client_options(o: &RepoOptions, request_bytes: usize) -> (ClientOptions, RetryConfig) {
+/// The request timeout and retry policy of a repository's client.
+fn timeouts(o: &RepoOptions, request_bytes: usize) -> (Duration, RetryConfig) {
     let timeout = o
         .request_timeout
         .unwrap_or_else(|| default_request_timeout(request_bytes));
-    let mut client = ClientOptions::new()
-        .with_timeout(timeout)
-        .with_connect_timeout(o.connect_timeout.unwrap_or(Duration::from_secs(10)));
-    if let Some(h) = o.allow_http {
-        client = client.with_allow_http(h);
-    }
     let retry = RetryConfig {
         backoff: BackoffConfig {
             init_backoff: Duration::from_millis(200),
@@ -60,7 +55,56 @@ fn client_options(o: &RepoOptions, request_bytes: usize) -> (ClientOptions, Retr
             .retry_timeout
             .unwrap_or_else(|| (2 * timeout).max(Duration::from_secs(180))),
     };
-    (client, retry)
+    (timeout, retry)
+}
+
+fn duration_text(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+/// Sets the client options of a builder in place, on top of what its
+/// `from_env` read: a `--repo-option` overrides the environment
+/// (`AWS_ALLOW_HTTP`, `AWS_TIMEOUT`, ...), and pgkeep's defaults fill in
+/// only what neither gave. (`with_client_options` would replace every
+/// client option the environment set.)
+fn apply_client_options<B>(
+    mut b: B,
+    o: &RepoOptions,
+    timeout: Duration,
+    get: impl Fn(&B, ClientConfigKey) -> Option<String>,
+    set: impl Fn(B, ClientConfigKey, String) -> B,
+) -> B {
+    let given = [
+        (ClientConfigKey::Timeout, o.request_timeout, timeout),
+        (
+            ClientConfigKey::ConnectTimeout,
+            o.connect_timeout,
+            Duration::from_secs(10),
+        ),
+    ];
+    for (key, option, default) in given {
+        match option {
+            Some(v) => b = set(b, key, duration_text(v)),
+            None if get(&b, key).is_none() => b = set(b, key, duration_text(default)),
+            None => {}
+        }
+    }
+    if let Some(h) = o.allow_http {
+        b = set(b, ClientConfigKey::AllowHttp, h.to_string());
+    }
+    b
+}
+
+/// A plain-HTTP endpoint without `allow_http` fails every request with a
+/// bare "builder error": refuse it up front, saying how to allow it.
+fn check_plain_http(endpoint: Option<String>, allow_http: Option<String>, env: &str) -> Result<()> {
+    let plain = endpoint.is_some_and(|e| e.to_ascii_lowercase().starts_with("http://"));
+    if plain && allow_http.as_deref() != Some("true") {
+        return Err(Error::Config(format!(
+            "the repository endpoint is plain HTTP, which is refused unless allowed: set allow_http=true (--repo-option allow_http=true or {env}=true)"
+        )));
+    }
+    Ok(())
 }
 
 /// Builds the clients for `kind://bucket`. `request_bytes` is the largest
@@ -72,7 +116,7 @@ pub fn build(
     request_bytes: usize,
 ) -> Result<Clients> {
     super::install_crypto_provider();
-    let (client, retry) = client_options(o, request_bytes);
+    let (timeout, retry) = timeouts(o, request_bytes);
     let what = format!("{}://{bucket}", kind.scheme());
     let fail = |e: object_store::Error| {
         // Builder errors name keys and values: keep only the kind of problem.
@@ -87,10 +131,15 @@ pub fn build(
     };
     match kind {
         BucketKind::S3 => {
-            let mut b = AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .with_client_options(client)
-                .with_retry(retry);
+            let mut b = apply_client_options(
+                AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(retry),
+                o,
+                timeout,
+                |b, k| b.get_config_value(&AmazonS3ConfigKey::Client(k)),
+                |b, k, v| b.with_config(AmazonS3ConfigKey::Client(k), v),
+            );
             if let Some(v) = &o.endpoint {
                 b = b.with_endpoint(v);
             }
@@ -109,6 +158,11 @@ pub fn build(
             if let Some(v) = o.virtual_hosted_style {
                 b = b.with_virtual_hosted_style_request(v);
             }
+            check_plain_http(
+                b.get_config_value(&AmazonS3ConfigKey::Endpoint),
+                b.get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp)),
+                "AWS_ALLOW_HTTP",
+            )?;
             let conditional_put = o.conditional_put.unwrap_or(true);
             if !conditional_put {
                 b = b.with_conditional_put(S3ConditionalPut::Disabled);
@@ -130,10 +184,15 @@ pub fn build(
             })
         }
         BucketKind::Gcs => {
-            let mut b = GoogleCloudStorageBuilder::from_env()
-                .with_bucket_name(bucket)
-                .with_client_options(client)
-                .with_retry(retry);
+            let mut b = apply_client_options(
+                GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(retry),
+                o,
+                timeout,
+                |b, k| b.get_config_value(&GoogleConfigKey::Client(k)),
+                |b, k, v| b.with_config(GoogleConfigKey::Client(k), v),
+            );
             if let Some(v) = &o.service_account_path {
                 b = b.with_service_account_path(v);
             }
@@ -148,10 +207,15 @@ pub fn build(
             })
         }
         BucketKind::Azure => {
-            let mut b = MicrosoftAzureBuilder::from_env()
-                .with_container_name(bucket)
-                .with_client_options(client)
-                .with_retry(retry);
+            let mut b = apply_client_options(
+                MicrosoftAzureBuilder::from_env()
+                    .with_container_name(bucket)
+                    .with_retry(retry),
+                o,
+                timeout,
+                |b, k| b.get_config_value(&AzureConfigKey::Client(k)),
+                |b, k, v| b.with_config(AzureConfigKey::Client(k), v),
+            );
             if let Some(v) = &o.account {
                 b = b.with_account(v);
             }
@@ -192,7 +256,7 @@ mod tests {
         let sixty_four = default_request_timeout(64 << 20);
         assert_eq!(five, Duration::from_secs(50));
         assert!(sixty_four > Duration::from_secs(280), "{sixty_four:?}");
-        let (_, retry) = client_options(&RepoOptions::default(), 64 << 20);
+        let (_, retry) = timeouts(&RepoOptions::default(), 64 << 20);
         assert!(retry.retry_timeout >= 2 * sixty_four);
     }
 
@@ -207,11 +271,63 @@ mod tests {
         ])
         .unwrap();
         assert!(build(BucketKind::S3, "b", &o, 5 << 20).is_ok());
+        // Plain HTTP without allow_http: one clear line, before any request.
         let bad = RepoOptions::from_pairs(["endpoint=http://127.0.0.1:1"]).unwrap();
-        // http without allow_http is refused when the first request is built,
-        // not here; building still succeeds and never echoes a secret.
-        if let Err(e) = build(BucketKind::S3, "b", &bad, 5 << 20) {
-            assert!(!e.to_string().contains("hunter2"));
-        }
+        let e = build(BucketKind::S3, "b", &bad, 5 << 20)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("plain HTTP") && e.contains("allow_http=true"),
+            "{e}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+    use object_store::client::ClientOptions;
+
+    /// Client options the environment set survive pgkeep's defaults; a
+    /// `--repo-option` overrides them (the builder is exercised through a
+    /// plain `ClientOptions`, which has the same get/set pair).
+    #[test]
+    fn environment_client_options_are_kept_and_options_override_them() {
+        let get = |c: &ClientOptions, k| c.get_config_value(&k);
+        let set = |c: ClientOptions, k, v: String| c.with_config(k, v);
+        let from_env = ClientOptions::new()
+            .with_config(ClientConfigKey::AllowHttp, "true")
+            .with_config(ClientConfigKey::Timeout, "7s");
+        let none = RepoOptions::default();
+        let c = apply_client_options(from_env.clone(), &none, Duration::from_secs(99), get, set);
+        assert_eq!(get(&c, ClientConfigKey::AllowHttp).as_deref(), Some("true"));
+        assert_eq!(get(&c, ClientConfigKey::Timeout).as_deref(), Some("7s"));
+        assert_eq!(
+            get(&c, ClientConfigKey::ConnectTimeout).as_deref(),
+            Some("10000ms")
+        );
+        let given = RepoOptions::from_pairs(["allow_http=false", "request_timeout=2m"]).unwrap();
+        let c = apply_client_options(from_env, &given, Duration::from_secs(99), get, set);
+        assert_eq!(
+            get(&c, ClientConfigKey::AllowHttp).as_deref(),
+            Some("false")
+        );
+        assert_eq!(
+            get(&c, ClientConfigKey::Timeout).as_deref(),
+            Some("120000ms")
+        );
+        // Nothing from the environment: pgkeep's sized default.
+        let c = apply_client_options(
+            ClientOptions::new(),
+            &none,
+            Duration::from_secs(99),
+            get,
+            set,
+        );
+        assert_eq!(
+            get(&c, ClientConfigKey::Timeout).as_deref(),
+            Some("99000ms")
+        );
     }
 }

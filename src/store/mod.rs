@@ -26,6 +26,7 @@ use crate::config::scrub_urls;
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use object_store::client::{HttpError, HttpErrorKind};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
@@ -88,26 +89,26 @@ fn chain_text(e: &dyn std::error::Error) -> String {
 }
 
 /// Whether a storage error means the store could not be reached (after
-/// object_store's retries), as opposed to an answer from it.
-fn is_unreachable(e: &object_store::Error, text: &str) -> bool {
-    if !matches!(e, object_store::Error::Generic { .. }) {
-        return false;
+/// object_store's retries), as opposed to an answer from it: decided by
+/// the error's type, never its text. object_store reports transport
+/// failures (connect, send, timeout, a connection cut mid-request) as an
+/// [`HttpError`] of those kinds somewhere in the cause chain; an answer
+/// from the store (an HTTP status, a body it could not decode) is not one.
+pub(crate) fn is_unreachable(e: &object_store::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(h) = c.downcast_ref::<HttpError>() {
+            return matches!(
+                h.kind(),
+                HttpErrorKind::Connect
+                    | HttpErrorKind::Request
+                    | HttpErrorKind::Timeout
+                    | HttpErrorKind::Interrupted
+            );
+        }
+        cause = c.source();
     }
-    let t = text.to_ascii_lowercase();
-    [
-        "retries",
-        "error sending request",
-        "connection refused",
-        "connection reset",
-        "timed out",
-        "timeout",
-        "dns error",
-        "broken pipe",
-        "unexpected eof",
-        "incomplete message",
-    ]
-    .iter()
-    .any(|k| t.contains(k))
+    false
 }
 
 impl Repo {
@@ -249,12 +250,11 @@ impl Repo {
         let context = context.into();
         let repo = self.display.clone();
         move |source| {
-            let text = chain_text(&source);
-            if is_unreachable(&source, &text) {
+            if is_unreachable(&source) {
                 Error::StoreUnavailable {
                     repo,
                     context,
-                    detail: text,
+                    detail: chain_text(&source),
                 }
             } else {
                 Error::Store { context, source }

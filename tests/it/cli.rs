@@ -11,7 +11,7 @@ pub(crate) fn pgkeep(args: &[&str]) -> Output {
 
 /// Runs pgkeep with extra environment variables (and none of the key
 /// variables of the calling environment).
-fn pgkeep_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+pub(crate) fn pgkeep_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgkeep"));
     cmd.args(args);
     for v in [

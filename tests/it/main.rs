@@ -9,6 +9,7 @@ mod encryption;
 mod failures;
 mod faults;
 mod harness;
+mod memory;
 mod pgkeep;
 mod roundtrip;
 mod s3;

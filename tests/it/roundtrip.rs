@@ -91,3 +91,42 @@ async fn clean_replaces_existing_contents() {
         .expect("restore --clean");
     assert_same_database(c, &src, &dst).await;
 }
+
+/// Large objects are dumped in chunks (`pg::copy::LARGE_OBJECT_CHUNK`), so
+/// an object larger than a chunk and many times a frame comes back whole,
+/// as do an empty one and a small one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_objects_larger_than_a_frame_round_trip() {
+    let c = cluster();
+    let src = db_with(
+        "rt_lo_src",
+        "SELECT lo_from_bytea(0, convert_to(string_agg(md5(i::text), ''), 'UTF8')) FROM generate_series(1, 100000) i;
+         SELECT lo_from_bytea(0, '');
+         SELECT lo_from_bytea(0, '\\x0001ff');",
+    )
+    .await;
+    let sizes: Vec<i64> = c
+        .client(&src)
+        .await
+        .query(
+            "SELECT length(lo_get(oid))::int8 FROM pg_largeobject_metadata ORDER BY oid",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(sizes, [3_200_000, 0, 3]);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repo(dir.path());
+    let opts = small_backup_options(&src);
+    let header = backup_with(&repo, &opts).await.expect("backup succeeds");
+    // 3.2 MB in chunks of 256 KiB: 13 rows, plus one for each small object.
+    assert_eq!(header.rows, 13 + 2);
+    let dst = c.create_db("rt_lo_dst").await;
+    restore_with(&repo, &header.id, &restore_options(&dst))
+        .await
+        .expect("restore succeeds");
+    assert_same_database(c, &src, &dst).await;
+}
