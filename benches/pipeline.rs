@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Criterion benches of the pipeline stages on COPY-like text: framing,
 //! frame encoding (SHA-256 + zstd + SHA-256) at several levels, with each
 //! cipher, decoding (verify + open + decompress), the ciphers alone, and

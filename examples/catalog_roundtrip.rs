@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Dev tool for the catalog module: reads the TOC of a source database and
 //! replays it into a target database, section by section, copying table and
 //! large-object data straight from the source for the data section.

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Integration tests: one test binary sharing one PostgreSQL cluster
 //! (see `support`).
 

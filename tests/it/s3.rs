@@ -6,7 +6,7 @@
 use crate::pgkeep::*;
 use crate::support::azure::Azurite;
 use crate::support::s3::{
-    base64, s3_options, s3_repo, CutProxy, MotoServer, Recording, RecordingStore, S3sFs,
+    base64, s3_options, s3_repo, CutProxy, MotoServer, Recording, RecordingStore,
 };
 use crate::support::{assert_same_database, cluster};
 use bytes::Bytes;
@@ -734,7 +734,7 @@ async fn storage_conformance_on_every_backend() {
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("repo");
     // A new backend is one line here.
-    let mut backends: Vec<(&str, Repo)> = vec![
+    let backends: Vec<(&str, Repo)> = vec![
         (
             "local",
             Repo::open(local.to_str().unwrap(), OpenMode::CreateIfMissing).unwrap(),
@@ -746,15 +746,6 @@ async fn storage_conformance_on_every_backend() {
         ("s3 (moto)", s3_repo(&moto.endpoint(), "conf", "p")),
         ("azure (azurite)", azurite.repo("conf", "p")),
     ];
-    // The benchmark's native S3 server, where one is installed (optional).
-    let s3s = S3sFs::start();
-    match &s3s {
-        Some(s) => {
-            s.create_bucket("conf");
-            backends.push(("s3 (s3s-fs)", s3_repo(&s.endpoint(), "conf", "p")));
-        }
-        None => eprintln!("s3s-fs not installed (PGKEEP_S3S_FS): conformance not run against it"),
-    }
     for (name, repo) in backends {
         let log = Arc::new(Recording::default());
         let repo = repo.map_store(|s| RecordingStore::wrap(s, log.clone()));
