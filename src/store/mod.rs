@@ -18,6 +18,7 @@ pub mod delegate;
 pub mod lease;
 pub mod location;
 pub mod options;
+pub mod private;
 
 pub use location::{BucketKind, Location};
 pub use options::{RepoOptions, Secret};
@@ -169,7 +170,7 @@ impl Repo {
         if !dir.is_dir() {
             match mode {
                 OpenMode::CreateIfMissing => {
-                    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                    private::create_private_dir(dir).map_err(|source| Error::Io {
                         path: dir.to_path_buf(),
                         source,
                     })?;
@@ -186,7 +187,8 @@ impl Repo {
             "opening repository {}",
             dir.display()
         )))?;
-        let store: Arc<dyn ObjectStore> = Arc::new(fs);
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(private::PrivateFiles::new(Arc::new(fs), dir.to_path_buf()));
         Ok(Repo {
             put_store: store.clone(),
             store,

@@ -10,6 +10,7 @@ mod encryption;
 mod failures;
 mod faults;
 mod harness;
+mod local_repository;
 mod memory;
 mod pgkeep;
 mod roundtrip;
