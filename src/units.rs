@@ -1,6 +1,6 @@
 //! Sizes and units: parsing and printing byte sizes and rates (binary
-//! units everywhere), and the size limits object stores impose on
-//! multipart uploads. Depends on nothing but the error type, so every
+//! units everywhere), times as pgkeep records them (RFC 3339, UTC), and
+//! the size limits object stores impose on multipart uploads. Depends on nothing but the error type, so every
 //! layer (pipeline budget, storage, CLI) reads sizes the same way.
 
 use crate::error::{Error, Result};
@@ -68,6 +68,13 @@ pub fn format_size(bytes: u64) -> String {
     }
 }
 
+/// A time as pgkeep records it (RFC 3339). A time that cannot be written
+/// is an error, never an empty field.
+pub fn rfc3339(t: time::OffsetDateTime) -> Result<String> {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| Error::Internal(format!("formatting time {t}: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +89,15 @@ mod tests {
         assert!(parse_size("5 parsecs").is_err());
         assert_eq!(parse_rate("10MiB/s").unwrap(), 10 * MIB as u64);
         assert!(parse_rate("fast").is_err());
+    }
+
+    #[test]
+    fn times_are_written_in_full() {
+        let t = time::macros::datetime!(2026-12-07 03:04:05.5 UTC);
+        assert_eq!(rfc3339(t).unwrap(), "2026-12-07T03:04:05.5Z");
+        // A year RFC 3339 cannot hold is an error, not an empty string.
+        let far = time::macros::datetime!(-0001-01-01 0:00 UTC);
+        assert!(rfc3339(far).is_err());
     }
 
     #[test]

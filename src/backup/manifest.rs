@@ -10,14 +10,8 @@ use crate::catalog::{ObjectKind, SourceInfo, TocEntry};
 use crate::crypto::{BackupKey, WrappedKey};
 use crate::error::{Error, Result};
 use crate::store::Repo;
+use crate::units::rfc3339;
 use std::sync::Arc;
-
-/// A time as the manifest records it (RFC 3339, UTC). A time that cannot
-/// be written is an error, never an empty field.
-pub(crate) fn rfc3339(t: time::OffsetDateTime) -> Result<String> {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .map_err(|e| Error::Internal(format!("formatting time {t}: {e}")))
-}
 
 /// The manifest of a backup whose workers all finished.
 pub(super) fn assemble(
@@ -112,18 +106,4 @@ pub(super) async fn write(repo: &Repo, mut manifest: Manifest) -> Result<Manifes
         })?;
     tracing::info!(backup = %backup_id, rows = manifest.header.rows, stored_bytes = manifest.header.stored_bytes, "manifest written; backup complete");
     Ok(manifest.header)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_are_written_in_full() {
-        let t = time::macros::datetime!(2026-12-07 03:04:05.5 UTC);
-        assert_eq!(rfc3339(t).unwrap(), "2026-12-07T03:04:05.5Z");
-        // A year RFC 3339 cannot hold is an error, not an empty string.
-        let far = time::macros::datetime!(-0001-01-01 0:00 UTC);
-        assert!(rfc3339(far).is_err());
-    }
 }

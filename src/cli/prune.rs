@@ -49,10 +49,14 @@ pub async fn run(args: PruneArgs) -> Result<()> {
     };
     for r in &report.removed {
         println!(
-            "{verb} incomplete backup {}: {} objects, {}",
+            "{verb} incomplete backup {}: {} objects, {}{}",
             r.id,
             r.objects,
-            human_bytes(r.bytes)
+            human_bytes(r.bytes),
+            r.note
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
         );
     }
     for s in &report.skipped {

@@ -93,7 +93,7 @@ pub async fn add_key(
     }
     repo.put_new(
         &layout::key_path(&public.id),
-        KeyRecord::new(&public).encode()?,
+        KeyRecord::new(&public)?.encode()?,
     )
     .await?;
     let mut change = KeyChange {

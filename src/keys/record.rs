@@ -34,11 +34,9 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
-    pub fn new(public: &MasterPublic) -> KeyRecord {
-        let now = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        KeyRecord {
+    pub fn new(public: &MasterPublic) -> Result<KeyRecord> {
+        let now = crate::units::rfc3339(time::OffsetDateTime::now_utc())?;
+        Ok(KeyRecord {
             format: RECORD_FORMAT,
             id: public.id.clone(),
             kind: if public.kdf.is_some() {
@@ -49,7 +47,7 @@ impl KeyRecord {
             public_key: hex::encode(public.public),
             kdf: public.kdf.clone(),
             created_at: now,
-        }
+        })
     }
 
     /// The public key, checked against the record's id.

@@ -41,6 +41,10 @@ pub struct Removed {
     pub id: String,
     pub objects: u64,
     pub bytes: u64,
+    /// Why a prefix that still had a live lease was removed (its holder
+    /// is gone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// An incomplete prefix left alone, and why.
@@ -96,8 +100,15 @@ pub async fn prune_incomplete(repo: &Repo, opts: &PruneOptions) -> Result<PruneR
             }
             Err(e) => return Err(e),
         };
+        let mut note = None;
         if let Some(l) = &lease {
-            if now.unix_timestamp() < l.expires_unix + grace.whole_seconds() {
+            let live = now.unix_timestamp() < l.expires_unix + grace.whole_seconds();
+            if live && l.holder_is_gone() {
+                note = Some(format!(
+                    "stale lease: its holder (pid {} on this host, {}) is gone",
+                    l.pid, l.host
+                ));
+            } else if live {
                 report.skipped.push(Skipped {
                     id,
                     reason: format!(
@@ -134,6 +145,7 @@ pub async fn prune_incomplete(repo: &Repo, opts: &PruneOptions) -> Result<PruneR
             id,
             objects: count,
             bytes,
+            note,
         });
     }
     Ok(report)

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, Checksum, S3ConditionalPut};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
-use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ClientConfigKey, ClientOptions, ObjectStore, RetryConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,10 +82,15 @@ fn apply_client_options<B>(
             Duration::from_secs(10),
         ),
     ];
+    // What object_store would use when nobody set the key: a builder
+    // still holding it was not configured by the environment.
+    let untouched = ClientOptions::default();
     for (key, option, default) in given {
         match option {
             Some(v) => b = set(b, key, duration_text(v)),
-            None if get(&b, key).is_none() => b = set(b, key, duration_text(default)),
+            None if get(&b, key) == untouched.get_config_value(&key) => {
+                b = set(b, key, duration_text(default))
+            }
             None => {}
         }
     }
@@ -287,7 +292,6 @@ mod tests {
 #[cfg(test)]
 mod env_tests {
     use super::*;
-    use object_store::client::ClientOptions;
 
     /// Client options the environment set survive pgkeep's defaults; a
     /// `--repo-option` overrides them (the builder is exercised through a

@@ -40,10 +40,7 @@ pub struct LeaseInfo {
     pub expires_unix: i64,
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+use crate::units::rfc3339;
 
 impl LeaseInfo {
     /// Whether the lease still protects its backup at `now` (the pruner's clock).
@@ -51,10 +48,20 @@ impl LeaseInfo {
         now.unix_timestamp() < self.expires_unix + CLOCK_SKEW.as_secs() as i64
     }
 
-    fn set_times(&mut self, now: OffsetDateTime, ttl: Duration) {
-        self.renewed_at = rfc3339(now);
-        self.expires_at = rfc3339(now + ttl);
+    fn set_times(&mut self, now: OffsetDateTime, ttl: Duration) -> Result<()> {
+        self.renewed_at = rfc3339(now)?;
+        self.expires_at = rfc3339(now + ttl)?;
         self.expires_unix = (now + ttl).unix_timestamp();
+        Ok(())
+    }
+
+    /// Whether the process that holds this lease is known to be gone: it
+    /// ran on this host (same host name) and no process has its PID any
+    /// more (after `kill -9` or a power cut). A lease from another host,
+    /// or whose PID is in use, is never judged stale this way (restic's
+    /// lock check works the same).
+    pub fn holder_is_gone(&self) -> bool {
+        self.host == host_name() && !process_exists(self.pid)
     }
 
     fn encode(&self) -> Result<Vec<u8>> {
@@ -62,7 +69,22 @@ impl LeaseInfo {
     }
 }
 
-fn host_name() -> String {
+/// Whether a process with this PID exists on this host.
+fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // Signal 0 checks existence and permission only; EPERM means the
+    // process exists but belongs to someone else.
+    // SAFETY: kill(2) with signal 0 sends nothing and touches no memory.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -101,12 +123,12 @@ impl Lease {
             backup_id: backup_id.to_string(),
             host: host_name(),
             pid: std::process::id(),
-            started_at: rfc3339(now),
+            started_at: rfc3339(now)?,
             renewed_at: String::new(),
             expires_at: String::new(),
             expires_unix: 0,
         };
-        info.set_times(now, ttl);
+        info.set_times(now, ttl)?;
         let path = lease_path(backup_id);
         repo.put_new(&path, info.encode()?)
             .await
@@ -191,8 +213,10 @@ async fn renew(
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        info.set_times(OffsetDateTime::now_utc(), ttl);
-        let bytes = match info.encode() {
+        let bytes = match info
+            .set_times(OffsetDateTime::now_utc(), ttl)
+            .and_then(|()| info.encode())
+        {
             Ok(b) => b,
             Err(_) => continue,
         };
@@ -312,12 +336,12 @@ mod tests {
             backup_id: "x".into(),
             host: "h".into(),
             pid: 1,
-            started_at: rfc3339(now),
+            started_at: rfc3339(now).unwrap(),
             renewed_at: String::new(),
             expires_at: String::new(),
             expires_unix: 0,
         };
-        l.set_times(now, Duration::ZERO);
+        l.set_times(now, Duration::ZERO).unwrap();
         assert!(l.is_fresh(now + Duration::from_secs(60)));
         assert!(!l.is_fresh(now + CLOCK_SKEW + Duration::from_secs(1)));
     }

@@ -119,9 +119,7 @@ pub async fn verify_backup(
     }
     report.ok = report.failures.is_empty();
     report.duration_ms = t0.elapsed().as_millis() as u64;
-    report.verified_at = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    report.verified_at = crate::units::rfc3339(time::OffsetDateTime::now_utc())?;
     record(repo, &report).await;
     Ok(report)
 }

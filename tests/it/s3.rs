@@ -881,3 +881,50 @@ async fn prune_command_reports_in_json() {
     assert!(!f.exists());
     let _ = RepoOptions::default();
 }
+
+/// Client options given by environment (`AWS_ALLOW_HTTP`) work exactly as
+/// `--repo-option` does, and a plain-HTTP endpoint without them is refused
+/// in one line before any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_options_work_like_repo_options() {
+    let c = cluster();
+    let moto = MotoServer::start();
+    moto.create_bucket("envopts");
+    let src = db_with(
+        "s3_env_src",
+        "CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g;",
+    )
+    .await;
+    let env = [
+        ("AWS_ENDPOINT_URL", moto.endpoint()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "false".to_string()),
+    ];
+    let run = |extra: &[(&str, String)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgkeep"));
+        cmd.args(["backup", "--db", &c.url(&src), "--repo", "s3://envopts/p"]);
+        cmd.env_remove("DATABASE_URL");
+        for (k, v) in env.iter().chain(extra) {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let refused = run(&[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("plain HTTP") && stderr.contains("AWS_ALLOW_HTTP=true"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    let ok = run(&[("AWS_ALLOW_HTTP", "true".to_string())]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let repo = s3_repo(&moto.endpoint(), "envopts", "p");
+    assert_eq!(list_backup_ids(&repo).await.unwrap().len(), 1);
+}
