@@ -15,6 +15,10 @@ pub trait Progress: Send + Sync {
     fn stream_advanced(&self, stream: u32, bytes: u64, rows: u64);
     fn stream_finished(&self, stream: u32, rows: u64, bytes: u64);
     fn end(&self);
+    /// Work measured in steps rather than bytes (restore's post-data:
+    /// index and constraint builds): `done` of `total` finished, `current`
+    /// the step that just started, if any.
+    fn step(&self, _phase: &'static str, _done: usize, _total: usize, _current: Option<&str>) {}
 }
 
 /// No output (library use, tests).
@@ -41,6 +45,8 @@ struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
     bars: Mutex<HashMap<u32, ProgressBar>>,
+    /// The bar of step-counted work (post-data), made on first use.
+    steps: Mutex<Option<ProgressBar>>,
 }
 
 impl Bars {
@@ -59,11 +65,40 @@ impl Bars {
             multi,
             overall,
             bars: Mutex::new(HashMap::new()),
+            steps: Mutex::new(None),
         }
     }
 }
 
 impl Progress for Bars {
+    fn step(&self, phase: &'static str, done: usize, total: usize, current: Option<&str>) {
+        let Ok(mut slot) = self.steps.lock() else {
+            return;
+        };
+        let bar = slot.get_or_insert_with(|| {
+            let bar = self.multi.add(ProgressBar::new(total as u64));
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>9} [{bar:30}] {pos}/{len} {elapsed} {msg:50!}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(phase);
+            bar
+        });
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        if let Some(c) = current {
+            bar.set_message(c.to_string());
+        }
+        if done >= total {
+            bar.finish_and_clear();
+            self.multi.remove(bar);
+            *slot = None;
+        }
+    }
+
     fn begin(&self, total_bytes: u64) {
         self.overall.set_length(total_bytes.max(1));
     }
@@ -124,6 +159,17 @@ impl Logs {
 }
 
 impl Progress for Logs {
+    fn step(&self, phase: &'static str, done: usize, total: usize, current: Option<&str>) {
+        match current {
+            Some(c) => {
+                tracing::info!(op = self.verb, phase, done, total, building = %c, "step started")
+            }
+            None if done >= total => {
+                tracing::info!(op = self.verb, phase, done, total, "steps done")
+            }
+            None => {}
+        }
+    }
     fn begin(&self, total_bytes: u64) {
         self.total.store(total_bytes, Ordering::Relaxed);
     }

@@ -66,7 +66,7 @@ pub fn read_stream(
     read_ahead: usize,
     max_read: u64,
     bufs: FrameBuffers,
-) -> impl Stream<Item = Result<Bytes>> + Send + 'static {
+) -> impl Stream<Item = Result<Verified>> + Send + 'static {
     let info = manifest.body.streams.get(stream_index).cloned();
     let id = manifest.header.id.clone();
     let body = async move {
@@ -95,21 +95,33 @@ pub fn read_stream(
                 .buffered(DECODE_AHEAD);
             let mut check = StreamCheck::new(&info);
             let checked = fetched.map(move |r| {
-                let (plain, frame) = r?;
+                let (bytes, frame) = r?;
                 check.push(&frame)?;
-                Ok(plain)
+                Ok(Verified {
+                    bytes,
+                    rows: frame.rows,
+                })
             });
             let empty_check = stream::once(async move {
                 if expected_frames == 0 {
                     Err(StreamCheck::no_frames(stream_id))
                 } else {
-                    Ok(Bytes::new())
+                    Ok(Verified::default())
                 }
             })
-            .try_filter(|b| futures::future::ready(!b.is_empty()));
+            .try_filter(|v| futures::future::ready(!v.bytes.is_empty()));
             checked.chain(empty_check)
         })
         .try_flatten()
+}
+
+/// One frame's plaintext that passed every check, and the rows that end in
+/// it (for progress: a frame's bytes are COPY text, its rows the count the
+/// manifest vouches for).
+#[derive(Clone, Debug, Default)]
+pub struct Verified {
+    pub bytes: Bytes,
+    pub rows: u32,
 }
 
 /// A frame that passed every check, as the end-of-stream check needs it.

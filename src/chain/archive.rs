@@ -17,6 +17,7 @@ use crate::keys::Unlock;
 use crate::pipeline::{Budget, FrameBuffers};
 use crate::store::Repo;
 use bytes::Bytes;
+use futures::TryStreamExt;
 use futures::{Stream, StreamExt};
 use std::sync::Arc;
 
@@ -45,14 +46,7 @@ pub fn read_chain_stream(
         Budget::new(READ_MEMORY, 1, None)?.read_plan(max(|f| f.plain_len) as usize);
     let max_read = u64::from(max(|f| f.len));
     let bufs = FrameBuffers::new(max(|f| f.plain_len) as usize, READ_MEMORY);
-    Ok(read_stream(
-        repo.clone(),
-        manifest,
-        index,
-        read_ahead,
-        max_read,
-        bufs,
-    ))
+    Ok(read_stream(repo.clone(), manifest, index, read_ahead, max_read, bufs).map_ok(|v| v.bytes))
 }
 
 /// Verifies `chains` in backup `id` (or `latest`) of `repo`; with `against`,

@@ -6,14 +6,21 @@
 use crate::catalog::TocEntry;
 use crate::error::{Error, Result};
 use crate::pg::Conn;
+use crate::progress::Progress;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 const DEADLOCK: &str = "40P01";
 const MAX_RETRIES: usize = 5;
 
-/// Executes `entries` over `conns`, respecting `deps` among them.
-pub async fn run_entries(conns: Vec<Conn>, entries: Vec<TocEntry>) -> Result<Vec<Conn>> {
+/// Executes `entries` over `conns`, respecting `deps` among them, and
+/// reports each entry as it starts and finishes to `progress` (as `phase`).
+pub async fn run_entries(
+    conns: Vec<Conn>,
+    entries: Vec<TocEntry>,
+    progress: &dyn Progress,
+    phase: &'static str,
+) -> Result<Vec<Conn>> {
     let ids: HashSet<u32> = entries.iter().map(|e| e.id).collect();
     let mut waiting_on: HashMap<u32, usize> = HashMap::new();
     let mut dependents: HashMap<u32, Vec<u32>> = HashMap::new();
@@ -56,6 +63,7 @@ pub async fn run_entries(conns: Vec<Conn>, entries: Vec<TocEntry>) -> Result<Vec
                 .get(&id)
                 .cloned()
                 .ok_or_else(|| Error::Internal("unknown entry".into()))?;
+            progress.step(phase, done, total, Some(&describe(&entry)));
             running.spawn(async move {
                 let r = run_one(&conn, &entry).await;
                 (conn, entry.id, r)
@@ -73,6 +81,7 @@ pub async fn run_entries(conns: Vec<Conn>, entries: Vec<TocEntry>) -> Result<Vec
         let (conn, id, r) = joined.map_err(|e| Error::Internal(format!("restore task: {e}")))?;
         idle.push(conn);
         done += 1;
+        progress.step(phase, done, total, None);
         if let Err(e) = r {
             first_error.get_or_insert(e);
             continue;
@@ -99,6 +108,14 @@ pub async fn run_entries(conns: Vec<Conn>, entries: Vec<TocEntry>) -> Result<Vec
     match first_error {
         Some(e) => Err(e),
         None => Ok(idle),
+    }
+}
+
+/// What an entry builds, for progress: kind and qualified name.
+fn describe(e: &TocEntry) -> String {
+    match &e.schema {
+        Some(s) => format!("{:?} {s}.{}", e.kind, e.name),
+        None => format!("{:?} {}", e.kind, e.name),
     }
 }
 

@@ -131,14 +131,14 @@ async fn copy_stream(
         // An archive error drops the sink: the server gets CopyFail and the
         // transaction rolls back, so nothing unverified is committed.
         let chunk = chunk?;
-        if chunk.is_empty() {
+        if chunk.bytes.is_empty() {
             continue;
         }
-        let n = chunk.len() as u64;
-        sink.send(chunk)
+        let (n, rows) = (chunk.bytes.len() as u64, u64::from(chunk.rows));
+        sink.send(chunk.bytes)
             .await
             .map_err(ctx_err("sending data for"))?;
-        ctx.progress.stream_advanced(s.id, n, 0);
+        ctx.progress.stream_advanced(s.id, n, rows);
     }
     let loaded = sink
         .as_mut()

@@ -161,7 +161,7 @@ async fn run(
             .await
             .map_err(Error::db("setting maintenance_work_mem"))?;
     }
-    dag::run_entries(conns, post).await?;
+    dag::run_entries(conns, post, progress.as_ref(), "post-data").await?;
     let post_data_ms = t_post.elapsed().as_millis() as u64;
 
     Ok(RestoreSummary {

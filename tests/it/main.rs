@@ -13,6 +13,7 @@ mod harness;
 mod local_repository;
 mod memory;
 mod pgkeep;
+mod progress;
 mod prune;
 mod roundtrip;
 mod s3;
