@@ -58,16 +58,6 @@ impl Unlock {
         Ok(None)
     }
 
-    /// Every raw-key input, derived (passphrases need a key's parameters).
-    pub fn raw_secrets(&self) -> Result<Vec<Arc<MasterSecret>>> {
-        self.inputs
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| !i.is_passphrase())
-            .map(|(n, i)| self.derive(n, i, None))
-            .collect()
-    }
-
     fn derive(
         &self,
         index: usize,

@@ -185,11 +185,17 @@ async fn run(
 /// its own transaction, giving up FREEZE for parallelism.
 fn plan_units(manifest: &Manifest, jobs: usize) -> Result<Vec<Unit>> {
     let by_id: HashMap<u32, &TocEntry> = manifest.body.toc.iter().map(|e| (e.id, e)).collect();
+    // Streams grouped by table, tables in order of their first stream:
+    // one pass with a map from table to group.
     let mut groups: Vec<(u32, Vec<usize>)> = Vec::new();
+    let mut group_of: HashMap<u32, usize> = HashMap::new();
     for (i, s) in manifest.body.streams.iter().enumerate() {
-        match groups.iter_mut().find(|(id, _)| *id == s.toc_id) {
-            Some((_, v)) => v.push(i),
-            None => groups.push((s.toc_id, vec![i])),
+        match group_of.get(&s.toc_id) {
+            Some(&g) => groups[g].1.push(i),
+            None => {
+                group_of.insert(s.toc_id, groups.len());
+                groups.push((s.toc_id, vec![i]));
+            }
         }
     }
     let total: u64 = manifest.body.streams.iter().map(|s| s.stored_bytes).sum();
@@ -399,5 +405,23 @@ mod tests {
         assert_eq!(units.len(), 4);
         assert_eq!(units.iter().filter(|u| !u.freeze).count(), 3);
         assert!(units[3].freeze, "the small table still loads with FREEZE");
+    }
+
+    #[test]
+    fn streams_of_a_table_group_together_wherever_they_are() {
+        // Slices of table 1 around a stream of table 2 (chain tables and
+        // large objects are numbered between slices): one unit per table,
+        // its streams in manifest order, tables in order of first stream.
+        let mut m = with_tables(&[(1, &[10, 10]), (2, &[10])]);
+        m.body.streams.swap(1, 2);
+        for (i, s) in m.body.streams.iter_mut().enumerate() {
+            s.id = i as u32;
+        }
+        let units = plan_units(&m, 1).unwrap();
+        let shape: Vec<Vec<usize>> = units
+            .iter()
+            .map(|u| u.streams.iter().map(|s| s.index).collect())
+            .collect();
+        assert_eq!(shape, [vec![0, 2], vec![1]]);
     }
 }

@@ -363,11 +363,6 @@ impl Repo {
         Ok(())
     }
 
-    pub async fn get_range(&self, path: &Path, range: Range<u64>) -> Result<Bytes> {
-        let (bytes, _) = self.get_range_sized(path, range).await?;
-        Ok(bytes)
-    }
-
     /// A ranged read that also returns the object's full size, taken from
     /// the same response (`Content-Range`), so a reader learns of bytes cut
     /// off or appended without another request.

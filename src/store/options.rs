@@ -359,14 +359,6 @@ impl RepoOptions {
         }
         Ok(())
     }
-
-    /// One line per key with where it applies, for `--help`-like output.
-    pub fn describe_keys() -> String {
-        KEYS.iter()
-            .map(|(k, s, h)| format!("{k}: {h} ({})", s.label()))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
 }
 
 /// A scalar in a policy file table.

@@ -647,7 +647,10 @@ async fn conformance(name: &str, repo: Repo, log: Arc<Recording>) {
     assert_eq!(sizes, Some(vec![PART, PART, 12345]), "{name}: part sizes");
     let r = (PART as u64 - 10)..(PART as u64 + 10);
     assert_eq!(
-        repo.get_range(&p("data/pack"), r.clone()).await.unwrap(),
+        repo.get_range_sized(&p("data/pack"), r.clone())
+            .await
+            .unwrap()
+            .0,
         &data[r.start as usize..r.end as usize],
         "{name}: ranged get"
     );
