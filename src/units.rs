@@ -68,6 +68,30 @@ pub fn format_size(bytes: u64) -> String {
     }
 }
 
+/// A byte size given on a command line or in a policy (`64MiB`), printed
+/// back the same way: lets flag defaults be the library's constants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Size(pub usize);
+
+impl std::str::FromStr for Size {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Size> {
+        parse_size(s).map(Size)
+    }
+}
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0;
+        for (unit, name) in [(GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")] {
+            if n >= unit && n % unit == 0 {
+                return write!(f, "{}{name}", n / unit);
+            }
+        }
+        write!(f, "{n}")
+    }
+}
+
 /// A time as pgkeep records it (RFC 3339). A time that cannot be written
 /// is an error, never an empty field.
 pub fn rfc3339(t: time::OffsetDateTime) -> Result<String> {
@@ -109,6 +133,12 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn sizes_print_and_parse_back(n in 0usize..(1 << 40)) {
+            let printed = Size(n).to_string();
+            prop_assert_eq!(printed.parse::<Size>().unwrap(), Size(n));
+        }
+
         #[test]
         fn printed_sizes_parse_back_close(n in 0u64..(1 << 40)) {
             let s = format_size(n);

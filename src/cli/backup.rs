@@ -3,15 +3,14 @@
 use super::common::{human_bytes, print_json, DbArgs, OutputArgs, ParallelArgs, RepoArgs};
 use super::secrets::KeyArgs;
 use clap::Args;
-use pgkeep::backup::{backup, BackupOptions};
+use pgkeep::backup::{backup, BackupOptions, DEFAULT_LOCK_TIMEOUT, DEFAULT_SPLIT_BYTES};
 use pgkeep::catalog::CatalogOptions;
 use pgkeep::crypto::CipherKind;
 use pgkeep::error::{Error, Result};
-use pgkeep::keys::{self, EncryptMode, Unlock};
-use pgkeep::pipeline::Budget;
+use pgkeep::keys::EncryptMode;
 use pgkeep::store::bandwidth::parse_rate;
 use pgkeep::store::OpenMode;
-use pgkeep::units::parse_size;
+use pgkeep::units::{parse_size, Size};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -23,11 +22,10 @@ pub struct BackupArgs {
     pub repo: RepoArgs,
     #[command(flatten)]
     pub parallel: ParallelArgs,
-    /// Compression: zstd:LEVEL (1-19) or none. Level 1 is the default: on
-    /// COPY text it is ~2.5x faster than level 3 at a similar ratio
-    /// (docs/benchmarks.md).
-    #[arg(long, default_value = "zstd:1")]
-    pub compress: String,
+    /// Compression: zstd:LEVEL (1-19) or none (default zstd:1: on COPY text
+    /// ~2.5x faster than level 3 at a similar ratio; docs/benchmarks.md).
+    #[arg(long)]
+    pub compress: Option<String>,
     /// Only these tables (pattern, may be schema-qualified; repeatable).
     #[arg(long = "table", short = 't')]
     pub tables: Vec<String>,
@@ -41,11 +39,11 @@ pub struct BackupArgs {
     #[arg(long = "exclude-schema", short = 'N')]
     pub exclude_schemas: Vec<String>,
     /// Seconds to wait for each table lock before failing the backup.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = DEFAULT_LOCK_TIMEOUT.as_secs())]
     pub lock_timeout: u64,
     /// Split tables larger than this into slices dumped in parallel.
-    #[arg(long, default_value = "256MiB")]
-    pub split_size: String,
+    #[arg(long, default_value_t = Size(DEFAULT_SPLIT_BYTES as usize))]
+    pub split_size: Size,
     /// Frame size (default derived from --memory, at most 4MiB).
     #[arg(long)]
     pub frame_size: Option<String>,
@@ -90,11 +88,13 @@ pub fn parse_compress(s: &str) -> Result<i32> {
 
 pub async fn run(args: BackupArgs, cancel: CancellationToken) -> Result<()> {
     let mut opts = BackupOptions::new(args.db.resolve()?);
-    opts.jobs = args.parallel.jobs.max(1);
+    opts.jobs = args.parallel.jobs;
     opts.memory = args.parallel.memory_bytes()?;
-    opts.compress_level = parse_compress(&args.compress)?;
+    if let Some(c) = &args.compress {
+        opts.compress_level = parse_compress(c)?;
+    }
     opts.lock_timeout = Duration::from_secs(args.lock_timeout);
-    opts.split_bytes = parse_size(&args.split_size)? as u64;
+    opts.split_bytes = args.split_size.0 as u64;
     opts.frame_size = args.frame_size.as_deref().map(parse_size).transpose()?;
     opts.catalog = CatalogOptions {
         schemas: args.schemas,
@@ -115,21 +115,17 @@ pub async fn run(args: BackupArgs, cancel: CancellationToken) -> Result<()> {
     if let Some(p) = &args.policy {
         opts.chains = pgkeep::config::Policy::load(p)?.chain;
     }
-    let budget = Budget::new(opts.memory, opts.jobs, opts.frame_size)?;
+    let budget = opts.budget()?;
     let mut repo = args
         .repo
         .open(budget.part_size, OpenMode::CreateIfMissing)?;
     if let Some(rate) = args.max_bandwidth.as_deref() {
         repo = repo.with_max_bandwidth(parse_rate(rate)?);
     }
-    if args.encrypt && keys::list_keys(&repo).await?.is_empty() {
+    if args.encrypt {
         let mut given = args.keys.inputs()?;
         if given.len() == 1 {
-            let change =
-                keys::add_key(&repo, &Unlock::default(), &given.remove(0), opts.cipher).await?;
-            if let Some(id) = change.added {
-                eprintln!("added master key {id} to the repository");
-            }
+            opts.first_key = Some(std::sync::Arc::new(given.remove(0)));
         }
     }
     let progress = pgkeep::progress::for_stderr("backup").into();

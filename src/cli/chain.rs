@@ -178,7 +178,12 @@ pub async fn run(args: ChainArgs) -> Result<()> {
         (Some(repo), _) => {
             let options = RepoOptions::from_pairs(&a.repo_options)?;
             // Chain reads are one stored frame per request (≤ 32 MiB).
-            let repo = Repo::open_with(repo, &options, 32 << 20, OpenMode::MustExist)?;
+            let repo = Repo::open_with(
+                repo,
+                &options,
+                pgkeep::pipeline::budget::MAX_READ_REQUEST,
+                OpenMode::MustExist,
+            )?;
             let id = a.backup.as_deref().unwrap_or("latest");
             a.keys
                 .with_unlock(|unlock| {

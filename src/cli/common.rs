@@ -3,8 +3,9 @@
 use clap::Args;
 use pgkeep::config::{redact_conninfo, ConnSettings};
 use pgkeep::error::{Error, Result};
+use pgkeep::pipeline::budget::{DEFAULT_JOBS, DEFAULT_MEMORY};
 use pgkeep::store::{OpenMode, Repo, RepoOptions};
-use pgkeep::units::parse_size;
+use pgkeep::units::Size;
 
 #[derive(Args, Debug, Clone)]
 pub struct RepoArgs {
@@ -54,17 +55,26 @@ impl DbArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ParallelArgs {
-    /// Parallel workers (connections).
-    #[arg(long, short = 'j', default_value_t = 2)]
+    /// Parallel workers (connections), at least 1.
+    #[arg(long, short = 'j', default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
     pub jobs: usize,
     /// Memory budget for everything in flight (e.g. 64MiB, 1GiB).
-    #[arg(long, default_value = "64MiB")]
-    pub memory: String,
+    #[arg(long, default_value_t = Size(DEFAULT_MEMORY))]
+    pub memory: Size,
 }
 
 impl ParallelArgs {
     pub fn memory_bytes(&self) -> Result<usize> {
-        parse_size(&self.memory)
+        Ok(self.memory.0)
+    }
+}
+
+/// `--jobs`: a whole number of at least 1.
+fn parse_jobs(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number")),
     }
 }
 

@@ -6,6 +6,7 @@ use super::secrets::KeyArgs;
 use clap::Args;
 use pgkeep::chain::{verify_live, StreamFilter};
 use pgkeep::error::Result;
+use pgkeep::pipeline::budget::MAX_READ_REQUEST;
 use pgkeep::restore::{restore, RestoreOptions};
 use pgkeep::store::OpenMode;
 use tokio_util::sync::CancellationToken;
@@ -34,9 +35,9 @@ pub struct RestoreArgs {
     /// database; a broken chain fails the command (exit 3).
     #[arg(long, requires = "policy")]
     pub verify_chains: bool,
-    /// maintenance_work_mem for index builds.
-    #[arg(long, default_value = "128MB")]
-    pub maintenance_work_mem: String,
+    /// maintenance_work_mem for index builds (default 128MB).
+    #[arg(long)]
+    pub maintenance_work_mem: Option<String>,
     #[command(flatten)]
     pub keys: KeyArgs,
     #[command(flatten)]
@@ -45,17 +46,18 @@ pub struct RestoreArgs {
 
 pub async fn run(args: RestoreArgs, cancel: CancellationToken) -> Result<()> {
     let mut opts = RestoreOptions::new(args.db.resolve()?);
-    opts.jobs = args.parallel.jobs.max(1);
+    opts.jobs = args.parallel.jobs;
     opts.memory = args.parallel.memory_bytes()?;
     opts.clean = args.clean;
     opts.create = args.create;
-    opts.maintenance_work_mem = args.maintenance_work_mem;
+    if let Some(m) = args.maintenance_work_mem {
+        opts.maintenance_work_mem = m;
+    }
     let chains = match (&args.policy, args.verify_chains) {
         (Some(p), true) => Some(pgkeep::config::Policy::load(p)?.chain),
         _ => None,
     };
-    // Reads are at most one frame (≤ 32 MiB) per request.
-    let repo = args.repo.open(32 << 20, OpenMode::MustExist)?;
+    let repo = args.repo.open(MAX_READ_REQUEST, OpenMode::MustExist)?;
     let progress: std::sync::Arc<dyn pgkeep::progress::Progress> =
         pgkeep::progress::for_stderr("restore").into();
     let s = args

@@ -5,6 +5,7 @@ use super::secrets::KeyArgs;
 use clap::Args;
 use pgkeep::archive::index::{list_backup_ids, resolve_backup_id};
 use pgkeep::error::{Error, Result};
+use pgkeep::pipeline::budget::MAX_READ_REQUEST;
 use pgkeep::store::OpenMode;
 use pgkeep::verify::{verify_backup, VerifyOptions, VerifyReport};
 use tokio_util::sync::CancellationToken;
@@ -31,7 +32,7 @@ pub struct VerifyArgs {
 }
 
 pub async fn run(args: VerifyArgs, cancel: CancellationToken) -> Result<()> {
-    let repo = args.repo.open(32 << 20, OpenMode::MustExist)?;
+    let repo = args.repo.open(MAX_READ_REQUEST, OpenMode::MustExist)?;
     let ids = if args.all {
         list_backup_ids(&repo).await?
     } else {
@@ -43,7 +44,7 @@ pub async fn run(args: VerifyArgs, cancel: CancellationToken) -> Result<()> {
         .with_unlock(|unlock| {
             let (repo, ids, cancel) = (repo.clone(), ids.clone(), cancel.clone());
             let mut opts = VerifyOptions::new(unlock);
-            opts.jobs = args.parallel.jobs.max(1);
+            opts.jobs = args.parallel.jobs;
             opts.memory = memory;
             opts.quick = args.quick;
             async move {
