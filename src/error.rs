@@ -1,6 +1,6 @@
 //! The one error type of the library: a kind for each way pgkeep can fail,
 //! each with a message a user can act on. Never carries a secret: connection
-//! targets are stored redacted (see `config::redact`).
+//! targets are stored redacted (see `redact`).
 
 use std::path::PathBuf;
 
@@ -28,7 +28,7 @@ pub enum Error {
 
     /// The object store failed (missing repository, permissions, disk full, ...).
     /// Endpoint and object URLs are scrubbed from the message.
-    #[error("storage error while {context}: {}", crate::config::scrub_urls(&source.to_string()))]
+    #[error("storage error while {context}: {}", crate::redact::scrub_urls(&source.to_string()))]
     Store {
         context: String,
         #[source]

@@ -131,7 +131,7 @@ pub fn build(
         };
         Error::Config(format!(
             "cannot configure repository {what}: {} (see docs/storage.md)",
-            crate::config::scrub_urls(&msg)
+            crate::redact::scrub_urls(&msg)
         ))
     };
     match kind {

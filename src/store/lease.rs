@@ -174,7 +174,7 @@ impl Lease {
         let path = lease_path(&self.backup_id);
         if let Err(e) = self.repo.store().delete(&path).await {
             if !matches!(e, object_store::Error::NotFound { .. }) {
-                tracing::warn!(backup = %self.backup_id, error = %crate::config::scrub_urls(&e.to_string()), "could not delete the backup's lease; it expires on its own");
+                tracing::warn!(backup = %self.backup_id, error = %crate::redact::scrub_urls(&e.to_string()), "could not delete the backup's lease; it expires on its own");
             }
         }
     }

@@ -23,8 +23,8 @@ pub mod private;
 pub use location::{BucketKind, Location};
 pub use options::{RepoOptions, Secret};
 
-use crate::config::scrub_urls;
 use crate::error::{Error, Result};
+use crate::redact::scrub_urls;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::client::{HttpError, HttpErrorKind};

@@ -1,5 +1,8 @@
-//! Redaction of secrets in connection strings and free text. Every place
-//! that prints a connection target goes through here.
+//! Redaction of secrets in connection strings and free text, and URLs
+//! scrubbed from storage error texts. Every place that prints a connection
+//! target goes through here. A leaf: it depends on nothing in pgkeep, so
+//! the error type (which scrubs) and `config` (which redacts) both sit
+//! above it.
 
 /// Replaces the password of a libpq connection string (URL or `key=value`)
 /// with `***`; other text is returned unchanged. Never fails.
