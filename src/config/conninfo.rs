@@ -139,9 +139,14 @@ impl ConnSettings {
         }
         let user = match p.get("user") {
             Some(u) => u.clone(),
-            None => env("USER")
-                .or_else(|| env("LOGNAME"))
-                .ok_or_else(|| Error::Config("no user name given (set user= or PGUSER)".into()))?,
+            // libpq's default: the operating-system user running the
+            // program (the effective user id's name, not $USER).
+            None => os_user_name().ok_or_else(|| {
+                Error::Config(
+                    "no user name given and the operating-system user has no name (set user= or PGUSER)"
+                        .into(),
+                )
+            })?,
         };
         let dbname = p.get("dbname").cloned().unwrap_or_else(|| user.clone());
         let host_str = p
@@ -269,6 +274,30 @@ impl ConnSettings {
             }
         });
         cfg
+    }
+}
+
+/// The name of the effective user id, as libpq takes it (`getpwuid_r`).
+fn os_user_name() -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: `passwd` is plain data that getpwuid_r fills in; every pointer
+    // it sets points into `buf`, which outlives their use here; the name is
+    // copied out before `buf` is dropped.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(
+            libc::geteuid(),
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        );
+        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        let name = std::ffi::CStr::from_ptr(pwd.pw_name).to_str().ok()?;
+        (!name.is_empty()).then(|| name.to_string())
     }
 }
 
@@ -501,6 +530,25 @@ fn parse_keyvalue(s: &str) -> Result<BTreeMap<String, String>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn defaults_follow_libpq_user_dbname_port_and_socket_host() {
+        // Nothing given and no environment: libpq takes the operating-system
+        // user (not $USER), a database of that name, port 5432 and the Unix
+        // socket directory when there is one.
+        let s = ConnSettings::resolve_with("", &|_| None).unwrap();
+        let os_user = os_user_name().unwrap();
+        assert_eq!(s.user, os_user);
+        assert_eq!(s.dbname, os_user);
+        assert_eq!(s.ports, [5432]);
+        assert_eq!(s.hosts, [default_host()]);
+        if std::path::Path::new("/var/run/postgresql").is_dir() {
+            assert_eq!(s.hosts, ["/var/run/postgresql"]);
+        }
+        // $USER is not what libpq reads.
+        let env = |k: &str| (k == "USER").then(|| "not-the-os-user".to_string());
+        assert_eq!(ConnSettings::resolve_with("", &env).unwrap().user, os_user);
+    }
+
     use super::*;
     use proptest::prelude::*;
 
