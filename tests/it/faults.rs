@@ -178,7 +178,12 @@ async fn wait_for_queued_exclusive_lock(db: &str, table: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ddl_queued_after_the_snapshot_fails_the_backup_without_deadlock() {
     let c = cluster();
-    let src = source("fault_ddl", 120_000).await; // ~9 MB: more than one part
+    // ~14 MB: more than two parts. With one upload in flight, the worker
+    // blocks before the frame that completes the second part while the
+    // first is held at the gate, so it is still copying `big` (and has not
+    // locked `victim`) when the ALTER queues. (At ~9 MB the whole table fit
+    // in the part being filled: the worker could reach `victim` first.)
+    let src = source("fault_ddl", 200_000).await;
     let dir = tempfile::tempdir().unwrap();
     let inner = local_store(dir.path());
     let gate = Gate::new();
