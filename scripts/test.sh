@@ -5,6 +5,7 @@
 #
 #   cargo fmt --all --check
 #   cargo clippy --locked --all-targets -- -D warnings
+#   cargo check of the fuzz targets (fuzz/, RUSTC_BOOTSTRAP=1)
 #   cargo test --locked [ARGS...]
 #
 #   scripts/test.sh                              everything
@@ -142,6 +143,11 @@ say "step: cargo fmt --all --check"
 cargo fmt --all --check
 say "step: cargo clippy --locked --all-targets -- -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
+# The fuzz targets are a crate of their own (fuzz/): they must keep
+# compiling against the library (a stable toolchain builds them with
+# RUSTC_BOOTSTRAP=1, as docs/fuzzing.md says).
+say "step: cargo check --locked --manifest-path fuzz/Cargo.toml"
+RUSTC_BOOTSTRAP=1 cargo check --locked --manifest-path fuzz/Cargo.toml
 say "step: cargo test --locked $*"
 cargo test --locked "$@"
 say "all steps passed"

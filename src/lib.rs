@@ -15,7 +15,7 @@ pub mod ops;
 pub mod pg;
 pub mod pipeline;
 pub mod progress;
-pub mod redact;
+pub(crate) mod redact;
 pub mod restore;
 pub mod store;
 pub mod units;

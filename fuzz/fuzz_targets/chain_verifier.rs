@@ -4,7 +4,7 @@
 //! same bytes whole and in chunks must give the same outcome.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pgkeep::chain::{ChainPlan, Verifier, VerifyOptions};
+use pgkeep::chain::{ChainPlan, Verifier, ChainOptions};
 use pgkeep::config::policy::Part;
 use pgkeep::config::Policy;
 use std::sync::{Arc, OnceLock};
@@ -28,9 +28,9 @@ fn plan() -> Arc<ChainPlan> {
 }
 
 fn run(chunks: &[&[u8]]) -> Option<String> {
-    let opts = VerifyOptions {
+    let opts = ChainOptions {
         collect_heads: true,
-        ..VerifyOptions::default()
+        ..ChainOptions::default()
     };
     let mut v = Verifier::new(plan(), opts);
     for c in chunks {
@@ -40,9 +40,9 @@ fn run(chunks: &[&[u8]]) -> Option<String> {
     // Verify again with the heads as anchors: a stream must match itself.
     let mut again = Verifier::new(
         plan(),
-        VerifyOptions {
+        ChainOptions {
             anchors: Some(heads),
-            ..VerifyOptions::default()
+            ..ChainOptions::default()
         },
     );
     for c in chunks {

@@ -7,9 +7,9 @@
 
 pub mod index;
 pub mod layout;
-pub mod manifest;
-pub mod pack;
-pub mod stream;
+pub(crate) mod manifest;
+pub(crate) mod pack;
+pub(crate) mod stream;
 
 pub use manifest::{
     ChainHead, ChainRecord, FrameRef, KeySource, Manifest, ManifestBody, ManifestHeader, PackInfo,

@@ -58,10 +58,6 @@ impl PackWriter {
         self.offset
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.offset == 0
-    }
-
     /// Appends a frame and returns where it landed.
     pub async fn append(&mut self, frame: &EncodedFrame) -> Result<FrameRef> {
         let upload = self

@@ -7,7 +7,7 @@
 use super::plan::{Source, WorkItem};
 use crate::archive::pack::{PackSet, PackSink};
 use crate::archive::{ChainRecord, FrameRef, PackInfo, StreamInfo};
-use crate::chain::{Verifier, VerifyOptions};
+use crate::chain::{ChainOptions, Verifier};
 use crate::crypto::BackupKey;
 use crate::error::{Error, Result};
 use crate::pg::snapshot::Worker;
@@ -122,9 +122,9 @@ async fn copy_stream(
     let mut out = Encoder::new(item);
     let mut done = false;
     let mut heads = item.chain.as_ref().map(|p| {
-        let opts = VerifyOptions {
+        let opts = ChainOptions {
             heads_only: true,
-            ..VerifyOptions::default()
+            ..ChainOptions::default()
         };
         (p.clone(), Verifier::new(p.clone(), opts))
     });

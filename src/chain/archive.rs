@@ -4,8 +4,8 @@
 //! (`ChainRecord` in the manifest). `--against` loads an older backup's
 //! heads as anchors the newer data must still contain.
 
-use super::verify::{ChainPlan, Verifier, VerifyOptions};
-use super::{StreamFilter, VerifyReport};
+use super::verify::{ChainOptions, ChainPlan, Verifier};
+use super::{ChainsReport, StreamFilter};
 use crate::archive::index::{read_manifest, resolve_backup_id};
 use crate::archive::manifest::ChainRecord;
 use crate::archive::stream::read_stream;
@@ -58,7 +58,7 @@ pub async fn verify_archive(
     filter: &StreamFilter,
     against: Option<&str>,
     unlock: &Unlock,
-) -> Result<VerifyReport> {
+) -> Result<ChainsReport> {
     let id = resolve_backup_id(repo, id).await?;
     let manifest = Arc::new(read_manifest(repo, &id, unlock).await?);
     let older = match against {
@@ -93,10 +93,10 @@ pub async fn verify_archive(
             ),
         };
         let plan = Arc::new(ChainPlan::new(def, &columns)?);
-        let opts = VerifyOptions {
+        let opts = ChainOptions {
             filter: filter.key_values(def)?,
             anchors,
-            ..VerifyOptions::default()
+            ..ChainOptions::default()
         };
         tracing::info!(table = %def.table, backup = %id, stream = record.stream, "verifying chain from the archive");
         let mut verifier = Verifier::new(plan, opts);
@@ -107,7 +107,7 @@ pub async fn verify_archive(
         }
         reports.push(verifier.finish()?.0);
     }
-    Ok(VerifyReport::new(reports))
+    Ok(ChainsReport::new(reports))
 }
 
 /// The chain record, stream index and COPY columns of `def` in a backup.

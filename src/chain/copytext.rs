@@ -188,8 +188,9 @@ fn hex_val(d: u8) -> Option<u8> {
 }
 
 /// Appends a value the way `COPY ... TO` writes it (the inverse of
-/// [`unescape_into`] for what COPY TO produces). Used by tests and fuzzing.
-pub fn escape_into(value: Option<&[u8]>, out: &mut Vec<u8>) {
+/// [`unescape_into`] for what COPY TO produces). Used by tests.
+#[cfg(test)]
+pub(crate) fn escape_into(value: Option<&[u8]>, out: &mut Vec<u8>) {
     let Some(v) = value else {
         out.extend_from_slice(b"\\N");
         return;
@@ -209,7 +210,8 @@ pub fn escape_into(value: Option<&[u8]>, out: &mut Vec<u8>) {
 }
 
 /// A whole row of values as COPY TO writes it, newline included.
-pub fn encode_row(values: &[Option<Vec<u8>>]) -> Vec<u8> {
+#[cfg(test)]
+pub(crate) fn encode_row(values: &[Option<Vec<u8>>]) -> Vec<u8> {
     let mut out = Vec::new();
     for (i, v) in values.iter().enumerate() {
         if i > 0 {

@@ -4,8 +4,8 @@
 //! read in one repeatable-read snapshot, the bytes fed to the verifier as
 //! they arrive.
 
-use super::verify::{ChainPlan, Verifier, VerifyOptions};
-use super::{order_by, StreamFilter, VerifyReport};
+use super::verify::{ChainOptions, ChainPlan, Verifier};
+use super::{order_by, ChainsReport, StreamFilter};
 use crate::config::{ChainDef, ConnSettings};
 use crate::error::{Error, Result};
 use crate::pg::snapshot::session_setup;
@@ -18,7 +18,7 @@ pub async fn verify_live(
     db: &ConnSettings,
     chains: &[ChainDef],
     filter: &StreamFilter,
-) -> Result<VerifyReport> {
+) -> Result<ChainsReport> {
     let conn = connect(db).await?;
     // COPY text in the database's encoding, as a backup writes it, so both
     // modes hash the same bytes.
@@ -51,7 +51,7 @@ pub async fn verify_live(
             .await
             .map_err(Error::db(context.clone()))?;
         futures::pin_mut!(copy);
-        let mut verifier = Verifier::new(plan, VerifyOptions::default());
+        let mut verifier = Verifier::new(plan, ChainOptions::default());
         while let Some(chunk) = copy.next().await {
             verifier.feed(&chunk.map_err(Error::db(context.clone()))?)?;
         }
@@ -61,7 +61,7 @@ pub async fn verify_live(
         .batch_execute("COMMIT")
         .await
         .map_err(Error::db("ending the verification snapshot"))?;
-    Ok(VerifyReport::new(reports))
+    Ok(ChainsReport::new(reports))
 }
 
 fn live_sql(def: &ChainDef, columns: &[String], filter: &StreamFilter) -> Result<String> {

@@ -9,14 +9,14 @@
 //! - `live` / `archive`: where the COPY text comes from.
 
 mod archive;
-pub mod copytext;
+pub(crate) mod copytext;
 mod live;
-pub mod recipe;
-pub mod verify;
+pub(crate) mod recipe;
+pub(crate) mod verify;
 
 pub use archive::{read_chain_stream, verify_archive};
 pub use live::verify_live;
-pub use verify::{ChainPlan, ChainReport, Check, Failure, Verifier, VerifyOptions};
+pub use verify::{ChainOptions, ChainPlan, ChainReport, Check, Failure, Verifier};
 
 use crate::config::ChainDef;
 use crate::error::{Error, Result};
@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 /// The result of verifying one or more chain tables. Live and archive mode
 /// produce the same report for the same data.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct VerifyReport {
+pub struct ChainsReport {
     /// True when every checked stream holds.
     pub ok: bool,
     pub streams: u64,
@@ -35,10 +35,10 @@ pub struct VerifyReport {
     pub chains: Vec<ChainReport>,
 }
 
-impl VerifyReport {
-    pub fn new(chains: Vec<ChainReport>) -> VerifyReport {
+impl ChainsReport {
+    pub fn new(chains: Vec<ChainReport>) -> ChainsReport {
         let broken = chains.iter().map(|c| c.broken).sum();
-        VerifyReport {
+        ChainsReport {
             ok: broken == 0,
             streams: chains.iter().map(|c| c.streams).sum(),
             events: chains.iter().map(|c| c.events).sum(),

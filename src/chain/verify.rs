@@ -167,7 +167,7 @@ pub struct ChainReport {
 
 /// What a verifier run does besides the chain checks.
 #[derive(Clone, Debug, Default)]
-pub struct VerifyOptions {
+pub struct ChainOptions {
     /// Only streams whose first key values equal these.
     pub filter: Option<Vec<String>>,
     /// Heads of an older backup that must still be present.
@@ -218,7 +218,7 @@ fn text(v: Option<&[u8]>) -> String {
 }
 
 impl Verifier {
-    pub fn new(plan: Arc<ChainPlan>, opts: VerifyOptions) -> Verifier {
+    pub fn new(plan: Arc<ChainPlan>, opts: ChainOptions) -> Verifier {
         let anchors = opts.anchors.map(|a| {
             a.into_iter()
                 .map(|h| (h.stream.clone(), h))
@@ -557,20 +557,20 @@ parts = ["t", "id", "seq", "payload", "prev"]
         rows
     }
 
-    fn run(rows: &[Row], opts: VerifyOptions) -> (ChainReport, Vec<ChainHead>) {
+    fn run(rows: &[Row], opts: ChainOptions) -> (ChainReport, Vec<ChainHead>) {
         let data: Vec<u8> = rows.iter().flat_map(|r| encode_row(r)).collect();
         run_chunks(&[&data], opts)
     }
 
     fn collect(rows: &[Row]) -> (ChainReport, Vec<ChainHead>) {
-        let opts = VerifyOptions {
+        let opts = ChainOptions {
             collect_heads: true,
             ..Default::default()
         };
         run(rows, opts)
     }
 
-    fn run_chunks(chunks: &[&[u8]], opts: VerifyOptions) -> (ChainReport, Vec<ChainHead>) {
+    fn run_chunks(chunks: &[&[u8]], opts: ChainOptions) -> (ChainReport, Vec<ChainHead>) {
         let plan = Arc::new(ChainPlan::new(&def(), &columns()).unwrap());
         let mut v = Verifier::new(plan, opts);
         for c in chunks {
@@ -602,7 +602,7 @@ parts = ["t", "id", "seq", "payload", "prev"]
         assert_eq!(heads[1].seq, 4);
         assert_eq!(heads[1].hash.as_bytes(), rows[8][5].as_deref().unwrap());
         // Backup's heads-only mode (no checks, fewer fields) agrees.
-        let heads_only = VerifyOptions {
+        let heads_only = ChainOptions {
             heads_only: true,
             ..Default::default()
         };
@@ -671,7 +671,7 @@ parts = ["t", "id", "seq", "payload", "prev"]
         let with = |rows: &[Row]| {
             run(
                 rows,
-                VerifyOptions {
+                ChainOptions {
                     anchors: Some(anchors.clone()),
                     ..Default::default()
                 },
@@ -721,7 +721,7 @@ parts = ["t", "id", "seq", "payload", "prev"]
     fn a_filter_limits_streams_and_missing_anchors() {
         let rows = events(&STREAMS);
         let (_, anchors) = collect(&rows);
-        let opts = VerifyOptions {
+        let opts = ChainOptions {
             filter: Some(vec!["order".into()]),
             anchors: Some(anchors),
             ..Default::default()
@@ -739,9 +739,9 @@ parts = ["t", "id", "seq", "payload", "prev"]
             let mut rows = events(&STREAMS);
             rows[tamper][3] = Some(b"x".to_vec());
             let data: Vec<u8> = rows.iter().flat_map(|r| encode_row(r)).collect();
-            let whole = run_chunks(&[&data], VerifyOptions::default());
+            let whole = run_chunks(&[&data], ChainOptions::default());
             let chunks = crate::chain::copytext::tests::cut(&data, &cuts);
-            prop_assert_eq!(run_chunks(&chunks, VerifyOptions::default()), whole);
+            prop_assert_eq!(run_chunks(&chunks, ChainOptions::default()), whole);
         }
     }
 }

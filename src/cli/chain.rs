@@ -4,7 +4,7 @@
 use super::common::{print_json, DbArgs, OutputArgs};
 use super::secrets::KeyArgs;
 use clap::{Args, Subcommand};
-use pgkeep::chain::{verify_archive, verify_live, StreamFilter, VerifyReport};
+use pgkeep::chain::{verify_archive, verify_live, ChainsReport, StreamFilter};
 use pgkeep::config::policy::{Algorithm, Part, Recipe};
 use pgkeep::config::{ChainDef, Policy};
 use pgkeep::error::{Error, Result};
@@ -209,7 +209,7 @@ pub async fn run(args: ChainArgs) -> Result<()> {
 
 /// Prints a report (human or JSON) and turns broken chains into the
 /// integrity exit code.
-pub fn finish(report: &VerifyReport, json: bool) -> Result<()> {
+pub fn finish(report: &ChainsReport, json: bool) -> Result<()> {
     if json {
         print_json(report)?;
     } else {
@@ -219,7 +219,7 @@ pub fn finish(report: &VerifyReport, json: bool) -> Result<()> {
 }
 
 /// `Ok` when every chain holds, else the integrity error (exit code 3).
-pub fn check(report: &VerifyReport) -> Result<()> {
+pub fn check(report: &ChainsReport) -> Result<()> {
     if report.ok {
         Ok(())
     } else {
@@ -230,7 +230,7 @@ pub fn check(report: &VerifyReport) -> Result<()> {
     }
 }
 
-pub fn print_human(report: &VerifyReport) {
+pub fn print_human(report: &ChainsReport) {
     for c in &report.chains {
         println!(
             "chain {}: {} streams, {} events, {} broken",

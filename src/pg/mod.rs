@@ -3,9 +3,9 @@
 //! the snapshot leader/worker pair that makes parallel dumps consistent.
 
 mod connect;
-pub mod copy;
-pub mod quote;
-pub mod snapshot;
+pub(crate) mod copy;
+pub(crate) mod quote;
+pub(crate) mod snapshot;
 mod tls;
 
 pub use connect::{connect, CancelHandle, Conn};

@@ -4,10 +4,10 @@
 //! frame buffers reused from one frame to the next ([`bufpool`]).
 
 pub mod budget;
-pub mod bufpool;
+pub(crate) mod bufpool;
 pub mod codec;
 pub mod frame;
-pub mod framer;
+pub(crate) mod framer;
 
 pub use budget::Budget;
 pub use bufpool::{BufferPool, PooledBuf};

@@ -12,13 +12,13 @@
 //!   list, delete), and the mapping of storage errors to messages a user can
 //!   act on, without secrets or endpoints.
 
-pub mod backend;
+pub(crate) mod backend;
 pub mod bandwidth;
 pub mod delegate;
 pub mod lease;
-pub mod location;
+pub(crate) mod location;
 pub mod options;
-pub mod private;
+pub(crate) mod private;
 
 pub use location::{BucketKind, Location};
 pub use options::{RepoOptions, Secret};

@@ -10,7 +10,7 @@ use crate::pgkeep::{
 };
 use crate::support::{cluster, SUPERUSER_PASSWORD};
 use pgkeep::archive::index::read_manifest;
-use pgkeep::chain::{verify_archive, verify_live, Check, StreamFilter, VerifyReport};
+use pgkeep::chain::{verify_archive, verify_live, ChainsReport, Check, StreamFilter};
 use pgkeep::config::{ChainDef, Policy};
 use pgkeep::keys::Unlock;
 use pgkeep::store::Repo;
@@ -49,11 +49,11 @@ async fn sql(db: &str, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
 }
 
-async fn live(db: &str) -> VerifyReport {
+async fn live(db: &str) -> ChainsReport {
     live_only(db, StreamFilter::All).await
 }
 
-async fn live_only(db: &str, filter: StreamFilter) -> VerifyReport {
+async fn live_only(db: &str, filter: StreamFilter) -> ChainsReport {
     verify_live(&settings(db), &chains(), &filter)
         .await
         .expect("live verification runs")
@@ -66,7 +66,7 @@ async fn backup_chains(r: &Repo, db: &str) -> String {
     backup_with(r, &o).await.expect("backup succeeds").id
 }
 
-async fn archive(r: &Repo, id: &str, against: Option<&str>) -> VerifyReport {
+async fn archive(r: &Repo, id: &str, against: Option<&str>) -> ChainsReport {
     archive_only(r, id, StreamFilter::All, against).await
 }
 
@@ -75,14 +75,14 @@ async fn archive_only(
     id: &str,
     filter: StreamFilter,
     against: Option<&str>,
-) -> VerifyReport {
+) -> ChainsReport {
     verify_archive(r, id, &chains(), &filter, against, &Unlock::default())
         .await
         .expect("archive verification runs")
 }
 
 /// (stream, seq, check) of every failure.
-fn failures(r: &VerifyReport) -> Vec<(String, Option<i64>, Check)> {
+fn failures(r: &ChainsReport) -> Vec<(String, Option<i64>, Check)> {
     r.chains
         .iter()
         .flat_map(|c| {
@@ -350,7 +350,7 @@ async fn cli_exit_codes_flags_policy_and_restore_verify_chains() {
         ],
         0,
     );
-    let by_policy: VerifyReport = serde_json::from_slice(&o.stdout).expect("JSON report");
+    let by_policy: ChainsReport = serde_json::from_slice(&o.stdout).expect("JSON report");
     assert_eq!(by_policy.events, STREAMS * EVENTS);
     outputs.push(o);
 
@@ -384,7 +384,7 @@ async fn cli_exit_codes_flags_policy_and_restore_verify_chains() {
     args.extend(flags);
     let o = expect(&args, 0);
     assert_eq!(
-        serde_json::from_slice::<VerifyReport>(&o.stdout).unwrap(),
+        serde_json::from_slice::<ChainsReport>(&o.stdout).unwrap(),
         by_policy
     );
     outputs.push(o);
