@@ -311,3 +311,37 @@ impl StreamAcc {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Repo;
+
+    fn shared() -> Shared {
+        let budget = Budget::new(64 << 20, 1, None).unwrap();
+        let repo = Repo::from_store(Arc::new(object_store::memory::InMemory::new()), "memory");
+        Shared {
+            budget,
+            level: 1,
+            key: None,
+            queue: Mutex::new(VecDeque::new()),
+            packs: Arc::new(PackSet::new(repo, "id".into(), 1 << 30, budget.part_size, 1)),
+            progress: Arc::new(crate::progress::Silent),
+            bufs: FrameBuffers::unpooled(),
+        }
+    }
+
+    #[test]
+    fn a_poisoned_queue_is_an_error_not_an_empty_queue() {
+        let s = Arc::new(shared());
+        assert!(matches!(s.next_item(), Ok(None)));
+        let poisoner = s.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = poisoner.queue.lock().unwrap();
+            panic!("a worker dies holding the queue");
+        })
+        .join();
+        let e = s.next_item().unwrap_err();
+        assert!(e.to_string().contains("poisoned"), "{e}");
+    }
+}

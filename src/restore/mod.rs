@@ -12,7 +12,7 @@ use crate::archive::index::{read_manifest, resolve_backup_id};
 use crate::archive::Manifest;
 use crate::catalog::{ObjectKind, Section, TocEntry};
 use crate::config::ConnSettings;
-use crate::error::{Error, Result};
+use crate::error::{Error, Failures, Result};
 use crate::keys::Unlock;
 use crate::pg::snapshot::session_setup;
 use crate::pg::{connect, Conn};
@@ -302,10 +302,12 @@ async fn load_data(
             let mut rows = 0u64;
             let mut bytes = 0u64;
             loop {
-                let unit = match queue.lock() {
-                    Ok(mut q) => q.pop_front(),
-                    Err(_) => None,
-                };
+                // A poisoned queue is an error, never an empty queue: the
+                // restore must not finish without some of its units.
+                let unit = queue
+                    .lock()
+                    .map(|mut q| q.pop_front())
+                    .map_err(|_| Error::Internal("restore work queue poisoned by a failed loader".into()))?;
                 let Some(unit) = unit else { break };
                 rows += data::load_unit(&conn, &unit, &ctx).await?;
                 bytes += unit.streams.iter().map(|s| s.plain_bytes).sum::<u64>();
@@ -315,7 +317,7 @@ async fn load_data(
     }
     let mut rows = 0;
     let mut bytes = 0;
-    let mut failure = None;
+    let mut failures = Failures::default();
     while let Some(j) = set.join_next().await {
         match j {
             Ok(Ok((r, b))) => {
@@ -323,18 +325,18 @@ async fn load_data(
                 bytes += b;
             }
             Ok(Err(e)) => {
-                failure.get_or_insert(e);
+                failures.push(e);
                 set.abort_all();
             }
             Err(e) if e.is_cancelled() => {}
             Err(e) => {
-                failure.get_or_insert(Error::Internal(format!("restore worker: {e}")));
+                failures.push(Error::Internal(format!("restore worker: {e}")));
                 set.abort_all();
             }
         }
     }
     progress.end();
-    match failure {
+    match failures.into_error() {
         Some(e) => Err(e),
         None => Ok((rows, bytes, manifest.body.streams.len())),
     }
