@@ -493,12 +493,12 @@ pub(crate) mod tests {
         );
     }
 
-    fn raw(byte: u8) -> crate::crypto::SecretInput {
+    pub(crate) fn raw(byte: u8) -> crate::crypto::SecretInput {
         crate::crypto::SecretInput::Raw(zeroize::Zeroizing::new([byte; 32]))
     }
 
     /// `sample()` sealed to the master key made from `byte`.
-    fn sealed(kind: CipherKind, byte: u8) -> Manifest {
+    pub(crate) fn sealed(kind: CipherKind, byte: u8) -> Manifest {
         let mut m = sample();
         let master = raw(byte).derive(None).unwrap();
         let dk = crate::crypto::DataKey::generate();

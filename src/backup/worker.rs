@@ -325,7 +325,13 @@ mod tests {
             level: 1,
             key: None,
             queue: Mutex::new(VecDeque::new()),
-            packs: Arc::new(PackSet::new(repo, "id".into(), 1 << 30, budget.part_size, 1)),
+            packs: Arc::new(PackSet::new(
+                repo,
+                "id".into(),
+                1 << 30,
+                budget.part_size,
+                1,
+            )),
             progress: Arc::new(crate::progress::Silent),
             bufs: FrameBuffers::unpooled(),
         }

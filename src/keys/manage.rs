@@ -201,3 +201,103 @@ pub async fn rotate_key(
         rewrapped,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::manifest::tests::{raw, sealed};
+    use crate::keys::{recipients, EncryptMode};
+    use object_store::memory::InMemory;
+    use std::sync::Arc;
+
+    fn memory_repo() -> Repo {
+        Repo::from_store(Arc::new(InMemory::new()), "memory")
+    }
+
+    fn id_of(byte: u8) -> String {
+        raw(byte).derive(None).unwrap().id().to_string()
+    }
+
+    /// Opens the one backup's manifest with the raw key made from `byte`.
+    async fn opens_with(repo: &Repo, id: &str, byte: u8) -> bool {
+        let bytes = repo.get(&layout::manifest_path(id)).await.unwrap();
+        Manifest::decode(&bytes, "m", &Unlock::new(vec![raw(byte)])).is_ok()
+    }
+
+    #[tokio::test]
+    async fn the_first_key_sets_the_cipher_and_makes_backups_encrypt() {
+        let repo = memory_repo();
+        assert!(recipients(&repo, EncryptMode::Auto, None)
+            .await
+            .unwrap()
+            .is_none());
+        let e = recipients(&repo, EncryptMode::On, None).await.unwrap_err();
+        assert!(matches!(e, Error::Key(_)), "{e}");
+        let change = add_key(
+            &repo,
+            &Unlock::default(),
+            &raw(1),
+            Some(CipherKind::ChaCha20Poly1305),
+        )
+        .await
+        .unwrap();
+        assert_eq!(change.added, Some(id_of(1)));
+        assert!(change.rewrapped.is_empty());
+        let r = recipients(&repo, EncryptMode::Auto, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.cipher, CipherKind::ChaCha20Poly1305);
+        assert_eq!(r.keys.len(), 1);
+        assert!(recipients(&repo, EncryptMode::Off, None)
+            .await
+            .unwrap()
+            .is_none());
+        let again = add_key(&repo, &Unlock::default(), &raw(1), None)
+            .await
+            .unwrap_err();
+        assert!(
+            again.to_string().contains("already in the repository"),
+            "{again}"
+        );
+    }
+
+    #[tokio::test]
+    async fn keys_are_added_removed_and_rotated_by_rewrapping_manifests_only() {
+        let repo = memory_repo();
+        add_key(&repo, &Unlock::default(), &raw(1), None)
+            .await
+            .unwrap();
+        let mut m = sealed(CipherKind::Aes256Gcm, 1);
+        let id = m.header.id.clone();
+        repo.put(&layout::manifest_path(&id), m.encode().unwrap())
+            .await
+            .unwrap();
+        // A new key needs an existing one to open the backups it must wrap for.
+        let e = add_key(&repo, &Unlock::default(), &raw(2), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Key(_)), "{e}");
+        let one = Unlock::new(vec![raw(1)]);
+        let change = add_key(&repo, &one, &raw(2), None).await.unwrap();
+        assert_eq!(change.rewrapped, [id.clone()]);
+        assert!(opens_with(&repo, &id, 1).await && opens_with(&repo, &id, 2).await);
+        // Removing key 1 leaves key 2 able to open the backup.
+        remove_key(&repo, &id_of(1)).await.unwrap();
+        assert!(!opens_with(&repo, &id, 1).await && opens_with(&repo, &id, 2).await);
+        // The last key of a backup is never removed.
+        let e = remove_key(&repo, &id_of(2)).await.unwrap_err();
+        assert!(opens_with(&repo, &id, 2).await, "{e}");
+        // Rotation: the new key opens everything, the old one nothing.
+        let two = Unlock::new(vec![raw(2)]);
+        rotate_key(&repo, &two, None, &raw(3)).await.unwrap();
+        assert!(!opens_with(&repo, &id, 2).await && opens_with(&repo, &id, 3).await);
+        let ids: Vec<String> = list_keys(&repo)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.id)
+            .collect();
+        assert_eq!(ids, [id_of(3)]);
+    }
+}

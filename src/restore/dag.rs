@@ -13,14 +13,30 @@ use std::sync::Arc;
 const DEADLOCK: &str = "40P01";
 const MAX_RETRIES: usize = 5;
 
+/// What runs one entry: a connection to the target (or, in tests, a fake
+/// that records what ran when).
+#[async_trait::async_trait]
+pub trait Runner: Send + Sync + 'static {
+    async fn run(&self, entry: &TocEntry) -> Result<()>;
+}
+
+#[async_trait::async_trait]
+impl Runner for Conn {
+    async fn run(&self, entry: &TocEntry) -> Result<()> {
+        run_one(self, entry).await
+    }
+}
+
 /// Executes `entries` over `conns`, respecting `deps` among them, and
 /// reports each entry as it starts and finishes to `progress` (as `phase`).
-pub async fn run_entries(
-    conns: Vec<Conn>,
+/// The first failure stops new entries from starting; the ones running
+/// finish, and the failure is returned.
+pub async fn run_entries<R: Runner>(
+    conns: Vec<R>,
     entries: Vec<TocEntry>,
     progress: &dyn Progress,
     phase: &'static str,
-) -> Result<Vec<Conn>> {
+) -> Result<Vec<R>> {
     let ids: HashSet<u32> = entries.iter().map(|e| e.id).collect();
     let mut waiting_on: HashMap<u32, usize> = HashMap::new();
     let mut dependents: HashMap<u32, Vec<u32>> = HashMap::new();
@@ -48,7 +64,7 @@ pub async fn run_entries(
         v.sort_unstable();
         v.into()
     };
-    let mut idle: Vec<Conn> = conns;
+    let mut idle: Vec<R> = conns;
     let mut running = tokio::task::JoinSet::new();
     let mut done = 0usize;
     let total = by_id.len();
@@ -65,7 +81,7 @@ pub async fn run_entries(
                 .ok_or_else(|| Error::Internal("unknown entry".into()))?;
             progress.step(phase, done, total, Some(&describe(&entry)));
             running.spawn(async move {
-                let r = run_one(&conn, &entry).await;
+                let r = conn.run(&entry).await;
                 (conn, entry.id, r)
             });
         }
@@ -124,29 +140,205 @@ pub async fn run_one(conn: &Conn, entry: &TocEntry) -> Result<()> {
     if entry.sql.trim().is_empty() {
         return Ok(());
     }
-    let mut attempt = 0;
+    retrying_deadlocks(
+        || conn.client.batch_execute(&entry.sql),
+        |e: &tokio_postgres::Error| e.code().map(|c| c.code()) == Some(DEADLOCK),
+        &entry.name,
+    )
+    .await
+    .map_err(|source| Error::Db {
+        context: format!(
+            "restoring {} {}{}",
+            entry.kind.label(),
+            entry
+                .schema
+                .as_deref()
+                .map(|s| format!("{s}."))
+                .unwrap_or_default(),
+            entry.name
+        ),
+        source,
+    })
+}
+
+/// Runs `attempt` until it succeeds, fails with something other than a
+/// deadlock, or lost [`MAX_RETRIES`] deadlocks in a row (then the last
+/// deadlock is the error).
+async fn retrying_deadlocks<E, F, Fut>(
+    mut attempt: F,
+    is_deadlock: impl Fn(&E) -> bool,
+    name: &str,
+) -> std::result::Result<(), E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<(), E>>,
+{
+    let mut retries = 0;
     loop {
-        match conn.client.batch_execute(&entry.sql).await {
-            Ok(()) => return Ok(()),
-            Err(e) if e.code().map(|c| c.code()) == Some(DEADLOCK) && attempt < MAX_RETRIES => {
-                attempt += 1;
-                tracing::debug!(entry = %entry.name, attempt, "deadlock victim; retrying");
+        match attempt().await {
+            Err(e) if is_deadlock(&e) && retries < MAX_RETRIES => {
+                retries += 1;
+                tracing::debug!(entry = %name, attempt = retries, "deadlock victim; retrying");
             }
-            Err(e) => {
-                return Err(Error::Db {
-                    context: format!(
-                        "restoring {} {}{}",
-                        entry.kind.label(),
-                        entry
-                            .schema
-                            .as_deref()
-                            .map(|s| format!("{s}."))
-                            .unwrap_or_default(),
-                        entry.name
-                    ),
-                    source: e,
-                })
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{ObjectKind, Section};
+    use crate::progress::Silent;
+    use std::sync::Mutex;
+
+    fn entry(id: u32, deps: &[u32]) -> TocEntry {
+        TocEntry {
+            id,
+            kind: ObjectKind::Index,
+            section: Section::PostData,
+            schema: Some("public".into()),
+            name: format!("e{id}"),
+            owner: None,
+            sql: format!("-- {id}"),
+            deps: deps.to_vec(),
+            data: None,
+        }
+    }
+
+    /// Records what ran, in order of start and of finish; fails the ids
+    /// in `fail`.
+    #[derive(Debug)]
+    struct Fake {
+        log: Arc<Mutex<Vec<(char, u32)>>>,
+        fail: Vec<u32>,
+    }
+
+    #[async_trait::async_trait]
+    impl Runner for Fake {
+        async fn run(&self, e: &TocEntry) -> Result<()> {
+            self.log.lock().unwrap().push(('s', e.id));
+            tokio::task::yield_now().await;
+            self.log.lock().unwrap().push(('f', e.id));
+            if self.fail.contains(&e.id) {
+                return Err(Error::Verification(format!("entry {} failed", e.id)));
+            }
+            Ok(())
+        }
+    }
+
+    fn fakes(n: usize, fail: &[u32]) -> (Vec<Fake>, Arc<Mutex<Vec<(char, u32)>>>) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let conns = (0..n)
+            .map(|_| Fake {
+                log: log.clone(),
+                fail: fail.to_vec(),
+            })
+            .collect();
+        (conns, log)
+    }
+
+    #[tokio::test]
+    async fn entries_start_only_after_their_dependencies_finish() {
+        // 1 <- 2 <- 4, 1 <- 3, 5 alone; a dependency outside the batch (99)
+        // is already done.
+        let entries = vec![
+            entry(1, &[]),
+            entry(2, &[1]),
+            entry(3, &[1, 99]),
+            entry(4, &[2, 3]),
+            entry(5, &[]),
+        ];
+        let (conns, log) = fakes(3, &[]);
+        let back = run_entries(conns, entries.clone(), &Silent, "post-data")
+            .await
+            .unwrap();
+        assert_eq!(back.len(), 3, "every connection comes back");
+        let log = log.lock().unwrap();
+        let at = |k: char, id: u32| log.iter().position(|&x| x == (k, id)).unwrap();
+        for e in &entries {
+            for d in e.deps.iter().filter(|d| **d != 99) {
+                assert!(
+                    at('f', *d) < at('s', e.id),
+                    "{} started before {d} finished: {log:?}",
+                    e.id
+                );
             }
         }
+        assert_eq!(log.len(), 10, "each entry ran once: {log:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failure_stops_new_entries_and_is_returned() {
+        let entries = vec![entry(1, &[]), entry(2, &[1]), entry(3, &[2])];
+        let (conns, log) = fakes(1, &[1]);
+        let e = run_entries(conns, entries, &Silent, "post-data")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("entry 1 failed"), "{e}");
+        assert_eq!(*log.lock().unwrap(), [('s', 1), ('f', 1)]);
+    }
+
+    #[tokio::test]
+    async fn a_cycle_is_an_error_not_a_hang() {
+        let entries = vec![entry(1, &[2]), entry(2, &[1])];
+        let (conns, _) = fakes(2, &[]);
+        let e = run_entries(conns, entries, &Silent, "post-data")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("dependency cycle"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn deadlock_victims_are_retried_a_bounded_number_of_times() {
+        // Two deadlocks, then success.
+        let calls = Mutex::new(0);
+        let r = retrying_deadlocks(
+            || {
+                let n = {
+                    let mut c = calls.lock().unwrap();
+                    *c += 1;
+                    *c
+                };
+                async move {
+                    if n <= 2 {
+                        Err("deadlock")
+                    } else {
+                        Ok(())
+                    }
+                }
+            },
+            |e: &&str| *e == "deadlock",
+            "x",
+        )
+        .await;
+        assert_eq!(r, Ok(()));
+        assert_eq!(*calls.lock().unwrap(), 3);
+        // Deadlocks forever: given up after MAX_RETRIES retries.
+        let calls = Mutex::new(0);
+        let r = retrying_deadlocks(
+            || {
+                *calls.lock().unwrap() += 1;
+                async { Err("deadlock") }
+            },
+            |e: &&str| *e == "deadlock",
+            "x",
+        )
+        .await;
+        assert_eq!(r, Err("deadlock"));
+        assert_eq!(*calls.lock().unwrap(), MAX_RETRIES + 1);
+        // Any other error is not retried.
+        let calls = Mutex::new(0);
+        let r = retrying_deadlocks(
+            || {
+                *calls.lock().unwrap() += 1;
+                async { Err("syntax error") }
+            },
+            |e: &&str| *e == "deadlock",
+            "x",
+        )
+        .await;
+        assert_eq!(r, Err("syntax error"));
+        assert_eq!(*calls.lock().unwrap(), 1);
     }
 }

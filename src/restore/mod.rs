@@ -304,10 +304,9 @@ async fn load_data(
             loop {
                 // A poisoned queue is an error, never an empty queue: the
                 // restore must not finish without some of its units.
-                let unit = queue
-                    .lock()
-                    .map(|mut q| q.pop_front())
-                    .map_err(|_| Error::Internal("restore work queue poisoned by a failed loader".into()))?;
+                let unit = queue.lock().map(|mut q| q.pop_front()).map_err(|_| {
+                    Error::Internal("restore work queue poisoned by a failed loader".into())
+                })?;
                 let Some(unit) = unit else { break };
                 rows += data::load_unit(&conn, &unit, &ctx).await?;
                 bytes += unit.streams.iter().map(|s| s.plain_bytes).sum::<u64>();
