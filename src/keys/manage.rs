@@ -280,7 +280,7 @@ mod tests {
         assert!(matches!(e, Error::Key(_)), "{e}");
         let one = Unlock::new(vec![raw(1)]);
         let change = add_key(&repo, &one, &raw(2), None).await.unwrap();
-        assert_eq!(change.rewrapped, [id.clone()]);
+        assert_eq!(change.rewrapped, std::slice::from_ref(&id));
         assert!(opens_with(&repo, &id, 1).await && opens_with(&repo, &id, 2).await);
         // Removing key 1 leaves key 2 able to open the backup.
         remove_key(&repo, &id_of(1)).await.unwrap();

@@ -206,11 +206,14 @@ mod tests {
         }
     }
 
+    /// Starts (`'s'`) and finishes (`'f'`) of entries, in order.
+    type Log = Arc<Mutex<Vec<(char, u32)>>>;
+
     /// Records what ran, in order of start and of finish; fails the ids
     /// in `fail`.
     #[derive(Debug)]
     struct Fake {
-        log: Arc<Mutex<Vec<(char, u32)>>>,
+        log: Log,
         fail: Vec<u32>,
     }
 
@@ -227,7 +230,7 @@ mod tests {
         }
     }
 
-    fn fakes(n: usize, fail: &[u32]) -> (Vec<Fake>, Arc<Mutex<Vec<(char, u32)>>>) {
+    fn fakes(n: usize, fail: &[u32]) -> (Vec<Fake>, Log) {
         let log = Arc::new(Mutex::new(Vec::new()));
         let conns = (0..n)
             .map(|_| Fake {
