@@ -87,3 +87,18 @@ async fn local_repositories_are_private_and_copies_with_other_modes_still_read()
     restore_with(&copied, &header.id, &ropts).await.unwrap();
     assert_same_database(c, &src, &dst).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    crate::storage_conformance::check(
+        "local",
+        pgkeep::store::Repo::open(
+            root.to_str().unwrap(),
+            pgkeep::store::OpenMode::CreateIfMissing,
+        )
+        .unwrap(),
+    )
+    .await;
+}

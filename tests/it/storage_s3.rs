@@ -1,33 +1,30 @@
-//! Object storage for real: round trips through a real S3 API server
-//! (moto on loopback) with minimum-size parts, the server becoming
-//! unreachable mid-backup, `prune --incomplete` and leases, memory under a
-//! slow store, and one conformance check run against every backend.
+//! S3 repositories against a real S3 API server (moto on loopback): round
+//! trips with minimum-size parts, interrupted and unreachable backups,
+//! `latest` in few requests, repository options and environment options,
+//! and the storage conformance suite.
 
 use crate::pgkeep::*;
-use crate::support::azure::Azurite;
 use crate::support::s3::{
     base64, s3_options, s3_repo, CutProxy, MotoServer, Recording, RecordingStore,
 };
 use crate::support::{assert_same_database, cluster};
-use bytes::Bytes;
-use object_store::memory::InMemory;
 use object_store::path::Path;
 use pgkeep::archive::index::{list_backup_ids, read_manifest, resolve_backup_id};
 use pgkeep::archive::layout;
 use pgkeep::ops::prune::{prune_incomplete, PruneOptions};
-use pgkeep::store::lease::{self, Lease};
-use pgkeep::store::{OpenMode, Repo, RepoOptions};
+use pgkeep::store::lease;
+use pgkeep::store::{OpenMode, Repo};
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const PART: usize = 5 << 20;
+use crate::storage_conformance::PART;
 
 /// ~25 MB of plain COPY text in one table, so packs span several parts.
-const BULK: &str = "CREATE TABLE public.bulk AS SELECT g AS id, md5(g::text) || repeat('x', 200) AS pad FROM generate_series(1, 100000) g;";
+pub(crate) const BULK: &str = "CREATE TABLE public.bulk AS SELECT g AS id, md5(g::text) || repeat('x', 200) AS pad FROM generate_series(1, 100000) g;";
 
-fn s3_backup_options(db: &str) -> pgkeep::backup::BackupOptions {
+pub(crate) fn s3_backup_options(db: &str) -> pgkeep::backup::BackupOptions {
     let mut o = small_backup_options(db);
     o.jobs = 2;
     o.part_size = Some(PART);
@@ -244,31 +241,6 @@ async fn interrupted_s3_backup_aborts_its_uploads_and_leaves_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn azure_round_trips_the_kitchen_sink() {
-    let azurite = Azurite::start();
-    azurite.create_container("rt-az");
-    let repo = azurite.repo("rt-az", "app");
-    assert_eq!(repo.display(), "az://rt-az/app");
-    let c = cluster();
-    let src = c.create_db("az_sink_src").await;
-    c.load_kitchen_sink(&src);
-    c.client(&src).await.batch_execute(BULK).await.unwrap();
-    let header = backup_with(&repo, &s3_backup_options(&src))
-        .await
-        .expect("backup to Azure succeeds");
-    let m = read_manifest(&repo, &header.id, &pgkeep::keys::Unlock::default())
-        .await
-        .unwrap();
-    let report = verify_plain(&repo, &header.id).await;
-    assert!(report.ok && report.rows == m.header.rows, "{report:?}");
-    let dst = c.create_db("az_sink_dst").await;
-    restore_with(&repo, &header.id, &restore_options(&dst))
-        .await
-        .expect("restore from Azure succeeds");
-    assert_same_database(c, &src, &dst).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_s3_fails_the_backup_and_prune_leaves_only_complete_backups() {
     let moto = MotoServer::start();
     moto.create_bucket("cut");
@@ -397,175 +369,6 @@ async fn unreachable_s3_fails_the_backup_and_prune_leaves_only_complete_backups(
     assert_eq!(count_rows(&dst, "t").await, 1000);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prune_never_removes_a_running_backup() {
-    let repo = Repo::from_store(Arc::new(InMemory::new()), "memory");
-    let running = "20260101T000000Z-aaaa";
-    let stale = "20260101T000000Z-bbbb";
-    let orphan = "20260101T000000Z-cccc";
-    let done = "20260101T000000Z-dddd";
-    let _lease = Lease::acquire(&repo, running, Duration::from_secs(600))
-        .await
-        .unwrap();
-    let old = Lease::acquire(&repo, stale, Duration::from_secs(4))
-        .await
-        .unwrap();
-    old.abandon().await;
-    for id in [running, stale, orphan, done] {
-        repo.put(&layout::pack_path(id, "pack-00000"), vec![1; 10])
-            .await
-            .unwrap();
-    }
-    repo.put(&layout::manifest_path(done), b"m".to_vec())
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let r = prune_incomplete(
-        &repo,
-        &PruneOptions {
-            dry_run: false,
-            grace: Duration::ZERO,
-        },
-    )
-    .await
-    .unwrap();
-    let removed: Vec<&str> = r.removed.iter().map(|x| x.id.as_str()).collect();
-    assert_eq!(removed, vec![stale, orphan]);
-    assert_eq!(r.complete, 1);
-    assert_eq!(r.skipped.len(), 1);
-    assert!(r.skipped[0].reason.starts_with("running"), "{r:?}");
-    assert!(repo
-        .exists(&layout::pack_path(running, "pack-00000"))
-        .await
-        .unwrap());
-    assert!(repo
-        .exists(&layout::pack_path(done, "pack-00000"))
-        .await
-        .unwrap());
-    // With the default grace, a prefix just written without a lease is kept.
-    repo.put(&layout::pack_path(orphan, "pack-00000"), vec![1; 10])
-        .await
-        .unwrap();
-    let r = prune_incomplete(&repo, &PruneOptions::default())
-        .await
-        .unwrap();
-    assert!(r.removed.is_empty(), "{r:?}");
-}
-
-/// Runs a command, sampling its `VmHWM` (peak resident set of its own
-/// address space) every 10 ms until it exits. `wait4`'s `ru_maxrss` would
-/// not do: Linux carries the forking test process's peak into the child's.
-fn run_measured(cmd: &mut Command) -> (std::process::ExitStatus, String, u64, Duration) {
-    let t0 = Instant::now();
-    let mut child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("pgkeep starts");
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut stderr = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
-        s
-    });
-    let mut peak = 0u64;
-    let status = loop {
-        if let Ok(text) = std::fs::read_to_string(&status_file) {
-            if let Some(kib) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            {
-                peak = peak.max(kib * 1024);
-            }
-        }
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let err = reader.join().unwrap_or_default();
-    (status, err, peak, t0.elapsed())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_store_keeps_the_backup_within_its_memory_budget() {
-    let moto = MotoServer::start();
-    moto.create_bucket("slow");
-    let c = cluster();
-    let db = c.create_db("s3_slow").await;
-    // ~100 MB of COPY text: several times the budget.
-    c.client(&db)
-        .await
-        .batch_execute("CREATE TABLE big AS SELECT g AS id, md5(g::text) || repeat('y', 300) AS pad FROM generate_series(1, 300000) g;")
-        .await
-        .unwrap();
-    let budget_mib = 32u64;
-    let rate = 8u64 << 20;
-    let ep = moto.endpoint();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgkeep"));
-    cmd.args([
-        "backup",
-        "--db",
-        &c.url(&db),
-        "--repo",
-        "s3://slow/r",
-        "--memory",
-        &format!("{budget_mib}MiB"),
-        "--jobs",
-        "2",
-        "--compress",
-        "none",
-        "--max-bandwidth",
-        "8MiB/s",
-    ]);
-    for o in [
-        format!("endpoint={ep}"),
-        "allow_http=true".into(),
-        "region=us-east-1".into(),
-        "access_key_id=testing".into(),
-        "secret_access_key=testing".into(),
-    ] {
-        cmd.args(["--repo-option", &o]);
-    }
-    let (status, stderr, peak, elapsed) = run_measured(cmd.env_remove("DATABASE_URL"));
-    assert!(status.success(), "{stderr}");
-    let repo = s3_repo(&ep, "slow", "r");
-    let id = list_backup_ids(&repo)
-        .await
-        .unwrap()
-        .pop()
-        .expect("a backup");
-    let m = read_manifest(&repo, &id, &pgkeep::keys::Unlock::default())
-        .await
-        .unwrap();
-    let stored = m.header.stored_bytes;
-    assert!(
-        stored > 3 * (budget_mib << 20),
-        "data exceeds the budget: {stored}"
-    );
-    // The store was the bottleneck: the upload took at least stored/rate
-    // (less the last part, sent on credit).
-    let floor = Duration::from_secs_f64((stored - (10 << 20)) as f64 / rate as f64);
-    assert!(elapsed >= floor, "{elapsed:?} < {floor:?}: not throttled");
-    // Peak RSS: the budget plus the process's fixed cost (runtime, TLS,
-    // HTTP client, allocator slack), far below the data size.
-    let limit = (budget_mib + 16) << 20;
-    eprintln!(
-        "slow store: {} MiB stored in {elapsed:?}, peak RSS {} MiB (limit {} MiB)",
-        stored >> 20,
-        peak >> 20,
-        limit >> 20
-    );
-    assert!(
-        peak <= limit,
-        "peak RSS {} MiB > {} MiB",
-        peak >> 20,
-        limit >> 20
-    );
-}
-
 /// `latest` costs one listing and a HEAD or two however long the history:
 /// backup prefixes are checked newest first (a newer incomplete backup is
 /// skipped). `list` still finds every complete backup, oldest first.
@@ -602,158 +405,6 @@ async fn latest_is_resolved_without_a_head_per_backup() {
         resolve_backup_id(&empty, "latest").await,
         Err(pgkeep::Error::BackupNotFound(_))
     ));
-}
-
-/// The storage behaviour pgkeep relies on, checked against one backend.
-async fn conformance(name: &str, repo: Repo, log: Arc<Recording>) {
-    let p = |s: &str| Path::from(format!("conformance/{s}"));
-    // Create-only put: the second writer of a name fails.
-    repo.put_new(&p("manifest"), b"one".to_vec())
-        .await
-        .unwrap_or_else(|e| panic!("{name}: create-only put: {e}"));
-    let second = repo.put_new(&p("manifest"), b"two".to_vec()).await;
-    assert!(
-        matches!(
-            second,
-            Err(pgkeep::Error::Store {
-                source: object_store::Error::AlreadyExists { .. }
-                    | object_store::Error::Precondition { .. },
-                ..
-            })
-        ),
-        "{name}: second create-only put must conflict: {second:?}"
-    );
-    assert_eq!(
-        repo.get(&p("manifest")).await.unwrap(),
-        Bytes::from_static(b"one")
-    );
-
-    // Multipart with equal parts, then ranged reads across a part boundary.
-    let data: Vec<u8> = (0..(2 * PART + 12345)).map(|i| (i % 251) as u8).collect();
-    let mut w = repo.multipart(&p("data/pack"), PART).await.unwrap();
-    for chunk in data.chunks(300_001) {
-        w.wait_for_capacity(2).await.unwrap();
-        w.put(Bytes::copy_from_slice(chunk));
-    }
-    w.finish()
-        .await
-        .unwrap_or_else(|e| panic!("{name}: complete: {e}"));
-    let sizes = log
-        .parts
-        .lock()
-        .unwrap()
-        .get("conformance/data/pack")
-        .cloned();
-    assert_eq!(sizes, Some(vec![PART, PART, 12345]), "{name}: part sizes");
-    let r = (PART as u64 - 10)..(PART as u64 + 10);
-    assert_eq!(
-        repo.get_range_sized(&p("data/pack"), r.clone())
-            .await
-            .unwrap()
-            .0,
-        &data[r.start as usize..r.end as usize],
-        "{name}: ranged get"
-    );
-    // A ranged read also tells the whole object's size, and a range past
-    // the end returns the bytes there are: verify learns from its first
-    // read of a pack whether bytes were cut off or appended.
-    let len = data.len() as u64;
-    for r in [r.clone(), (len - 5)..(len + 100), len..(len + 10)] {
-        let (bytes, size) = repo
-            .get_range_sized(&p("data/pack"), r.clone())
-            .await
-            .unwrap_or_else(|e| panic!("{name}: ranged get with size: {e}"));
-        let want = &data[r.start as usize..r.end.min(len) as usize];
-        assert_eq!(
-            (&bytes[..], size),
-            (want, len),
-            "{name}: ranged get with size"
-        );
-    }
-    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
-    repo.check_object(&p("data/pack"), data.len() as u64, &sha)
-        .await
-        .unwrap_or_else(|e| panic!("{name}: whole-object hash: {e}"));
-    let bad = repo
-        .check_object(&p("data/pack"), data.len() as u64, &"0".repeat(64))
-        .await;
-    assert!(
-        matches!(bad, Err(pgkeep::Error::Integrity { .. })),
-        "{name}: {bad:?}"
-    );
-
-    // Abort leaves no object.
-    let mut w = repo.multipart(&p("data/aborted"), PART).await.unwrap();
-    w.put(Bytes::from(vec![7u8; PART + 1]));
-    w.wait_for_capacity(0).await.unwrap();
-    w.abort()
-        .await
-        .unwrap_or_else(|e| panic!("{name}: abort: {e}"));
-    assert!(
-        !repo.exists(&p("data/aborted")).await.unwrap(),
-        "{name}: aborted upload is not an object"
-    );
-
-    // Listing, then deleting a prefix.
-    let mut listed: Vec<String> = repo
-        .list_all(&Path::from("conformance"))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(p, _)| p.to_string())
-        .collect();
-    listed.sort();
-    assert_eq!(
-        listed,
-        vec!["conformance/data/pack", "conformance/manifest"],
-        "{name}: list"
-    );
-    assert_eq!(
-        repo.list_dirs(&Path::from("conformance")).await.unwrap(),
-        vec!["data"]
-    );
-    assert_eq!(
-        repo.delete_prefix(&Path::from("conformance"))
-            .await
-            .unwrap(),
-        2
-    );
-    assert!(
-        repo.list_all(&Path::from("conformance"))
-            .await
-            .unwrap()
-            .is_empty(),
-        "{name}: delete"
-    );
-    assert!(repo.head(&p("manifest")).await.unwrap().is_none());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn storage_conformance_on_every_backend() {
-    let moto = MotoServer::start();
-    moto.create_bucket("conf");
-    let azurite = Azurite::start();
-    azurite.create_container("conf");
-    let dir = tempfile::tempdir().unwrap();
-    let local = dir.path().join("repo");
-    // A new backend is one line here.
-    let backends: Vec<(&str, Repo)> = vec![
-        (
-            "local",
-            Repo::open(local.to_str().unwrap(), OpenMode::CreateIfMissing).unwrap(),
-        ),
-        (
-            "memory",
-            Repo::from_store(Arc::new(InMemory::new()), "memory"),
-        ),
-        ("s3 (moto)", s3_repo(&moto.endpoint(), "conf", "p")),
-        ("azure (azurite)", azurite.repo("conf", "p")),
-    ];
-    for (name, repo) in backends {
-        let log = Arc::new(Recording::default());
-        let repo = repo.map_store(|s| RecordingStore::wrap(s, log.clone()));
-        conformance(name, repo, log).await;
-    }
 }
 
 #[test]
@@ -842,49 +493,6 @@ fn repository_options_are_checked_and_secrets_never_printed() {
     assert!(out.contains("--incomplete"), "{out}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prune_command_reports_in_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::open(dir.path().to_str().unwrap(), OpenMode::CreateIfMissing).unwrap();
-    let id = "20250101T000000Z-0abc";
-    repo.put(&layout::pack_path(id, "pack-00000"), vec![0; 100])
-        .await
-        .unwrap();
-    // Backdate it past the grace period.
-    let f = dir.path().join(format!("backups/{id}/data/pack-00000"));
-    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
-    std::fs::File::options()
-        .write(true)
-        .open(&f)
-        .unwrap()
-        .set_modified(old)
-        .unwrap();
-    let run = |extra: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_pgkeep"))
-            .args([
-                "prune",
-                "--incomplete",
-                "--json",
-                "--repo",
-                dir.path().to_str().unwrap(),
-            ])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
-    };
-    let dry = run(&["--dry-run"]);
-    assert_eq!(dry["dry_run"], true);
-    assert_eq!(dry["removed"][0]["id"], id);
-    assert_eq!(dry["removed"][0]["bytes"], 100);
-    assert!(f.exists());
-    let done = run(&[]);
-    assert_eq!(done["removed"][0]["objects"], 1);
-    assert!(!f.exists());
-    let _ = RepoOptions::default();
-}
-
 /// Client options given by environment (`AWS_ALLOW_HTTP`) work exactly as
 /// `--repo-option` does, and a plain-HTTP endpoint without them is refused
 /// in one line before any request.
@@ -930,4 +538,11 @@ async fn environment_options_work_like_repo_options() {
     );
     let repo = s3_repo(&moto.endpoint(), "envopts", "p");
     assert_eq!(list_backup_ids(&repo).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_conforms() {
+    let moto = MotoServer::start();
+    moto.create_bucket("conf");
+    crate::storage_conformance::check("s3 (moto)", s3_repo(&moto.endpoint(), "conf", "p")).await;
 }
