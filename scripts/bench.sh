@@ -32,21 +32,7 @@ CLUSTER_OPTS="-c shared_buffers=256MB -c maintenance_work_mem=128MB -c wal_level
 work=$CLUSTER_DIR/work; mkdir -p "$work"; chmod 777 "$work"
 conn="host=$PGHOST port=$PGPORT user=postgres"
 
-# Dataset: 4 equal tables (so table-level parallelism is fair to every tool)
-# of ~170-byte rows, plus a few small ones.
-ntab=4
-rows_per=$(( size_mb * 1024 * 1024 / ntab / 170 ))
-echo "== generating ~${size_mb} MB: $ntab tables x $rows_per rows"
-createdb bench
-for i in $(seq 1 $ntab); do
-  psql -X -q -v ON_ERROR_STOP=1 -d bench -c "CREATE TABLE events_$i (id bigint PRIMARY KEY, account_id int NOT NULL, kind text NOT NULL, amount numeric(12,2), created_at timestamptz NOT NULL, note text);
-    INSERT INTO events_$i SELECT g, ((g::bigint * 7919) % 100000)::int, (ARRAY['signup','login','purchase','refund','logout'])[1 + g % 5],
-      (g % 100000) / 100.0, timestamptz '2026-01-01' + g * interval '1 second', md5(g::text) || ' ' || md5((g::bigint * 31)::text)
-    FROM generate_series(1, $rows_per) g;
-    CREATE INDEX ON events_$i (account_id, created_at);" &
-done
-wait
-psql -X -q -d bench -c "CREATE TABLE accounts AS SELECT g AS id, 'acct-' || g AS name FROM generate_series(1, 100000) g; ALTER TABLE accounts ADD PRIMARY KEY (id);" -c "VACUUM ANALYZE"
+bench_dataset "$size_mb"
 db_bytes=$(psql -X -At -d bench -c "SELECT sum(pg_relation_size(c.oid)) FROM pg_class c WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace")
 copy_bytes=0
 tables=$(psql -X -At -d bench -c "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace ORDER BY pg_relation_size(oid) DESC")

@@ -1,4 +1,7 @@
-//! Repository operations that are not backup or restore: pruning (for now
-//! `--incomplete`; retention comes with its own issue).
+//! Repository operations that are not backup or restore: retention
+//! planning ([`retention`], restic's `forget` semantics) and pruning
+//! ([`prune`]: leftovers of failed backups, and backups a keep policy no
+//! longer keeps).
 
 pub mod prune;
+pub mod retention;
