@@ -95,6 +95,8 @@ fn main() {
             Command::Key(a) => cli::key::run(a).await,
             Command::Chain(a) => cli::chain::run(a).await,
             Command::Prune(a) => cli::prune::run(a).await,
+            Command::Pin(a) => cli::prune::run_pin(a).await,
+            Command::Unpin(a) => cli::prune::run_unpin(a).await,
         }
     });
     if let Err(e) = result {

@@ -1,6 +1,8 @@
 //! Where things live in a repository:
 //! `backups/<id>/manifest` (written last), `backups/<id>/data/<pack>`,
-//! and (reserved) `keys/` and `locks/`. Backup ids sort by time.
+//! `backups/<id>/lease` (a running backup), `backups/<id>/holds/` (restores
+//! and drills reading it), `backups/<id>/verified.json`, `keys/`, `pins/`
+//! (backups retention never removes). Backup ids sort by time.
 
 use object_store::path::Path;
 use rand::Rng;
@@ -51,6 +53,31 @@ pub fn is_backup_id(s: &str) -> bool {
         })
 }
 
+/// The UTC start time a backup id encodes.
+pub fn id_time(id: &str) -> Option<time::OffsetDateTime> {
+    if !is_backup_id(id) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| id.get(r)?.parse::<u32>().ok();
+    let date = time::Date::from_calendar_date(
+        n(0..4)? as i32,
+        time::Month::try_from(n(4..6)? as u8).ok()?,
+        n(6..8)? as u8,
+    )
+    .ok()?;
+    let t = time::Time::from_hms(n(9..11)? as u8, n(11..13)? as u8, n(13..15)? as u8).ok()?;
+    Some(time::PrimitiveDateTime::new(date, t).assume_utc())
+}
+
+/// Pins: `pins/<id>.json`, backups retention never removes.
+pub fn pins_prefix() -> Path {
+    Path::from("pins")
+}
+
+pub fn pin_path(id: &str) -> Path {
+    Path::from(format!("pins/{id}.json"))
+}
+
 /// Master key records: `keys/<key-id>.json`.
 pub fn keys_prefix() -> Path {
     Path::from("keys")
@@ -73,6 +100,14 @@ pub fn verified_path(id: &str) -> Path {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_tell_their_time() {
+        let t = time::macros::datetime!(2026-01-02 03:04:05 UTC);
+        assert_eq!(id_time(&new_backup_id(t)), Some(t));
+        assert_eq!(id_time("20261302T000000Z-abcd"), None, "month 13");
+        assert_eq!(id_time("not an id"), None);
+    }
 
     #[test]
     fn ids_are_well_formed_and_sort_by_time() {

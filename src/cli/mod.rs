@@ -54,6 +54,10 @@ pub enum Command {
     Key(key::KeyCmdArgs),
     /// Event-store hash chains.
     Chain(chain::ChainArgs),
-    /// Remove leftovers of failed backups (--incomplete).
+    /// Remove backups by keep rules (--keep-*), and leftovers of failed backups (--incomplete).
     Prune(prune::PruneArgs),
+    /// Pin a backup: retention never removes it.
+    Pin(prune::PinArgs),
+    /// Remove a backup's pin.
+    Unpin(prune::UnpinArgs),
 }

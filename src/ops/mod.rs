@@ -1,7 +1,9 @@
 //! Repository operations that are not backup or restore: retention
-//! planning ([`retention`], restic's `forget` semantics) and pruning
-//! ([`prune`]: leftovers of failed backups, and backups a keep policy no
-//! longer keeps).
+//! planning ([`retention`], restic's `forget` semantics), expiring backups
+//! by it ([`expire`], with what is never removed), pins ([`pins`]) and
+//! removing leftovers of failed backups ([`prune`]).
 
+pub mod expire;
+pub mod pins;
 pub mod prune;
 pub mod retention;

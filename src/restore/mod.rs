@@ -18,6 +18,7 @@ use crate::pg::snapshot::session_setup;
 use crate::pg::{connect, Conn};
 use crate::pipeline::{Budget, FrameBuffers};
 use crate::progress::Progress;
+use crate::store::lease::Lease;
 use crate::store::Repo;
 use data::{LoadContext, Unit, UnitStream};
 use std::collections::{HashMap, VecDeque};
@@ -78,10 +79,24 @@ pub async fn restore(
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
 ) -> Result<RestoreSummary> {
-    tokio::select! {
-        r = run(repo, id, opts, progress) => r,
+    let id = resolve_backup_id(repo, id).await?;
+    // Retention never removes a held backup. A repository this restore may
+    // not write to (read-only credentials) still restores, unheld.
+    let hold = match Lease::hold(repo, &id, "restore", crate::store::lease::DEFAULT_TTL).await {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!(backup = %id, error = %e, "could not hold the backup; retention could remove it during this restore");
+            None
+        }
+    };
+    let r = tokio::select! {
+        r = run(repo, &id, opts, progress) => r,
         _ = cancel.cancelled() => Err(Error::Interrupted("restore cancelled; the target database is incomplete".into())),
+    };
+    if let Some(h) = hold {
+        h.release().await;
     }
+    r
 }
 
 async fn open_session(settings: &ConnSettings, encoding: &str) -> Result<Conn> {
@@ -101,7 +116,7 @@ async fn run(
     progress: Arc<dyn Progress>,
 ) -> Result<RestoreSummary> {
     let t0 = Instant::now();
-    let id = resolve_backup_id(repo, id).await?;
+    let id = id.to_string();
     let manifest = Arc::new(read_manifest(repo, &id, opts.unlock.as_ref()).await?);
     let encoding = manifest.body.source.encoding.clone();
     let budget = Budget::new(opts.memory, opts.jobs, None)?;

@@ -7,6 +7,10 @@
 //! [`CLOCK_SKEW`] between the two machines' clocks). If the lease cannot be
 //! renewed before it would expire, [`Lease::lost`] fires and the backup
 //! fails rather than race a prune. The lease is deleted when the backup ends.
+//!
+//! Holds are the same kind of object under `backups/<id>/holds/`: a restore
+//! or drill holds the complete backup it reads, and retention never removes
+//! a backup with a live hold ([`live_holds`]).
 
 use super::Repo;
 use crate::error::{Error, Result};
@@ -21,6 +25,16 @@ pub const LEASE_NAME: &str = "lease";
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
 /// Clock difference tolerated between a backup's host and a pruner's.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(120);
+
+/// Where restores and drills hold a backup while they read it:
+/// `backups/<id>/holds/<holder>`.
+pub fn holds_prefix(backup_id: &str) -> Path {
+    Path::from(format!("backups/{backup_id}/holds"))
+}
+
+fn hold_path(backup_id: &str, holder: &str) -> Path {
+    Path::from(format!("backups/{backup_id}/holds/{holder}"))
+}
 
 pub fn lease_path(backup_id: &str) -> Path {
     Path::from(format!("backups/{backup_id}/{LEASE_NAME}"))
@@ -104,10 +118,41 @@ pub async fn read(repo: &Repo, backup_id: &str) -> Result<Option<LeaseInfo>> {
         .map_err(|e| Error::format(path.to_string(), format!("unreadable lease: {e}")))
 }
 
+/// The live holds on a backup (restores and drills reading it) at `now`:
+/// those not expired and whose holder is not known to be gone.
+pub async fn live_holds(
+    repo: &Repo,
+    backup_id: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<LeaseInfo>> {
+    let mut out = Vec::new();
+    for meta in repo.list_meta(&holds_prefix(backup_id)).await? {
+        let Some(bytes) = repo.get_opt(&meta.location).await? else {
+            continue;
+        };
+        // An unreadable hold still holds: better a kept backup than a
+        // restore losing its data.
+        let info: LeaseInfo = serde_json::from_slice(&bytes).unwrap_or(LeaseInfo {
+            backup_id: backup_id.to_string(),
+            host: "?".into(),
+            pid: 0,
+            started_at: String::new(),
+            renewed_at: String::new(),
+            expires_at: "unknown".into(),
+            expires_unix: i64::MAX,
+        });
+        if info.is_fresh(now) && !info.holder_is_gone() {
+            out.push(info);
+        }
+    }
+    Ok(out)
+}
+
 /// A held lease; renewal runs in the background until [`Lease::release`].
 pub struct Lease {
     repo: Repo,
     backup_id: String,
+    path: Path,
     stop: CancellationToken,
     lost: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -117,6 +162,34 @@ impl Lease {
     /// Writes the lease of a new backup (create-only: an id in use fails)
     /// and starts renewing it.
     pub async fn acquire(repo: &Repo, backup_id: &str, ttl: Duration) -> Result<Lease> {
+        Lease::write(repo, backup_id, lease_path(backup_id), ttl)
+            .await
+            .map_err(|e| match e {
+                Error::Store {
+                    source: object_store::Error::AlreadyExists { .. },
+                    ..
+                }
+                | Error::Store {
+                    source: object_store::Error::Precondition { .. },
+                    ..
+                } => Error::Busy(format!(
+                    "backup id {backup_id} is already in use in {} (another backup holds its lease)",
+                    repo.display()
+                )),
+                other => other,
+            })
+    }
+
+    /// Holds a complete backup while a restore or drill (`purpose`) reads
+    /// it: retention never removes a backup with a live hold. Released (or
+    /// left to expire) like a backup's lease.
+    pub async fn hold(repo: &Repo, backup_id: &str, purpose: &str, ttl: Duration) -> Result<Lease> {
+        let suffix: u32 = rand::random();
+        let holder = format!("{purpose}-{}-{suffix:08x}", std::process::id());
+        Lease::write(repo, backup_id, hold_path(backup_id, &holder), ttl).await
+    }
+
+    async fn write(repo: &Repo, backup_id: &str, path: Path, ttl: Duration) -> Result<Lease> {
         let ttl = ttl.max(Duration::from_secs(4));
         let now = OffsetDateTime::now_utc();
         let mut info = LeaseInfo {
@@ -129,29 +202,21 @@ impl Lease {
             expires_unix: 0,
         };
         info.set_times(now, ttl)?;
-        let path = lease_path(backup_id);
-        repo.put_new(&path, info.encode()?)
-            .await
-            .map_err(|e| match e {
-                Error::Store {
-                    source: object_store::Error::AlreadyExists { .. },
-                    ..
-                }
-                | Error::Store {
-                    source: object_store::Error::Precondition { .. },
-                    ..
-                } => Error::Busy(format!(
-                "backup id {backup_id} is already in use in {} (another backup holds its lease)",
-                repo.display()
-            )),
-                other => other,
-            })?;
+        repo.put_new(&path, info.encode()?).await?;
         let stop = CancellationToken::new();
         let lost = CancellationToken::new();
-        let task = tokio::spawn(renew(repo.clone(), info, ttl, stop.clone(), lost.clone()));
+        let task = tokio::spawn(renew(
+            repo.clone(),
+            path.clone(),
+            info,
+            ttl,
+            stop.clone(),
+            lost.clone(),
+        ));
         Ok(Lease {
             repo: repo.clone(),
             backup_id: backup_id.to_string(),
+            path,
             stop,
             lost,
             task: Some(task),
@@ -171,8 +236,7 @@ impl Lease {
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
-        let path = lease_path(&self.backup_id);
-        if let Err(e) = self.repo.store().delete(&path).await {
+        if let Err(e) = self.repo.store().delete(&self.path).await {
             if !matches!(e, object_store::Error::NotFound { .. }) {
                 tracing::warn!(backup = %self.backup_id, error = %crate::redact::scrub_urls(&e.to_string()), "could not delete the backup's lease; it expires on its own");
             }
@@ -201,6 +265,7 @@ use object_store::ObjectStoreExt;
 
 async fn renew(
     repo: Repo,
+    path: Path,
     mut info: LeaseInfo,
     ttl: Duration,
     stop: CancellationToken,
@@ -220,7 +285,6 @@ async fn renew(
             Ok(b) => b,
             Err(_) => continue,
         };
-        let path = lease_path(&info.backup_id);
         let put = tokio::select! {
             _ = stop.cancelled() => return,
             r = repo.put(&path, bytes) => r,

@@ -15,6 +15,7 @@ mod memory;
 mod pgkeep;
 mod progress;
 mod prune;
+mod retention;
 mod roundtrip;
 mod storage_azure;
 mod storage_conformance;

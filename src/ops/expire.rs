@@ -1,0 +1,213 @@
+//! Expiring backups by a keep policy: plans with [`super::retention`],
+//! then protects what is never removed — the newest complete backup, the
+//! newest verified one, pinned ones ([`super::pins`]) and held ones (a
+//! restore or drill reading them, `store::lease`) — and removes the rest.
+//!
+//! Only complete backups count; leftovers of failed ones are
+//! `prune --incomplete`'s. Removal is crash-safe: a backup's manifest goes
+//! first, so a half-removed backup is never listed as complete, and
+//! `prune --incomplete` finishes what an interrupted removal left.
+
+use super::pins::pins;
+use super::retention::{plan, KeepPolicy};
+use crate::archive::layout;
+use crate::error::{Error, Result};
+use crate::store::lease::live_holds;
+use crate::store::Repo;
+use crate::units::rfc3339;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use time::OffsetDateTime;
+
+#[derive(Clone, Debug)]
+pub struct ExpireOptions {
+    pub keep: KeepPolicy,
+    /// The zone of the calendar buckets (the policy's `timezone`).
+    pub timezone: Tz,
+    /// Evaluate as of this time: backups started later are left out of
+    /// the plan (they did not exist yet). Default: now.
+    pub now: Option<OffsetDateTime>,
+    /// Report only; delete nothing.
+    pub dry_run: bool,
+}
+
+/// One complete backup and what retention does with it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Planned {
+    pub id: String,
+    pub time: String,
+    pub keep: bool,
+    /// Why it is kept: retention rules (`daily 2026-12-06`) and
+    /// protections (`newest`, `newest verified`, `pinned: audit`,
+    /// `held by restore (pid 42 on host)`).
+    pub reasons: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ExpireReport {
+    pub repository: String,
+    pub dry_run: bool,
+    pub policy: String,
+    pub timezone: String,
+    pub now: String,
+    /// Complete backups, newest first.
+    pub backups: Vec<Planned>,
+    pub kept: usize,
+    pub removed: usize,
+    /// Backups whose manifest is gone but whose other objects could not
+    /// all be removed (`prune --incomplete` finishes them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unfinished: Vec<String>,
+}
+
+fn to_chrono(t: OffsetDateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond()).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Complete backups (ids with a manifest) and which have a verification
+/// record, from one listing of the repository's backups.
+async fn complete_backups(repo: &Repo) -> Result<(Vec<String>, BTreeSet<String>)> {
+    let mut complete = BTreeSet::new();
+    let mut verified = BTreeSet::new();
+    for meta in repo.list_meta(&layout::backups_prefix()).await? {
+        let mut parts = meta.location.parts();
+        let (Some(_), Some(id), Some(name), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let id = id.as_ref();
+        if !layout::is_backup_id(id) {
+            continue;
+        }
+        match name.as_ref() {
+            layout::MANIFEST_NAME => {
+                complete.insert(id.to_string());
+            }
+            "verified.json" => {
+                verified.insert(id.to_string());
+            }
+            _ => {}
+        }
+    }
+    Ok((complete.into_iter().collect(), verified))
+}
+
+/// Plans retention for the repository and, unless a dry run, removes the
+/// backups it does not keep.
+pub async fn expire(repo: &Repo, opts: &ExpireOptions) -> Result<ExpireReport> {
+    if opts.keep.is_empty() {
+        return Err(Error::Config(
+            "no keep rule given: a policy that keeps nothing would remove every backup but the newest (give keep_last, keep_daily, ... or keep_within)".into(),
+        ));
+    }
+    opts.keep.validate()?;
+    let now = opts.now.unwrap_or_else(OffsetDateTime::now_utc);
+    let (ids, has_record) = complete_backups(repo).await?;
+    let mut considered: Vec<(String, OffsetDateTime)> = ids
+        .into_iter()
+        .filter_map(|id| layout::id_time(&id).map(|t| (id, t)))
+        .filter(|(_, t)| *t <= now)
+        .collect();
+    // Newest first; ids break ties the same way every time.
+    considered.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
+    let times: Vec<DateTime<Utc>> = considered.iter().map(|(_, t)| to_chrono(*t)).collect();
+    let decisions = plan(&times, &opts.keep, opts.timezone);
+    let mut planned: Vec<Planned> = Vec::with_capacity(decisions.len());
+    for d in &decisions {
+        let (id, t) = &considered[d.index];
+        planned.push(Planned {
+            id: id.clone(),
+            time: rfc3339(*t)?,
+            keep: d.keep,
+            reasons: d.reasons.iter().map(ToString::to_string).collect(),
+        });
+    }
+    protect(repo, &mut planned, &has_record).await?;
+    let mut report = ExpireReport {
+        repository: repo.display().to_string(),
+        dry_run: opts.dry_run,
+        policy: opts.keep.describe(),
+        timezone: opts.timezone.name().to_string(),
+        now: rfc3339(now)?,
+        kept: planned.iter().filter(|p| p.keep).count(),
+        removed: planned.iter().filter(|p| !p.keep).count(),
+        backups: planned,
+        unfinished: Vec::new(),
+    };
+    if !opts.dry_run {
+        for p in report.backups.iter_mut().filter(|p| !p.keep) {
+            // A restore may have started since the plan: look again.
+            let holds = live_holds(repo, &p.id, OffsetDateTime::now_utc()).await?;
+            if let Some(h) = holds.first() {
+                p.keep = true;
+                p.reasons.push(held_reason(h));
+                report.kept += 1;
+                report.removed -= 1;
+                continue;
+            }
+            // The manifest first: from here on the backup is incomplete.
+            repo.delete(&layout::manifest_path(&p.id)).await?;
+            if let Err(e) = repo.delete_prefix(&layout::backup_prefix(&p.id)).await {
+                tracing::warn!(backup = %p.id, error = %e, "manifest removed, other objects left for `prune --incomplete`");
+                report.unfinished.push(p.id.clone());
+            } else {
+                tracing::info!(backup = %p.id, "removed by retention");
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn held_reason(h: &crate::store::lease::LeaseInfo) -> String {
+    format!("held by a restore or drill (pid {} on {})", h.pid, h.host)
+}
+
+/// Adds the protections to the plan (newest first): the newest complete
+/// backup, the newest verified one, pins, live holds.
+async fn protect(
+    repo: &Repo,
+    planned: &mut [Planned],
+    has_record: &BTreeSet<String>,
+) -> Result<()> {
+    let keep = |p: &mut Planned, why: String| {
+        p.keep = true;
+        p.reasons.push(why);
+    };
+    if let Some(p) = planned.first_mut() {
+        keep(p, "newest".into());
+    }
+    for p in planned.iter_mut() {
+        if !has_record.contains(&p.id) {
+            continue;
+        }
+        let ok = crate::verify::last_verified(repo, &p.id)
+            .await?
+            .is_some_and(|v| v.ok);
+        if ok {
+            keep(p, "newest verified".into());
+            break;
+        }
+    }
+    let pins = pins(repo).await?;
+    for p in planned.iter_mut() {
+        if let Some(pin) = pins.get(&p.id) {
+            let why = match &pin.reason {
+                Some(r) => format!("pinned: {r}"),
+                None => "pinned".into(),
+            };
+            keep(p, why);
+        }
+    }
+    // Holds are live or not now, whatever time the plan is evaluated at.
+    let real_now = OffsetDateTime::now_utc();
+    for p in planned.iter_mut().filter(|p| !p.keep) {
+        if let Some(h) = live_holds(repo, &p.id, real_now).await?.first() {
+            let why = held_reason(h);
+            keep(p, why);
+        }
+    }
+    Ok(())
+}
