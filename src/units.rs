@@ -92,6 +92,90 @@ impl std::fmt::Display for Size {
     }
 }
 
+/// Parses a duration like `30s`, `500ms`, `5m`, `6h`, `31d` (one number
+/// and one unit; a bare number is seconds).
+pub fn parse_duration(v: &str) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let t = v.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let d = match unit.trim() {
+        "" | "s" | "sec" | "secs" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" | "min" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
+        "d" => Duration::from_secs(n.checked_mul(86_400)?),
+        _ => return None,
+    };
+    Some(d)
+}
+
+/// A duration for people: `6h`, `31d`, `90s`, `1h30m`.
+pub fn format_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let mut out = String::new();
+    let mut rest = s;
+    for (unit, name) in [(86_400, "d"), (3600, "h"), (60, "m"), (1, "s")] {
+        if rest >= unit {
+            out.push_str(&format!("{}{name}", rest / unit));
+            rest %= unit;
+        }
+    }
+    out
+}
+
+/// A duration written for people in a policy (`6h`, `31d`, `20m`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub std::time::Duration);
+
+impl std::str::FromStr for HumanDuration {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<HumanDuration> {
+        parse_duration(s)
+            .filter(|d| !d.is_zero())
+            .map(HumanDuration)
+            .ok_or_else(|| {
+                Error::Config(format!("invalid duration {s:?} (e.g. 90s, 20m, 6h, 31d)"))
+            })
+    }
+}
+
+impl std::fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&format_duration(self.0))
+    }
+}
+
+impl serde::Serialize for HumanDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for Size {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A time as pgkeep records it (RFC 3339). A time that cannot be written
 /// is an error, never an empty field.
 pub fn rfc3339(t: time::OffsetDateTime) -> Result<String> {
@@ -113,6 +197,20 @@ mod tests {
         assert!(parse_size("5 parsecs").is_err());
         assert_eq!(parse_rate("10MiB/s").unwrap(), 10 * MIB as u64);
         assert!(parse_rate("fast").is_err());
+    }
+
+    #[test]
+    fn durations_parse_and_print() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("6h"), Some(Duration::from_secs(6 * 3600)));
+        assert_eq!(
+            parse_duration("31d"),
+            Some(Duration::from_secs(31 * 86_400))
+        );
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2w"), None);
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_duration(Duration::from_secs(31 * 86_400)), "31d");
     }
 
     #[test]

@@ -4,8 +4,11 @@
 //! [`crate::redact`], re-exported here.
 
 mod conninfo;
+pub mod env;
+pub mod keep;
 mod pgpass;
 pub mod policy;
+pub mod suggest;
 
 pub use crate::redact::{redact, redact_conninfo, scrub_urls};
 pub use conninfo::{ConnSettings, SslMode};

@@ -18,294 +18,37 @@
 //! complete and the newest verified backup, pinned ones, held ones) and
 //! does the deleting.
 
-use crate::error::{Error, Result};
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
+pub use crate::config::keep::{KeepPolicy, Rule, Span};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A calendar span as restic writes it: `1y2m3d4h` (years, calendar
-/// months, days, hours; each part optional, at least one given).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Span {
-    pub years: i32,
-    pub months: i32,
-    pub days: i32,
-    pub hours: i32,
-}
-
-impl Span {
-    pub fn parse(s: &str) -> Result<Span> {
-        let bad = || {
-            Error::Config(format!(
-                "invalid duration {s:?} (e.g. 2d, 12h, 1m14d, 1y: y years, m months, d days, h hours)"
-            ))
-        };
-        let t = s.trim();
-        if t.is_empty() {
-            return Err(bad());
+/// The bucket of local time `t` (`nr`: position newest first, the
+/// bucket of `last`) as a number, and as people read it.
+fn bucket(rule: Rule, t: &DateTime<Tz>, nr: usize) -> (i64, String) {
+    let (y, m, d, h) = (
+        t.year() as i64,
+        t.month() as i64,
+        t.day() as i64,
+        t.hour() as i64,
+    );
+    match rule {
+        Rule::Last => (nr as i64, (nr + 1).to_string()),
+        Rule::Hourly => (
+            y * 1_000_000 + m * 10_000 + d * 100 + h,
+            format!("{y:04}-{m:02}-{d:02} {h:02}h"),
+        ),
+        Rule::Daily => (y * 10_000 + m * 100 + d, format!("{y:04}-{m:02}-{d:02}")),
+        Rule::Weekly => {
+            let w = t.iso_week();
+            (
+                w.year() as i64 * 100 + w.week() as i64,
+                format!("{:04}-W{:02}", w.year(), w.week()),
+            )
         }
-        let mut span = Span::default();
-        let mut num = String::new();
-        let mut seen = String::new();
-        for c in t.chars() {
-            if c.is_ascii_digit() {
-                num.push(c);
-                continue;
-            }
-            let n: i32 = num.parse().map_err(|_| bad())?;
-            num.clear();
-            if seen.contains(c) {
-                return Err(bad());
-            }
-            seen.push(c);
-            match c {
-                'y' => span.years = n,
-                'm' => span.months = n,
-                'd' => span.days = n,
-                'h' => span.hours = n,
-                _ => return Err(bad()),
-            }
-        }
-        if !num.is_empty() {
-            return Err(bad());
-        }
-        Ok(span)
-    }
-
-    pub fn is_zero(&self) -> bool {
-        *self == Span::default()
-    }
-
-    /// `t` minus this span, in the wall-clock time of `tz`: years, months
-    /// and days as Go's `AddDate` (overflowing days roll into the next
-    /// month: March 31 minus one month is March 3 in a non-leap year), then
-    /// the hours as elapsed time.
-    pub fn before(&self, t: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
-        let local = t.with_timezone(&tz).naive_local();
-        let months0 = local.year() as i64 * 12 + (local.month0() as i64)
-            - self.years as i64 * 12
-            - self.months as i64;
-        let (year, month0) = (months0.div_euclid(12), months0.rem_euclid(12));
-        let first = NaiveDate::from_ymd_opt(year as i32, month0 as u32 + 1, 1);
-        let shifted = first.and_then(|d| {
-            d.checked_add_signed(chrono::Duration::days(
-                local.day() as i64 - 1 - self.days as i64,
-            ))
-        });
-        let Some(date) = shifted else {
-            return DateTime::<Utc>::MIN_UTC;
-        };
-        let wall = NaiveDateTime::new(date, local.time());
-        resolve_local(tz, wall) - chrono::Duration::hours(self.hours as i64)
-    }
-}
-
-/// A wall-clock time in `tz` as an instant: the earlier of two in a
-/// repeated hour, the time just after a skipped hour.
-fn resolve_local(tz: Tz, wall: NaiveDateTime) -> DateTime<Utc> {
-    let mut w = wall;
-    for _ in 0..4 {
-        if let Some(t) = tz.from_local_datetime(&w).earliest() {
-            return t.with_timezone(&Utc);
-        }
-        w += chrono::Duration::minutes(30);
-    }
-    Utc.from_utc_datetime(&wall)
-}
-
-impl fmt::Display for Span {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (n, unit) in [
-            (self.years, 'y'),
-            (self.months, 'm'),
-            (self.days, 'd'),
-            (self.hours, 'h'),
-        ] {
-            if n != 0 {
-                write!(f, "{n}{unit}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Serialize for Span {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for Span {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Span, D::Error> {
-        let s = String::deserialize(d)?;
-        Span::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-/// A keep policy: the `retention` table of a policy file, or the `--keep-*`
-/// flags of `prune` (same names). Counts: `-1` keeps every bucket.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeepPolicy {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep_last: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep_hourly: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep_daily: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep_weekly: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep_monthly: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep_yearly: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep_within: Option<Span>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep_within_hourly: Option<Span>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep_within_daily: Option<Span>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep_within_weekly: Option<Span>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep_within_monthly: Option<Span>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep_within_yearly: Option<Span>,
-}
-
-impl KeepPolicy {
-    /// Whether no rule is given (such a policy would remove everything it
-    /// may, so `prune` refuses it).
-    pub fn is_empty(&self) -> bool {
-        self.counts().iter().all(|(_, n)| n.unwrap_or(0) == 0)
-            && self.keep_within.is_none_or(|s| s.is_zero())
-            && self
-                .withins()
-                .iter()
-                .all(|(_, s)| s.is_none_or(|s| s.is_zero()))
-    }
-
-    /// Checks the counts (a whole number, or -1 for every bucket).
-    pub fn validate(&self) -> Result<()> {
-        for (rule, n) in self.counts() {
-            if let Some(n) = n {
-                if n < -1 {
-                    return Err(Error::Config(format!(
-                        "keep_{} = {n}: a count is 0 or more, or -1 for every {}",
-                        rule.name(),
-                        rule.unit()
-                    )));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn counts(&self) -> [(Rule, Option<i64>); 6] {
-        [
-            (Rule::Last, self.keep_last),
-            (Rule::Hourly, self.keep_hourly),
-            (Rule::Daily, self.keep_daily),
-            (Rule::Weekly, self.keep_weekly),
-            (Rule::Monthly, self.keep_monthly),
-            (Rule::Yearly, self.keep_yearly),
-        ]
-    }
-
-    fn withins(&self) -> [(Rule, Option<Span>); 5] {
-        [
-            (Rule::Hourly, self.keep_within_hourly),
-            (Rule::Daily, self.keep_within_daily),
-            (Rule::Weekly, self.keep_within_weekly),
-            (Rule::Monthly, self.keep_within_monthly),
-            (Rule::Yearly, self.keep_within_yearly),
-        ]
-    }
-
-    /// The policy in words, e.g. `last 3, daily 14, within 2d`.
-    pub fn describe(&self) -> String {
-        let mut parts: Vec<String> = Vec::new();
-        for (rule, n) in self.counts() {
-            match n {
-                Some(-1) => parts.push(format!("{} all", rule.name())),
-                Some(n) if n > 0 => parts.push(format!("{} {n}", rule.name())),
-                _ => {}
-            }
-        }
-        if let Some(s) = self.keep_within.filter(|s| !s.is_zero()) {
-            parts.push(format!("within {s}"));
-        }
-        for (rule, s) in self.withins() {
-            if let Some(s) = s.filter(|s| !s.is_zero()) {
-                parts.push(format!("{} within {s}", rule.name()));
-            }
-        }
-        parts.join(", ")
-    }
-}
-
-/// A keep rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Rule {
-    Last,
-    Hourly,
-    Daily,
-    Weekly,
-    Monthly,
-    Yearly,
-}
-
-impl Rule {
-    pub fn name(self) -> &'static str {
-        match self {
-            Rule::Last => "last",
-            Rule::Hourly => "hourly",
-            Rule::Daily => "daily",
-            Rule::Weekly => "weekly",
-            Rule::Monthly => "monthly",
-            Rule::Yearly => "yearly",
-        }
-    }
-
-    fn unit(self) -> &'static str {
-        match self {
-            Rule::Last => "backup",
-            Rule::Hourly => "hour",
-            Rule::Daily => "day",
-            Rule::Weekly => "week",
-            Rule::Monthly => "month",
-            Rule::Yearly => "year",
-        }
-    }
-
-    /// The bucket of local time `t` (`nr`: position newest first, the
-    /// bucket of `last`) as a number, and as people read it.
-    fn bucket(self, t: &DateTime<Tz>, nr: usize) -> (i64, String) {
-        let (y, m, d, h) = (
-            t.year() as i64,
-            t.month() as i64,
-            t.day() as i64,
-            t.hour() as i64,
-        );
-        match self {
-            Rule::Last => (nr as i64, (nr + 1).to_string()),
-            Rule::Hourly => (
-                y * 1_000_000 + m * 10_000 + d * 100 + h,
-                format!("{y:04}-{m:02}-{d:02} {h:02}h"),
-            ),
-            Rule::Daily => (y * 10_000 + m * 100 + d, format!("{y:04}-{m:02}-{d:02}")),
-            Rule::Weekly => {
-                let w = t.iso_week();
-                (
-                    w.year() as i64 * 100 + w.week() as i64,
-                    format!("{:04}-W{:02}", w.year(), w.week()),
-                )
-            }
-            Rule::Monthly => (y * 100 + m, format!("{y:04}-{m:02}")),
-            Rule::Yearly => (y, format!("{y:04}")),
-        }
+        Rule::Monthly => (y * 100 + m, format!("{y:04}-{m:02}")),
+        Rule::Yearly => (y, format!("{y:04}")),
     }
 }
 
@@ -461,7 +204,7 @@ pub fn plan(times: &[DateTime<Utc>], policy: &KeepPolicy, tz: Tz) -> Vec<Decisio
         }
         for b in counted.iter_mut() {
             if b.count > 0 || b.count == -1 {
-                let (val, bucket) = b.rule.bucket(&local, nr);
+                let (val, bucket) = bucket(b.rule, &local, nr);
                 let same = b.last == Some(val);
                 if !same || is_oldest {
                     b.last = Some(val);
@@ -478,7 +221,7 @@ pub fn plan(times: &[DateTime<Utc>], policy: &KeepPolicy, tz: Tz) -> Vec<Decisio
         }
         for w in withins.iter_mut() {
             if t > w.since {
-                let (val, bucket) = w.rule.bucket(&local, nr);
+                let (val, bucket) = bucket(w.rule, &local, nr);
                 let same = w.last == Some(val);
                 if !same || is_oldest {
                     w.last = Some(val);
@@ -509,6 +252,7 @@ pub fn plan(times: &[DateTime<Utc>], policy: &KeepPolicy, tz: Tz) -> Vec<Decisio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{NaiveDateTime, TimeZone};
     use proptest::prelude::*;
     use std::collections::{BTreeSet, HashMap};
 
@@ -696,7 +440,7 @@ mod tests {
             let mut out = Vec::new();
             for &i in among {
                 let pos = order.iter().position(|x| *x == i).unwrap();
-                let b = rule.bucket(&times[i].with_timezone(&tz), pos).0;
+                let b = bucket(rule, &times[i].with_timezone(&tz), pos).0;
                 if !seen.contains(&b) {
                     seen.push(b);
                     out.push(i);

@@ -169,29 +169,10 @@ fn lookup(key: &str) -> Option<&'static (&'static str, Scope, &'static str)> {
     KEYS.iter().find(|k| k.0 == key)
 }
 
-/// Levenshtein distance, for "did you mean" on a misspelled key.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 fn unknown_key(key: &str) -> Error {
     let shown: String = key.chars().take(40).collect();
-    let best = KEYS
-        .iter()
-        .map(|k| (distance(&shown, k.0), k.0))
-        .min()
-        .filter(|(d, _)| *d <= 3)
-        .map(|(_, k)| format!(" (did you mean {k}?)"))
+    let best = crate::config::suggest::nearest(&shown, KEYS.iter().map(|k| k.0))
+        .map(|k| format!(" (did you mean {k}?)"))
         .unwrap_or_default();
     Error::Config(format!(
         "unknown repository option {shown:?}{best}; valid options: {}",
@@ -209,21 +190,7 @@ fn parse_bool(key: &str, v: &str) -> Result<bool> {
     }
 }
 
-/// Parses `30`, `30s`, `500ms`, `2m`, `1h` (a bare number is seconds).
-pub fn parse_duration(v: &str) -> Option<Duration> {
-    let t = v.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let d = match unit.trim() {
-        "" | "s" | "sec" | "secs" => Duration::from_secs(n),
-        "ms" => Duration::from_millis(n),
-        "m" | "min" => Duration::from_secs(n.checked_mul(60)?),
-        "h" => Duration::from_secs(n.checked_mul(3600)?),
-        _ => return None,
-    };
-    Some(d)
-}
+pub use crate::units::parse_duration;
 
 fn duration(key: &str, v: &str) -> Result<Duration> {
     parse_duration(v).filter(|d| !d.is_zero()).ok_or_else(|| {

@@ -1,60 +1,12 @@
-//! The policy file (TOML): the runbook's knobs in one document. Each section
-//! is a struct of its own with `deny_unknown_fields`, so a typo is an error
-//! rather than a silently ignored setting. Sections other issues add
-//! (retention, drills, repository options) become further fields of
-//! [`Policy`]. This module owns the `[[chain]]` section: event-store tables
-//! whose rows are hash-chained per stream (see `docs/chain.md`).
+//! The `[[chain]]` section of a policy: event-store tables whose rows are
+//! hash-chained per stream, and the recipe of their hashes (see
+//! `docs/chain.md`).
 
 use crate::error::{Error, Result};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
-use std::path::Path;
-
-/// A parsed and validated policy file.
-#[derive(Deserialize, Debug, Clone, Default, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Policy {
-    /// Hash-chained event tables (`[[chain]]`).
-    #[serde(default)]
-    pub chain: Vec<ChainDef>,
-}
-
-impl Policy {
-    /// Parses and validates policy text; `origin` names it in errors.
-    pub fn parse(text: &str, origin: &str) -> Result<Policy> {
-        let policy: Policy = toml::from_str(text)
-            .map_err(|e| Error::Config(format!("policy {origin}: {}", e.to_string().trim())))?;
-        policy.validate(origin)?;
-        Ok(policy)
-    }
-
-    /// Reads, parses and validates a policy file.
-    pub fn load(path: &Path) -> Result<Policy> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Policy::parse(&text, &path.display().to_string())
-    }
-
-    fn validate(&self, origin: &str) -> Result<()> {
-        let mut tables = HashSet::new();
-        for (i, c) in self.chain.iter().enumerate() {
-            c.validate().map_err(|m| {
-                Error::Config(format!("policy {origin}: [[chain]] #{}: {m}", i + 1))
-            })?;
-            if !tables.insert(c.table.as_str()) {
-                return Err(Error::Config(format!(
-                    "policy {origin}: table {} is named by two [[chain]] entries",
-                    c.table
-                )));
-            }
-        }
-        Ok(())
-    }
-}
 
 /// One hash-chained table.
 #[derive(Deserialize, Serialize, Debug, Clone, PartialEq, Eq)]
@@ -333,6 +285,7 @@ impl ChainDef {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Policy;
     use super::*;
     use proptest::prelude::*;
 
