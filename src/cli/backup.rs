@@ -60,10 +60,6 @@ pub struct BackupArgs {
     pub cipher: Option<String>,
     #[command(flatten)]
     pub keys: KeyArgs,
-    /// Policy file: its [[chain]] tables are dumped in chain order and
-    /// their stream heads recorded.
-    #[arg(long)]
-    pub policy: Option<std::path::PathBuf>,
     /// Cap the upload rate, e.g. 10MiB/s (an average over each part).
     #[arg(long, value_name = "RATE")]
     pub max_bandwidth: Option<String>,
@@ -86,10 +82,13 @@ pub fn parse_compress(s: &str) -> Result<i32> {
     Ok(level)
 }
 
-pub async fn run(args: BackupArgs, cancel: CancellationToken) -> Result<()> {
-    let mut opts = BackupOptions::new(args.db.resolve()?);
-    opts.jobs = args.parallel.jobs;
-    opts.memory = args.parallel.memory_bytes()?;
+pub async fn run(mut args: BackupArgs, cancel: CancellationToken) -> Result<()> {
+    let job = args.repo.policy.job()?;
+    let job = job.as_ref();
+    args.keys.default_from(job);
+    let mut opts = BackupOptions::new(args.db.resolve_for(job)?);
+    opts.jobs = args.parallel.jobs_for(job);
+    opts.memory = args.parallel.memory_for(job);
     if let Some(c) = &args.compress {
         opts.compress_level = parse_compress(c)?;
     }
@@ -112,13 +111,13 @@ pub async fn run(args: BackupArgs, cancel: CancellationToken) -> Result<()> {
         (_, true) => EncryptMode::Off,
         _ => EncryptMode::Auto,
     };
-    if let Some(p) = &args.policy {
-        opts.chains = pgkeep::config::Policy::load(p)?.chain;
+    if let Some(p) = args.repo.policy.load()? {
+        opts.chains = p.chain;
     }
     let budget = opts.budget()?;
     let mut repo = args
         .repo
-        .open(budget.part_size, OpenMode::CreateIfMissing)?;
+        .open_for(job, budget.part_size, OpenMode::CreateIfMissing)?;
     if let Some(rate) = args.max_bandwidth.as_deref() {
         repo = repo.with_max_bandwidth(parse_rate(rate)?);
     }

@@ -1,31 +1,87 @@
 //! Flags shared by several commands and their conversion to library types.
 
 use clap::Args;
-use pgkeep::config::{redact_conninfo, ConnSettings};
+use pgkeep::config::{redact_conninfo, ConnSettings, Policy};
 use pgkeep::error::{Error, Result};
+use pgkeep::ops::job::Job;
 use pgkeep::pipeline::budget::{DEFAULT_JOBS, DEFAULT_MEMORY};
 use pgkeep::store::{OpenMode, Repo, RepoOptions};
 use pgkeep::units::Size;
+use std::path::PathBuf;
+
+/// `--policy FILE --job NAME`: a job of a policy file stands in for
+/// `--repo`, `--db`, `--jobs`, `--memory`, the key files and the keep
+/// rules (flags still override).
+#[derive(Args, Debug, Clone, Default)]
+pub struct PolicyArgs {
+    /// Policy file (pgkeep.toml, docs/policy.md).
+    #[arg(long, value_name = "FILE", env = "PGKEEP_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// A job of the policy ([[database]] or [[redis]] name).
+    #[arg(long, value_name = "NAME", requires = "policy")]
+    pub job: Option<String>,
+}
+
+impl PolicyArgs {
+    pub fn load(&self) -> Result<Option<Policy>> {
+        self.policy.as_deref().map(Policy::load).transpose()
+    }
+
+    /// The job named by `--job`, resolved (environment read now).
+    pub fn job(&self) -> Result<Option<Job>> {
+        match (&self.policy, &self.job) {
+            (Some(p), Some(name)) => Job::resolve(&Policy::load(p)?, name).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
 
 #[derive(Args, Debug, Clone)]
 pub struct RepoArgs {
     /// Repository: a local directory, file://PATH, s3://BUCKET/PREFIX,
     /// gs://BUCKET/PREFIX or az://CONTAINER/PREFIX (docs/storage.md).
+    /// Default: the policy job's (`<repository url>/<job>`).
     #[arg(long, env = "PGKEEP_REPO")]
-    pub repo: String,
+    pub repo: Option<String>,
     /// Repository option KEY=VALUE (repeatable): endpoint, region,
     /// allow_http, virtual_hosted_style, request_timeout, max_retries, ...
     /// Credentials also come from the usual environment variables.
     #[arg(long = "repo-option", value_name = "KEY=VALUE")]
     pub repo_options: Vec<String>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 impl RepoArgs {
     /// Opens the repository; `request_bytes` is the largest request the
     /// command sends (sizes remote request timeouts).
     pub fn open(&self, request_bytes: usize, mode: OpenMode) -> Result<Repo> {
-        let options = RepoOptions::from_pairs(&self.repo_options)?;
-        Repo::open_with(&self.repo, &options, request_bytes, mode)
+        self.open_for(self.policy.job()?.as_ref(), request_bytes, mode)
+    }
+
+    /// Opens `--repo`, or else the job's repository with its options
+    /// (`--repo-option` adds to and overrides them).
+    pub fn open_for(
+        &self,
+        job: Option<&Job>,
+        request_bytes: usize,
+        mode: OpenMode,
+    ) -> Result<Repo> {
+        match (&self.repo, job) {
+            (Some(url), _) => {
+                let options = RepoOptions::from_pairs(&self.repo_options)?;
+                Repo::open_with(url, &options, request_bytes, mode)
+            }
+            (None, Some(job)) => {
+                let mut options = job.repo_options.clone();
+                options.merge_pairs(&self.repo_options)?;
+                Repo::open_with(&job.repo_url, &options, request_bytes, mode)
+            }
+            (None, None) => Err(Error::Config(
+                "no repository: give --repo URL (or PGKEEP_REPO), or --policy FILE --job NAME"
+                    .into(),
+            )),
+        }
     }
 }
 
@@ -39,6 +95,17 @@ pub struct DbArgs {
 
 impl DbArgs {
     pub fn resolve(&self) -> Result<ConnSettings> {
+        self.resolve_for(None)
+    }
+
+    /// `--db`, else the policy job's database, else `DATABASE_URL` and the
+    /// `PG*` variables.
+    pub fn resolve_for(&self, job: Option<&Job>) -> Result<ConnSettings> {
+        if self.db.is_none() {
+            if let Some(db) = job.and_then(|j| j.db.clone()) {
+                return Ok(db);
+            }
+        }
         let raw = match &self.db {
             Some(s) => s.clone(),
             None => std::env::var("DATABASE_URL").unwrap_or_default(),
@@ -53,19 +120,39 @@ impl DbArgs {
     }
 }
 
+fn jobs_help() -> String {
+    format!("Parallel workers (connections), at least 1 [default: the policy job's `jobs`, else {DEFAULT_JOBS}]")
+}
+
+fn memory_help() -> String {
+    format!(
+        "Memory budget for everything in flight, e.g. 64MiB, 1GiB [default: the policy job's `memory`, else {}]",
+        Size(DEFAULT_MEMORY)
+    )
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct ParallelArgs {
-    /// Parallel workers (connections), at least 1.
-    #[arg(long, short = 'j', default_value_t = DEFAULT_JOBS, value_parser = parse_jobs)]
-    pub jobs: usize,
-    /// Memory budget for everything in flight (e.g. 64MiB, 1GiB).
-    #[arg(long, default_value_t = Size(DEFAULT_MEMORY))]
-    pub memory: Size,
+    #[arg(long, short = 'j', value_parser = parse_jobs, help = jobs_help())]
+    pub jobs: Option<usize>,
+    #[arg(long, help = memory_help())]
+    pub memory: Option<Size>,
 }
 
 impl ParallelArgs {
-    pub fn memory_bytes(&self) -> Result<usize> {
-        Ok(self.memory.0)
+    /// `--jobs`, else the job's, else the library default.
+    pub fn jobs_for(&self, job: Option<&Job>) -> usize {
+        self.jobs
+            .or(job.and_then(|j| j.jobs))
+            .unwrap_or(DEFAULT_JOBS)
+    }
+
+    /// `--memory`, else the job's, else the library default.
+    pub fn memory_for(&self, job: Option<&Job>) -> usize {
+        self.memory
+            .map(|m| m.0)
+            .or(job.and_then(|j| j.memory))
+            .unwrap_or(DEFAULT_MEMORY)
     }
 }
 

@@ -85,8 +85,10 @@ pub async fn run(args: KeyCmdArgs) -> Result<()> {
             let repo = a.repo.open(0, OpenMode::MustExist)?;
             report(keys::remove_key(&repo, &a.key_id).await?, a.output)
         }
-        KeyCommand::Rotate(RotateArgs { change: c, old }) => {
-            let repo = c.repo.open(0, OpenMode::MustExist)?;
+        KeyCommand::Rotate(RotateArgs { change: mut c, old }) => {
+            let job = c.repo.policy.job()?;
+            c.keys.default_from(job.as_ref());
+            let repo = c.repo.open_for(job.as_ref(), 0, OpenMode::MustExist)?;
             let new = c.new.input()?.ok_or_else(no_new_key)?;
             let unlock = Unlock::new(c.keys.inputs()?);
             report(
@@ -104,12 +106,21 @@ fn no_new_key() -> Error {
     )
 }
 
-async fn add(AddArgs { change: a, cipher }: AddArgs) -> Result<()> {
+async fn add(
+    AddArgs {
+        change: mut a,
+        cipher,
+    }: AddArgs,
+) -> Result<()> {
     let cipher = cipher
         .as_deref()
         .map(str::parse::<CipherKind>)
         .transpose()?;
-    let repo = a.repo.open(0, OpenMode::CreateIfMissing)?;
+    let job = a.repo.policy.job()?;
+    a.keys.default_from(job.as_ref());
+    let repo = a
+        .repo
+        .open_for(job.as_ref(), 0, OpenMode::CreateIfMissing)?;
     let mut current = a.keys.inputs()?;
     // The first key of a repository may come through the usual key options.
     let first = keys::list_keys(&repo).await?.is_empty();

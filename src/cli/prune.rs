@@ -82,9 +82,10 @@ pub struct PruneArgs {
     pub repo: RepoArgs,
     #[command(flatten)]
     pub keep: KeepArgs,
-    /// Time zone of the calendar buckets (IANA name, e.g. Europe/Berlin).
-    #[arg(long, default_value = "UTC")]
-    pub timezone: String,
+    /// Time zone of the calendar buckets (IANA name, e.g. Europe/Berlin)
+    /// [default: the policy's `timezone`, else UTC].
+    #[arg(long)]
+    pub timezone: Option<String>,
     /// Evaluate the keep rules as of this time (RFC 3339): backups started
     /// later are left out of the plan.
     #[arg(long, value_name = "TIME")]
@@ -113,18 +114,32 @@ struct Outcome {
 }
 
 pub async fn run(args: PruneArgs) -> Result<()> {
-    let keep = args.keep.policy();
+    let policy = args.repo.policy.load()?;
+    let job = args.repo.policy.job()?;
+    // Flags replace the job's retention as a whole (a rule given alone
+    // means that rule alone).
+    let keep = match (
+        args.keep.policy(),
+        job.as_ref().and_then(|j| j.retention.clone()),
+    ) {
+        (flags, _) if !flags.is_empty() => flags,
+        (_, Some(from_policy)) => from_policy,
+        (flags, None) => flags,
+    };
     if keep.is_empty() && !args.incomplete {
         return Err(Error::Config(
-            "prune needs keep rules (--keep-last, --keep-daily, ..., --keep-within) or --incomplete".into(),
+            "prune needs keep rules (--keep-last, --keep-daily, ..., --keep-within, or a policy job's retention) or --incomplete".into(),
         ));
     }
-    let timezone = args.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
-        Error::Config(format!(
-            "unknown time zone {:?} (an IANA name, e.g. Europe/Berlin)",
-            args.timezone
-        ))
-    })?;
+    let timezone = match (&args.timezone, &policy) {
+        (Some(t), _) => t.parse::<chrono_tz::Tz>().map_err(|_| {
+            Error::Config(format!(
+                "unknown time zone {t:?} (an IANA name, e.g. Europe/Berlin)"
+            ))
+        })?,
+        (None, Some(p)) => p.timezone(),
+        (None, None) => chrono_tz::Tz::UTC,
+    };
     let now =
         args.now
             .as_deref()
@@ -139,7 +154,7 @@ pub async fn run(args: PruneArgs) -> Result<()> {
             .transpose()?;
     let grace = parse_duration(&args.grace)
         .ok_or_else(|| Error::Config(format!("invalid --grace {:?} (e.g. 2m)", args.grace)))?;
-    let repo = args.repo.open(0, OpenMode::MustExist)?;
+    let repo = args.repo.open_for(job.as_ref(), 0, OpenMode::MustExist)?;
     let mut outcome = Outcome {
         retention: None,
         incomplete: None,

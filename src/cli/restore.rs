@@ -28,9 +28,6 @@ pub struct RestoreArgs {
     /// Create the target database (named in --db) first.
     #[arg(long)]
     pub create: bool,
-    /// Policy file (for --verify-chains).
-    #[arg(long)]
-    pub policy: Option<std::path::PathBuf>,
     /// After the restore, verify the policy's hash chains in the restored
     /// database; a broken chain fails the command (exit 3).
     #[arg(long, requires = "policy")]
@@ -44,20 +41,25 @@ pub struct RestoreArgs {
     pub output: OutputArgs,
 }
 
-pub async fn run(args: RestoreArgs, cancel: CancellationToken) -> Result<()> {
-    let mut opts = RestoreOptions::new(args.db.resolve()?);
-    opts.jobs = args.parallel.jobs;
-    opts.memory = args.parallel.memory_bytes()?;
+pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()> {
+    let job = args.repo.policy.job()?;
+    let job = job.as_ref();
+    args.keys.default_from(job);
+    let mut opts = RestoreOptions::new(args.db.resolve_for(job)?);
+    opts.jobs = args.parallel.jobs_for(job);
+    opts.memory = args.parallel.memory_for(job);
     opts.clean = args.clean;
     opts.create = args.create;
     if let Some(m) = args.maintenance_work_mem {
         opts.maintenance_work_mem = m;
     }
-    let chains = match (&args.policy, args.verify_chains) {
-        (Some(p), true) => Some(pgkeep::config::Policy::load(p)?.chain),
+    let chains = match (args.repo.policy.load()?, args.verify_chains) {
+        (Some(p), true) => Some(p.chain),
         _ => None,
     };
-    let repo = args.repo.open(MAX_READ_REQUEST, OpenMode::MustExist)?;
+    let repo = args
+        .repo
+        .open_for(job, MAX_READ_REQUEST, OpenMode::MustExist)?;
     let progress: std::sync::Arc<dyn pgkeep::progress::Progress> =
         pgkeep::progress::for_stderr("restore").into();
     let s = args

@@ -101,6 +101,16 @@ fn prompt(label: &str, confirm: bool) -> Result<Option<SecretInput>> {
 }
 
 impl KeyArgs {
+    /// Takes the policy job's key or passphrase file when none was given.
+    pub fn default_from(&mut self, job: Option<&pgkeep::ops::job::Job>) {
+        if let Some(job) = job {
+            if self.key_file.is_none() && self.passphrase_file.is_none() {
+                self.key_file = job.key_file.clone();
+                self.passphrase_file = job.passphrase_file.clone();
+            }
+        }
+    }
+
     pub fn inputs(&self) -> Result<Vec<SecretInput>> {
         gather(
             self.key_file.as_deref(),

@@ -34,8 +34,10 @@ struct Entry<'a> {
     stored_bytes: Option<u64>,
 }
 
-pub async fn run(args: ShowArgs) -> Result<()> {
-    let repo = args.repo.open(0, OpenMode::MustExist)?;
+pub async fn run(mut args: ShowArgs) -> Result<()> {
+    let job = args.repo.policy.job()?;
+    args.keys.default_from(job.as_ref());
+    let repo = args.repo.open_for(job.as_ref(), 0, OpenMode::MustExist)?;
     let id = resolve_backup_id(&repo, &args.backup).await?;
     let m = args
         .keys

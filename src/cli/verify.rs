@@ -31,20 +31,25 @@ pub struct VerifyArgs {
     pub output: OutputArgs,
 }
 
-pub async fn run(args: VerifyArgs, cancel: CancellationToken) -> Result<()> {
-    let repo = args.repo.open(MAX_READ_REQUEST, OpenMode::MustExist)?;
+pub async fn run(mut args: VerifyArgs, cancel: CancellationToken) -> Result<()> {
+    let job = args.repo.policy.job()?;
+    let job = job.as_ref();
+    args.keys.default_from(job);
+    let repo = args
+        .repo
+        .open_for(job, MAX_READ_REQUEST, OpenMode::MustExist)?;
     let ids = if args.all {
         list_backup_ids(&repo).await?
     } else {
         vec![resolve_backup_id(&repo, &args.backup).await?]
     };
-    let memory = args.parallel.memory_bytes()?;
+    let (jobs, memory) = (args.parallel.jobs_for(job), args.parallel.memory_for(job));
     let reports: Vec<VerifyReport> = args
         .keys
         .with_unlock(|unlock| {
             let (repo, ids, cancel) = (repo.clone(), ids.clone(), cancel.clone());
             let mut opts = VerifyOptions::new(unlock);
-            opts.jobs = args.parallel.jobs;
+            opts.jobs = jobs;
             opts.memory = memory;
             opts.quick = args.quick;
             async move {

@@ -255,6 +255,17 @@ impl RepoOptions {
         S: AsRef<str>,
     {
         let mut o = RepoOptions::default();
+        o.merge_pairs(pairs)?;
+        Ok(o)
+    }
+
+    /// Sets `key=value` strings on top of these options (later ones win).
+    pub fn merge_pairs<I, S>(&mut self, pairs: I) -> Result<()>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let o = self;
         for (i, p) in pairs.into_iter().enumerate() {
             let p = p.as_ref();
             let Some((k, v)) = p.split_once('=') else {
@@ -268,7 +279,7 @@ impl RepoOptions {
             };
             o.set(k, v)?;
         }
-        Ok(o)
+        Ok(())
     }
 
     /// Names of the options that are set.
