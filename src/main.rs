@@ -96,6 +96,7 @@ fn main() {
             Command::Chain(a) => cli::chain::run(a).await,
             Command::Prune(a) => cli::prune::run(a).await,
             Command::Pin(a) => cli::prune::run_pin(a).await,
+            Command::Policy(a) => cli::policy::run(a).await,
             Command::Unpin(a) => cli::prune::run_unpin(a).await,
         }
     });

@@ -7,6 +7,7 @@ pub mod chain;
 pub mod common;
 pub mod key;
 pub mod list;
+pub mod policy;
 pub mod prune;
 pub mod restore;
 pub mod secrets;
@@ -56,6 +57,8 @@ pub enum Command {
     Chain(chain::ChainArgs),
     /// Remove backups by keep rules (--keep-*), and leftovers of failed backups (--incomplete).
     Prune(prune::PruneArgs),
+    /// Policy files: `policy check` validates one and prints its plan.
+    Policy(policy::PolicyCmdArgs),
     /// Pin a backup: retention never removes it.
     Pin(prune::PinArgs),
     /// Remove a backup's pin.
