@@ -2,7 +2,8 @@
 //! `backups/<id>/manifest` (written last), `backups/<id>/data/<pack>`,
 //! `backups/<id>/lease` (a running backup), `backups/<id>/holds/` (restores
 //! and drills reading it), `backups/<id>/verified.json`, `keys/`, `pins/`
-//! (backups retention never removes). Backup ids sort by time.
+//! (backups retention never removes), `runs/` (a record of every run).
+//! Backup ids sort by time.
 
 use object_store::path::Path;
 use rand::Rng;
@@ -67,6 +68,12 @@ pub fn id_time(id: &str) -> Option<time::OffsetDateTime> {
     .ok()?;
     let t = time::Time::from_hms(n(9..11)? as u8, n(11..13)? as u8, n(13..15)? as u8).ok()?;
     Some(time::PrimitiveDateTime::new(date, t).assume_utc())
+}
+
+/// Run records: `runs/<time>-<action>-<outcome>-<rand>.json`, one per run
+/// of backup, copy, verify, prune or drill.
+pub fn runs_prefix() -> Path {
+    Path::from("runs")
 }
 
 /// Pins: `pins/<id>.json`, backups retention never removes.

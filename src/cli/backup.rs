@@ -1,6 +1,8 @@
 //! `pgkeep backup`.
 
-use super::common::{human_bytes, print_json, DbArgs, OutputArgs, ParallelArgs, RepoArgs};
+use super::common::{
+    human_bytes, print_json, run_context, DbArgs, OutputArgs, ParallelArgs, RepoArgs,
+};
 use super::secrets::KeyArgs;
 use clap::Args;
 use pgkeep::backup::{backup, BackupOptions, DEFAULT_LOCK_TIMEOUT, DEFAULT_SPLIT_BYTES};
@@ -8,6 +10,7 @@ use pgkeep::catalog::CatalogOptions;
 use pgkeep::crypto::CipherKind;
 use pgkeep::error::{Error, Result};
 use pgkeep::keys::EncryptMode;
+use pgkeep::ops::runs::{recorded, Action, RunFacts};
 use pgkeep::store::bandwidth::parse_rate;
 use pgkeep::store::OpenMode;
 use pgkeep::units::{parse_size, Size};
@@ -128,7 +131,16 @@ pub async fn run(mut args: BackupArgs, cancel: CancellationToken) -> Result<()> 
         }
     }
     let progress = pgkeep::progress::for_stderr("backup").into();
-    let header = backup(&repo, &opts, progress, cancel).await?;
+    let ctx = run_context(Action::Backup, job);
+    let header = recorded(&repo, &ctx, backup(&repo, &opts, progress, cancel), |h| {
+        RunFacts {
+            backup_id: Some(h.id.clone()),
+            bytes: Some(h.stored_bytes),
+            rows: Some(h.rows),
+            rto_ms: None,
+        }
+    })
+    .await?;
     if args.output.json {
         print_json(&header)?;
     } else {

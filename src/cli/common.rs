@@ -193,3 +193,15 @@ pub fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     println!("{s}");
     Ok(())
 }
+
+/// Who a run record says ran: the policy job, if any.
+pub fn run_context(
+    action: pgkeep::ops::runs::Action,
+    job: Option<&Job>,
+) -> pgkeep::ops::runs::RunContext {
+    pgkeep::ops::runs::RunContext {
+        action,
+        job: job.map(|j| j.name.clone()),
+        kind: job.map_or("postgres", |j| j.kind),
+    }
+}

@@ -2,13 +2,14 @@
 //! semantics, docs/retention.md) and `--incomplete` leftovers of failed
 //! backups; `pgkeep pin` / `unpin`.
 
-use super::common::{human_bytes, print_json, OutputArgs, RepoArgs};
+use super::common::{human_bytes, print_json, run_context, OutputArgs, RepoArgs};
 use clap::Args;
 use pgkeep::error::{Error, Result};
 use pgkeep::ops::expire::{expire, ExpireOptions, ExpireReport};
 use pgkeep::ops::pins::{pin, unpin};
 use pgkeep::ops::prune::{prune_incomplete, PruneOptions, PruneReport};
 use pgkeep::ops::retention::{KeepPolicy, Span};
+use pgkeep::ops::runs::{recorded, Action, RunFacts};
 use pgkeep::store::options::parse_duration;
 use pgkeep::store::OpenMode;
 
@@ -155,26 +156,34 @@ pub async fn run(args: PruneArgs) -> Result<()> {
     let grace = parse_duration(&args.grace)
         .ok_or_else(|| Error::Config(format!("invalid --grace {:?} (e.g. 2m)", args.grace)))?;
     let repo = args.repo.open_for(job.as_ref(), 0, OpenMode::MustExist)?;
-    let mut outcome = Outcome {
-        retention: None,
-        incomplete: None,
+    let ctx = run_context(Action::Prune, job.as_ref());
+    let dry_run = args.dry_run;
+    let work = async {
+        let mut outcome = Outcome {
+            retention: None,
+            incomplete: None,
+        };
+        if !keep.is_empty() {
+            let opts = ExpireOptions {
+                keep,
+                timezone,
+                now,
+                dry_run,
+            };
+            outcome.retention = Some(expire(&repo, &opts).await?);
+        }
+        if args.incomplete {
+            let opts = PruneOptions { dry_run, grace };
+            outcome.incomplete = Some(prune_incomplete(&repo, &opts).await?);
+        }
+        Ok::<_, Error>(outcome)
     };
-    if !keep.is_empty() {
-        let opts = ExpireOptions {
-            keep,
-            timezone,
-            now,
-            dry_run: args.dry_run,
-        };
-        outcome.retention = Some(expire(&repo, &opts).await?);
-    }
-    if args.incomplete {
-        let opts = PruneOptions {
-            dry_run: args.dry_run,
-            grace,
-        };
-        outcome.incomplete = Some(prune_incomplete(&repo, &opts).await?);
-    }
+    // A dry run changes nothing and leaves no record.
+    let outcome = if dry_run {
+        work.await?
+    } else {
+        recorded(&repo, &ctx, work, |_| RunFacts::default()).await?
+    };
     if args.output.json {
         return print_json(&outcome);
     }

@@ -1,10 +1,11 @@
 //! `pgkeep verify`: check backups without a database.
 
-use super::common::{human_bytes, print_json, OutputArgs, ParallelArgs, RepoArgs};
+use super::common::{human_bytes, print_json, run_context, OutputArgs, ParallelArgs, RepoArgs};
 use super::secrets::KeyArgs;
 use clap::Args;
 use pgkeep::archive::index::{list_backup_ids, resolve_backup_id};
 use pgkeep::error::{Error, Result};
+use pgkeep::ops::runs::{Action, RunClock, RunFacts};
 use pgkeep::pipeline::budget::MAX_READ_REQUEST;
 use pgkeep::store::OpenMode;
 use pgkeep::verify::{verify_backup, VerifyOptions, VerifyReport};
@@ -44,7 +45,8 @@ pub async fn run(mut args: VerifyArgs, cancel: CancellationToken) -> Result<()> 
         vec![resolve_backup_id(&repo, &args.backup).await?]
     };
     let (jobs, memory) = (args.parallel.jobs_for(job), args.parallel.memory_for(job));
-    let reports: Vec<VerifyReport> = args
+    let clock = RunClock::start(&run_context(Action::Verify, job));
+    let reports: Result<Vec<VerifyReport>> = args
         .keys
         .with_unlock(|unlock| {
             let (repo, ids, cancel) = (repo.clone(), ids.clone(), cancel.clone());
@@ -60,7 +62,14 @@ pub async fn run(mut args: VerifyArgs, cancel: CancellationToken) -> Result<()> 
                 Ok(out)
             }
         })
-        .await?;
+        .await;
+    let reports = match reports {
+        Ok(r) => r,
+        Err(e) => {
+            clock.finish(&repo, Err(&e)).await;
+            return Err(e);
+        }
+    };
     if args.output.json {
         print_json(&reports)?;
     } else {
@@ -88,10 +97,19 @@ pub async fn run(mut args: VerifyArgs, cancel: CancellationToken) -> Result<()> 
     }
     let failed = reports.iter().filter(|r| !r.ok).count();
     if failed > 0 {
-        return Err(Error::Verification(format!(
+        let e = Error::Verification(format!(
             "{failed} of {} backup(s) failed verification",
             reports.len()
-        )));
+        ));
+        clock.finish(&repo, Err(&e)).await;
+        return Err(e);
     }
+    let facts = RunFacts {
+        backup_id: (reports.len() == 1).then(|| reports[0].id.clone()),
+        bytes: Some(reports.iter().map(|r| r.stored_bytes).sum()),
+        rows: Some(reports.iter().map(|r| r.rows).sum()),
+        rto_ms: None,
+    };
+    clock.finish(&repo, Ok(facts)).await;
     Ok(())
 }

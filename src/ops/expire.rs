@@ -60,6 +60,8 @@ pub struct ExpireReport {
     /// all be removed (`prune --incomplete` finishes them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unfinished: Vec<String>,
+    /// Run records older than `ops::runs::KEEP_RECORDS` removed.
+    pub run_records_removed: usize,
 }
 
 fn to_chrono(t: OffsetDateTime) -> DateTime<Utc> {
@@ -136,6 +138,7 @@ pub async fn expire(repo: &Repo, opts: &ExpireOptions) -> Result<ExpireReport> {
         removed: planned.iter().filter(|p| !p.keep).count(),
         backups: planned,
         unfinished: Vec::new(),
+        run_records_removed: 0,
     };
     if !opts.dry_run {
         for p in report.backups.iter_mut().filter(|p| !p.keep) {
@@ -157,6 +160,12 @@ pub async fn expire(repo: &Repo, opts: &ExpireOptions) -> Result<ExpireReport> {
                 tracing::info!(backup = %p.id, "removed by retention");
             }
         }
+    }
+    if !opts.dry_run {
+        let bound =
+            time::Duration::try_from(super::runs::KEEP_RECORDS).unwrap_or(time::Duration::MAX);
+        report.run_records_removed =
+            super::runs::expire(repo, OffsetDateTime::now_utc() - bound).await?;
     }
     Ok(report)
 }

@@ -9,3 +9,4 @@ pub mod job;
 pub mod pins;
 pub mod prune;
 pub mod retention;
+pub mod runs;
