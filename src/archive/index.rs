@@ -68,3 +68,58 @@ async fn backup_dirs(repo: &Repo) -> Result<Vec<String>> {
     dirs.sort();
     Ok(dirs)
 }
+
+/// What one listing of a repository's backups shows.
+#[derive(Clone, Debug, Default)]
+pub struct BackupScan {
+    /// Ids with a manifest, oldest first.
+    pub complete: Vec<String>,
+    /// Ids with a verification record.
+    pub verified: std::collections::BTreeSet<String>,
+    /// Ids without a manifest (running, failed, or being removed).
+    pub incomplete: Vec<String>,
+}
+
+/// Scans the repository's backups with one recursive listing (a few
+/// requests per thousand objects on a remote store), instead of a request
+/// per backup.
+pub async fn scan(repo: &Repo) -> Result<BackupScan> {
+    use std::collections::BTreeSet;
+    let mut complete = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    let mut verified = BTreeSet::new();
+    for meta in repo.list_meta(&layout::backups_prefix()).await? {
+        let mut parts = meta.location.parts();
+        let (Some(_), Some(id), Some(name), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            if let (Some(_), Some(id)) =
+                (meta.location.parts().next(), meta.location.parts().nth(1))
+            {
+                if layout::is_backup_id(id.as_ref()) {
+                    seen.insert(id.as_ref().to_string());
+                }
+            }
+            continue;
+        };
+        let id = id.as_ref();
+        if !layout::is_backup_id(id) {
+            continue;
+        }
+        seen.insert(id.to_string());
+        match name.as_ref() {
+            layout::MANIFEST_NAME => {
+                complete.insert(id.to_string());
+            }
+            "verified.json" => {
+                verified.insert(id.to_string());
+            }
+            _ => {}
+        }
+    }
+    Ok(BackupScan {
+        incomplete: seen.difference(&complete).cloned().collect(),
+        complete: complete.into_iter().collect(),
+        verified,
+    })
+}

@@ -10,6 +10,7 @@
 
 use super::pins::pins;
 use super::retention::{plan, KeepPolicy};
+use crate::archive::index::scan;
 use crate::archive::layout;
 use crate::error::{Error, Result};
 use crate::store::lease::live_holds;
@@ -68,35 +69,6 @@ fn to_chrono(t: OffsetDateTime) -> DateTime<Utc> {
     DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond()).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-/// Complete backups (ids with a manifest) and which have a verification
-/// record, from one listing of the repository's backups.
-async fn complete_backups(repo: &Repo) -> Result<(Vec<String>, BTreeSet<String>)> {
-    let mut complete = BTreeSet::new();
-    let mut verified = BTreeSet::new();
-    for meta in repo.list_meta(&layout::backups_prefix()).await? {
-        let mut parts = meta.location.parts();
-        let (Some(_), Some(id), Some(name), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        let id = id.as_ref();
-        if !layout::is_backup_id(id) {
-            continue;
-        }
-        match name.as_ref() {
-            layout::MANIFEST_NAME => {
-                complete.insert(id.to_string());
-            }
-            "verified.json" => {
-                verified.insert(id.to_string());
-            }
-            _ => {}
-        }
-    }
-    Ok((complete.into_iter().collect(), verified))
-}
-
 /// Plans retention for the repository and, unless a dry run, removes the
 /// backups it does not keep.
 pub async fn expire(repo: &Repo, opts: &ExpireOptions) -> Result<ExpireReport> {
@@ -107,7 +79,8 @@ pub async fn expire(repo: &Repo, opts: &ExpireOptions) -> Result<ExpireReport> {
     }
     opts.keep.validate()?;
     let now = opts.now.unwrap_or_else(OffsetDateTime::now_utc);
-    let (ids, has_record) = complete_backups(repo).await?;
+    let scan = scan(repo).await?;
+    let (ids, has_record) = (scan.complete, scan.verified);
     let mut considered: Vec<(String, OffsetDateTime)> = ids
         .into_iter()
         .filter_map(|id| layout::id_time(&id).map(|t| (id, t)))

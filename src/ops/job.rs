@@ -5,7 +5,7 @@
 
 use crate::config::env::expand;
 use crate::config::keep::KeepPolicy;
-use crate::config::policy::{job_repository, DrillDef, JobDef, OptionValue, Policy};
+use crate::config::policy::{job_repository, DrillDef, JobDef, OptionValue, Policy, Schedule};
 use crate::config::{ChainDef, ConnSettings};
 use crate::error::Result;
 use crate::store::RepoOptions;
@@ -42,6 +42,8 @@ pub struct Job {
     pub rpo: Option<Duration>,
     pub rto: Option<Duration>,
     pub drill: Option<DrillDef>,
+    pub schedule: Option<Schedule>,
+    pub verify_schedule: Option<Schedule>,
     pub copies: Vec<CopyTarget>,
     pub passphrase_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
@@ -96,6 +98,8 @@ impl Job {
             rpo: None,
             rto: None,
             drill: None,
+            schedule: None,
+            verify_schedule: None,
             copies: Vec::new(),
             passphrase_file: match &repo.passphrase_file {
                 Some(p) => Some(expand(p, "repository passphrase_file", env)?.into()),
@@ -122,6 +126,8 @@ impl Job {
                 job.rpo = d.rpo.map(|r| r.0);
                 job.rto = d.rto.map(|r| r.0);
                 job.drill = d.drill.clone();
+                job.schedule = d.schedule.clone();
+                job.verify_schedule = d.verify_schedule.clone();
                 &d.copy
             }
             JobDef::Redis(r) => {
@@ -129,6 +135,7 @@ impl Job {
                 job.memory = r.memory.map(|m| m.0);
                 job.retention = r.retention.clone();
                 job.rpo = r.rpo.map(|r| r.0);
+                job.schedule = r.schedule.clone();
                 &r.copy
             }
         };

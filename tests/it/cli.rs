@@ -245,10 +245,22 @@ async fn sigint_mid_backup_leaves_nothing() {
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", text(&o));
     assert!(text(&o).contains("interrupted"), "{}", text(&o));
+    // Nothing of the backup is left; its run record says it failed.
     let left = crate::pgkeep::files_under(&repo);
+    let (runs, rest): (Vec<_>, Vec<_>) =
+        left.iter().partition(|p| p.starts_with(repo.join("runs")));
     assert!(
-        left.is_empty(),
-        "an interrupted backup leaves nothing: {left:?}"
+        rest.is_empty(),
+        "an interrupted backup leaves nothing: {rest:?}"
+    );
+    assert_eq!(runs.len(), 1, "{left:?}");
+    let name = runs[0].file_name().unwrap().to_str().unwrap();
+    assert!(name.contains("-backup-failure-"), "{name}");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(runs[0]).unwrap()).unwrap();
+    assert!(
+        record["error"].as_str().unwrap().contains("interrupted"),
+        "{record}"
     );
 }
 

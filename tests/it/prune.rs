@@ -160,12 +160,12 @@ async fn prune_command_reports_in_json() {
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
     };
     let dry = run(&["--dry-run"]);
-    assert_eq!(dry["dry_run"], true);
-    assert_eq!(dry["removed"][0]["id"], id);
-    assert_eq!(dry["removed"][0]["bytes"], 100);
+    assert_eq!(dry["incomplete"]["dry_run"], true);
+    assert_eq!(dry["incomplete"]["removed"][0]["id"], id);
+    assert_eq!(dry["incomplete"]["removed"][0]["bytes"], 100);
     assert!(f.exists());
     let done = run(&[]);
-    assert_eq!(done["removed"][0]["objects"], 1);
+    assert_eq!(done["incomplete"]["removed"][0]["objects"], 1);
     assert!(!f.exists());
     let _ = RepoOptions::default();
 }
