@@ -95,6 +95,11 @@ pub enum Error {
     #[error("interrupted: {0}")]
     Interrupted(String),
 
+    /// `status` could not tell (policy or repository unreadable): exit 3,
+    /// UNKNOWN in the monitoring-plugin convention.
+    #[error("{0}")]
+    Unknown(String),
+
     /// A bug: an invariant of pgkeep itself did not hold.
     #[error("internal error: {0}")]
     Internal(String),
@@ -207,6 +212,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Several { first, .. } => first.exit_code(),
+            Error::Unknown(_) => 3,
             Error::Config(_) | Error::Key(_) => 2,
             Error::Integrity { .. } | Error::Verification(_) | Error::Format { .. } => 3,
             Error::Interrupted(_) => 130,

@@ -86,23 +86,29 @@ fn main() {
     let result = runtime.block_on(async move {
         let cancel = CancellationToken::new();
         watch_signals(cancel.clone());
+        let done = |r: pgkeep::Result<()>| r.map(|()| 0);
         match cli.command {
-            Command::Backup(a) => cli::backup::run(a, cancel).await,
-            Command::Restore(a) => cli::restore::run(a, cancel).await,
-            Command::List(a) => cli::list::run(a).await,
-            Command::Show(a) => cli::show::run(a).await,
-            Command::Verify(a) => cli::verify::run(a, cancel).await,
-            Command::Key(a) => cli::key::run(a).await,
-            Command::Chain(a) => cli::chain::run(a).await,
-            Command::Prune(a) => cli::prune::run(a).await,
-            Command::Pin(a) => cli::prune::run_pin(a).await,
-            Command::Policy(a) => cli::policy::run(a).await,
-            Command::Unpin(a) => cli::prune::run_unpin(a).await,
+            Command::Backup(a) => done(cli::backup::run(a, cancel).await),
+            Command::Restore(a) => done(cli::restore::run(a, cancel).await),
+            Command::List(a) => done(cli::list::run(a).await),
+            Command::Show(a) => done(cli::show::run(a).await),
+            Command::Verify(a) => done(cli::verify::run(a, cancel).await),
+            Command::Key(a) => done(cli::key::run(a).await),
+            Command::Chain(a) => done(cli::chain::run(a).await),
+            Command::Prune(a) => done(cli::prune::run(a).await),
+            Command::Pin(a) => done(cli::prune::run_pin(a).await),
+            Command::Unpin(a) => done(cli::prune::run_unpin(a).await),
+            Command::Policy(a) => done(cli::policy::run(a).await),
+            Command::Status(a) => cli::status::run(a).await,
         }
     });
-    if let Err(e) = result {
-        // Every error variant's message already carries its cause.
-        eprintln!("pgkeep: error: {}", pgkeep::config::redact(&e.to_string()));
-        std::process::exit(e.exit_code());
+    match result {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            // Every error variant's message already carries its cause.
+            eprintln!("pgkeep: error: {}", pgkeep::config::redact(&e.to_string()));
+            std::process::exit(e.exit_code());
+        }
     }
 }

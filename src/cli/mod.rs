@@ -12,6 +12,7 @@ pub mod prune;
 pub mod restore;
 pub mod secrets;
 pub mod show;
+pub mod status;
 pub mod verify;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -59,6 +60,8 @@ pub enum Command {
     Prune(prune::PruneArgs),
     /// Policy files: `policy check` validates one and prints its plan.
     Policy(policy::PolicyCmdArgs),
+    /// Each job's state against its RPO, drills and copies (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+    Status(status::StatusArgs),
     /// Pin a backup: retention never removes it.
     Pin(prune::PinArgs),
     /// Remove a backup's pin.

@@ -6,7 +6,9 @@
 
 pub mod expire;
 pub mod job;
+pub mod metrics;
 pub mod pins;
 pub mod prune;
 pub mod retention;
 pub mod runs;
+pub mod status;

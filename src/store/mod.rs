@@ -119,6 +119,18 @@ impl Repo {
         Repo::open_with(location, &RepoOptions::default(), 0, mode)
     }
 
+    /// Opens a repository to read it, or `None` when it is a local folder
+    /// that does not exist (yet): a job that has not run has no backups,
+    /// which its status says, rather than an unreadable repository.
+    pub fn open_if_present(location: &str, options: &RepoOptions) -> Result<Option<Repo>> {
+        if let Location::Local(dir) = Location::parse(location)? {
+            if !dir.exists() {
+                return Ok(None);
+            }
+        }
+        Repo::open_with(location, options, 0, OpenMode::MustExist).map(Some)
+    }
+
     /// Opens any repository. `request_bytes` is the largest request body
     /// the caller will send (its part size), which sizes the default request
     /// timeout of remote stores.

@@ -12,6 +12,7 @@ mod faults;
 mod harness;
 mod local_repository;
 mod memory;
+mod operations;
 mod pgkeep;
 mod progress;
 mod prune;
