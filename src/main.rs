@@ -100,6 +100,7 @@ fn main() {
             Command::Unpin(a) => done(cli::prune::run_unpin(a).await),
             Command::Policy(a) => done(cli::policy::run(a).await),
             Command::Status(a) => cli::status::run(a).await,
+            Command::Copy(a) => done(cli::copy::run(a).await),
         }
     });
     match result {

@@ -10,6 +10,7 @@ use pgkeep::catalog::CatalogOptions;
 use pgkeep::crypto::CipherKind;
 use pgkeep::error::{Error, Result};
 use pgkeep::keys::EncryptMode;
+use pgkeep::ops::copy::{offsite, CopyOptions, OffsiteReport, Selection};
 use pgkeep::ops::runs::{recorded, Action, RunFacts};
 use pgkeep::store::bandwidth::parse_rate;
 use pgkeep::store::OpenMode;
@@ -153,6 +154,35 @@ pub async fn run(mut args: BackupArgs, cancel: CancellationToken) -> Result<()> 
             human_bytes(header.stored_bytes),
             header.duration_ms as f64 / 1000.0
         );
+    }
+    // The job's offsite copies follow each backup, each with its retention.
+    if let Some(job) = job.filter(|j| !j.copies.is_empty()) {
+        let unlock = pgkeep::keys::Unlock::new(args.keys.inputs()?);
+        let ctx = run_context(Action::Copy, Some(job));
+        let selection = Selection::One(header.id.clone());
+        let (silent, copy_opts) = (pgkeep::progress::Silent, CopyOptions::default());
+        let work = offsite(job, &repo, &selection, &unlock, &copy_opts, &silent);
+        let reports = recorded(&repo, &ctx, work, |r: &Vec<OffsiteReport>| RunFacts {
+            backup_id: Some(header.id.clone()),
+            bytes: Some(r.iter().flat_map(|o| &o.copy.copied).map(|c| c.bytes).sum()),
+            ..RunFacts::default()
+        })
+        .await
+        .map_err(|e| {
+            Error::Config(format!(
+                "backup {} is complete, but its offsite copy failed: {e}",
+                header.id
+            ))
+        })?;
+        if !args.output.json {
+            for r in &reports {
+                let removed = r.retention.as_ref().map_or(0, |x| x.removed);
+                println!(
+                    "copied {} to {} ({} removed there by its retention)",
+                    header.id, r.target, removed
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod backup;
 pub mod chain;
 pub mod common;
+pub mod copy;
 pub mod key;
 pub mod list;
 pub mod policy;
@@ -62,6 +63,8 @@ pub enum Command {
     Policy(policy::PolicyCmdArgs),
     /// Each job's state against its RPO, drills and copies (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
     Status(status::StatusArgs),
+    /// Copy complete backups to another repository (offsite), bytes unchanged.
+    Copy(copy::CopyArgs),
     /// Pin a backup: retention never removes it.
     Pin(prune::PinArgs),
     /// Remove a backup's pin.

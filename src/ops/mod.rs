@@ -4,6 +4,7 @@
 //! removing leftovers of failed backups ([`prune`]), and policy jobs
 //! resolved for running ([`job`]).
 
+pub mod copy;
 pub mod expire;
 pub mod job;
 pub mod metrics;

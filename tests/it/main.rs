@@ -6,6 +6,7 @@ mod chain;
 mod cli;
 mod connect;
 mod consistency;
+mod copy;
 mod encryption;
 mod failures;
 mod faults;
