@@ -100,7 +100,7 @@ async fn copies_are_byte_identical_checked_and_skipped_when_present() {
     .await
     .unwrap_err();
     assert!(matches!(e, pgkeep::Error::Integrity { .. }), "{e}");
-    assert_eq!(list_backup_ids(&b).await.unwrap(), [first.id.clone()]);
+    assert_eq!(list_backup_ids(&b).await.unwrap(), std::slice::from_ref(&first.id));
     assert!(
         b.list_meta(&layout::backup_prefix(&second.id))
             .await
@@ -114,7 +114,7 @@ async fn copies_are_byte_identical_checked_and_skipped_when_present() {
         .unwrap();
     assert_eq!(r.copied.len(), 1);
     assert!(r.copied[0].checked_against_manifest);
-    assert_eq!(r.skipped, [first.id.clone()]);
+    assert_eq!(r.skipped, std::slice::from_ref(&first.id));
 
     // The copy restores with the same key.
     let dst = c.create_db("copy_dst").await;
