@@ -78,48 +78,56 @@ pub struct BackupScan {
     pub verified: std::collections::BTreeSet<String>,
     /// Ids without a manifest (running, failed, or being removed).
     pub incomplete: Vec<String>,
+    /// Ids with objects under `holds/` (a restore or drill may be reading them).
+    pub held: std::collections::BTreeSet<String>,
+    /// Every object under each backup's prefix, by id.
+    pub objects: std::collections::BTreeMap<String, Vec<object_store::path::Path>>,
 }
 
 /// Scans the repository's backups with one recursive listing (a few
 /// requests per thousand objects on a remote store), instead of a request
 /// per backup.
 pub async fn scan(repo: &Repo) -> Result<BackupScan> {
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
     let mut complete = BTreeSet::new();
-    let mut seen = BTreeSet::new();
     let mut verified = BTreeSet::new();
+    let mut held = BTreeSet::new();
+    let mut objects: BTreeMap<String, Vec<object_store::path::Path>> = BTreeMap::new();
     for meta in repo.list_meta(&layout::backups_prefix()).await? {
-        let mut parts = meta.location.parts();
-        let (Some(_), Some(id), Some(name), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            if let (Some(_), Some(id)) =
-                (meta.location.parts().next(), meta.location.parts().nth(1))
-            {
-                if layout::is_backup_id(id.as_ref()) {
-                    seen.insert(id.as_ref().to_string());
-                }
-            }
+        let parts: Vec<String> = meta
+            .location
+            .parts()
+            .map(|p| p.as_ref().to_string())
+            .collect();
+        let [_, id, rest @ ..] = parts.as_slice() else {
             continue;
         };
-        let id = id.as_ref();
         if !layout::is_backup_id(id) {
             continue;
         }
-        seen.insert(id.to_string());
-        match name.as_ref() {
-            layout::MANIFEST_NAME => {
-                complete.insert(id.to_string());
+        match rest {
+            [name] if name == layout::MANIFEST_NAME => {
+                complete.insert(id.clone());
             }
-            "verified.json" => {
-                verified.insert(id.to_string());
+            [name] if name == "verified.json" => {
+                verified.insert(id.clone());
+            }
+            [dir, _] if dir == "holds" => {
+                held.insert(id.clone());
             }
             _ => {}
         }
+        objects.entry(id.clone()).or_default().push(meta.location);
     }
     Ok(BackupScan {
-        incomplete: seen.difference(&complete).cloned().collect(),
+        incomplete: objects
+            .keys()
+            .filter(|id| !complete.contains(*id))
+            .cloned()
+            .collect(),
         complete: complete.into_iter().collect(),
         verified,
+        held,
+        objects,
     })
 }

@@ -10,7 +10,7 @@
 
 use super::pins::pins;
 use super::retention::{plan, KeepPolicy};
-use crate::archive::index::scan;
+use crate::archive::index::{scan, BackupScan};
 use crate::archive::layout;
 use crate::error::{Error, Result};
 use crate::store::lease::live_holds;
@@ -19,7 +19,6 @@ use crate::units::rfc3339;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
-use std::collections::BTreeSet;
 use time::OffsetDateTime;
 
 #[derive(Clone, Debug)]
@@ -80,9 +79,10 @@ pub async fn expire(repo: &Repo, opts: &ExpireOptions) -> Result<ExpireReport> {
     opts.keep.validate()?;
     let now = opts.now.unwrap_or_else(OffsetDateTime::now_utc);
     let scan = scan(repo).await?;
-    let (ids, has_record) = (scan.complete, scan.verified);
-    let mut considered: Vec<(String, OffsetDateTime)> = ids
-        .into_iter()
+    let mut considered: Vec<(String, OffsetDateTime)> = scan
+        .complete
+        .iter()
+        .cloned()
         .filter_map(|id| layout::id_time(&id).map(|t| (id, t)))
         .filter(|(_, t)| *t <= now)
         .collect();
@@ -100,7 +100,7 @@ pub async fn expire(repo: &Repo, opts: &ExpireOptions) -> Result<ExpireReport> {
             reasons: d.reasons.iter().map(ToString::to_string).collect(),
         });
     }
-    protect(repo, &mut planned, &has_record).await?;
+    protect(repo, &mut planned, &scan).await?;
     let mut report = ExpireReport {
         repository: repo.display().to_string(),
         dry_run: opts.dry_run,
@@ -114,25 +114,7 @@ pub async fn expire(repo: &Repo, opts: &ExpireOptions) -> Result<ExpireReport> {
         run_records_removed: 0,
     };
     if !opts.dry_run {
-        for p in report.backups.iter_mut().filter(|p| !p.keep) {
-            // A restore may have started since the plan: look again.
-            let holds = live_holds(repo, &p.id, OffsetDateTime::now_utc()).await?;
-            if let Some(h) = holds.first() {
-                p.keep = true;
-                p.reasons.push(held_reason(h));
-                report.kept += 1;
-                report.removed -= 1;
-                continue;
-            }
-            // The manifest first: from here on the backup is incomplete.
-            repo.delete(&layout::manifest_path(&p.id)).await?;
-            if let Err(e) = repo.delete_prefix(&layout::backup_prefix(&p.id)).await {
-                tracing::warn!(backup = %p.id, error = %e, "manifest removed, other objects left for `prune --incomplete`");
-                report.unfinished.push(p.id.clone());
-            } else {
-                tracing::info!(backup = %p.id, "removed by retention");
-            }
-        }
+        remove(repo, &mut report).await?;
     }
     if !opts.dry_run {
         let bound =
@@ -143,17 +125,53 @@ pub async fn expire(repo: &Repo, opts: &ExpireOptions) -> Result<ExpireReport> {
     Ok(report)
 }
 
+/// Removes the backups the report does not keep, in bulk: a fresh listing
+/// (a restore may have taken a hold since the plan), then every manifest
+/// (from here on those backups are incomplete, never listed as complete),
+/// then everything else under their prefixes.
+async fn remove(repo: &Repo, report: &mut ExpireReport) -> Result<()> {
+    let fresh = scan(repo).await?;
+    let now = OffsetDateTime::now_utc();
+    let mut doomed = Vec::new();
+    for p in report.backups.iter_mut().filter(|p| !p.keep) {
+        if fresh.held.contains(&p.id) {
+            if let Some(h) = live_holds(repo, &p.id, now).await?.first() {
+                p.keep = true;
+                p.reasons.push(held_reason(h));
+                report.kept += 1;
+                report.removed -= 1;
+                continue;
+            }
+        }
+        doomed.push(p.id.clone());
+    }
+    if doomed.is_empty() {
+        return Ok(());
+    }
+    let manifests = doomed.iter().map(|id| layout::manifest_path(id)).collect();
+    repo.delete_paths(manifests, "manifests of expired backups")
+        .await?;
+    let rest: Vec<object_store::path::Path> = doomed
+        .iter()
+        .flat_map(|id| fresh.objects.get(id).cloned().unwrap_or_default())
+        .collect();
+    if let Err(e) = repo.delete_paths(rest, "expired backups").await {
+        tracing::warn!(error = %e, "manifests removed, other objects left for `prune --incomplete`");
+        report.unfinished = doomed.clone();
+    }
+    for id in &doomed {
+        tracing::info!(backup = %id, "removed by retention");
+    }
+    Ok(())
+}
+
 fn held_reason(h: &crate::store::lease::LeaseInfo) -> String {
     format!("held by a restore or drill (pid {} on {})", h.pid, h.host)
 }
 
 /// Adds the protections to the plan (newest first): the newest complete
 /// backup, the newest verified one, pins, live holds.
-async fn protect(
-    repo: &Repo,
-    planned: &mut [Planned],
-    has_record: &BTreeSet<String>,
-) -> Result<()> {
+async fn protect(repo: &Repo, planned: &mut [Planned], scan: &BackupScan) -> Result<()> {
     let keep = |p: &mut Planned, why: String| {
         p.keep = true;
         p.reasons.push(why);
@@ -162,7 +180,7 @@ async fn protect(
         keep(p, "newest".into());
     }
     for p in planned.iter_mut() {
-        if !has_record.contains(&p.id) {
+        if !scan.verified.contains(&p.id) {
             continue;
         }
         let ok = crate::verify::last_verified(repo, &p.id)
@@ -185,7 +203,10 @@ async fn protect(
     }
     // Holds are live or not now, whatever time the plan is evaluated at.
     let real_now = OffsetDateTime::now_utc();
-    for p in planned.iter_mut().filter(|p| !p.keep) {
+    for p in planned
+        .iter_mut()
+        .filter(|p| !p.keep && scan.held.contains(&p.id))
+    {
         if let Some(h) = live_holds(repo, &p.id, real_now).await?.first() {
             let why = held_reason(h);
             keep(p, why);

@@ -209,10 +209,13 @@ pub async fn expire(repo: &Repo, before: OffsetDateTime) -> Result<usize> {
         .into_iter()
         .filter(|e| e.finished < before && !keep.contains(&e.path))
         .collect();
-    for e in &old {
-        repo.delete(&e.path).await?;
-    }
-    Ok(old.len())
+    let n = old.len();
+    repo.delete_paths(
+        old.into_iter().map(|e| e.path).collect(),
+        "expired run records",
+    )
+    .await?;
+    Ok(n)
 }
 
 /// Who is running: a job and its kind.

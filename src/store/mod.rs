@@ -495,7 +495,18 @@ impl Repo {
     /// not an error; the first other error is returned after trying all.
     pub async fn delete_prefix(&self, prefix: &Path) -> Result<u64> {
         let objects = self.list_all(prefix).await?;
-        let paths = futures::stream::iter(objects.into_iter().map(|(p, _)| Ok(p))).boxed();
+        self.delete_paths(
+            objects.into_iter().map(|(p, _)| p).collect(),
+            &format!("under {prefix}"),
+        )
+        .await
+    }
+
+    /// Deletes many objects with the store's bulk delete (S3: up to 1,000
+    /// a request); an object already gone counts as deleted. `what` names
+    /// them in an error.
+    pub async fn delete_paths(&self, paths: Vec<Path>, what: &str) -> Result<u64> {
+        let paths = futures::stream::iter(paths.into_iter().map(Ok)).boxed();
         let mut results = self.store.delete_stream(paths);
         let mut deleted = 0u64;
         let mut first_err = None;
@@ -504,7 +515,7 @@ impl Repo {
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
                 Err(e) => {
                     if first_err.is_none() {
-                        first_err = Some(self.err(format!("deleting under {prefix}"))(e));
+                        first_err = Some(self.err(format!("deleting {what}"))(e));
                     }
                 }
             }

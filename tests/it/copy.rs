@@ -100,7 +100,10 @@ async fn copies_are_byte_identical_checked_and_skipped_when_present() {
     .await
     .unwrap_err();
     assert!(matches!(e, pgkeep::Error::Integrity { .. }), "{e}");
-    assert_eq!(list_backup_ids(&b).await.unwrap(), std::slice::from_ref(&first.id));
+    assert_eq!(
+        list_backup_ids(&b).await.unwrap(),
+        std::slice::from_ref(&first.id)
+    );
     assert!(
         b.list_meta(&layout::backup_prefix(&second.id))
             .await
