@@ -33,20 +33,16 @@ for run in $(seq 1 "$runs"); do
 done
 python3 - "$results" "$bin_a" "$bin_b" <<'PY'
 import statistics, sys
-rows = [l.split() for l in open(sys.argv[1])]
-names = {"a": sys.argv[2], "b": sys.argv[3]}
-print(f"\nA = {names['a']}\nB = {names['b']}")
-print(f"{'step':<9}{'':3}{'wall s (runs)':<24}{'client CPU s':<22}{'server CPU s':<22}{'peak RSS MiB':<20}")
+rows = [l.split() for l in open(sys.argv[1]) if len(l.split()) == 7]
+print(f"\nA = {sys.argv[2]}\nB = {sys.argv[3]}")
+cols = (("wall s", 3, 1), ("client CPU s", 4, 1), ("server CPU s", 5, 1), ("peak RSS MiB", 6, 1 / 1024))
 for step in ("backup", "restore"):
-    for side in ("a", "b"):
-        rs = [r for r in rows if r[0] == step and r[1] == side]
-        cols = [[float(r[i]) for r in rs] for i in (3, 4, 5)] + [[int(r[6]) / 1024 for r in rs]]
-        cell = lambda v: " ".join(f"{x:.2f}" if x < 1000 else f"{x:.0f}" for x in v)
-        print(f"{step:<9}{side.upper():<3}" + "".join(f"{cell(c):<24}"[:24].ljust(22 if i else 24) for i, c in enumerate(cols)))
-    med = {s: statistics.median(float(r[3]) for r in rows if r[0] == step and r[1] == s) for s in "ab"}
-    cpu = {s: statistics.median(float(r[4]) for r in rows if r[0] == step and r[1] == s) for s in "ab"}
-    rss = {s: statistics.median(int(r[6]) / 1024 for r in rows if r[0] == step and r[1] == s) for s in "ab"}
-    print(f"  {step} medians: wall {med['a']:.2f} -> {med['b']:.2f} s ({100*(med['b']/med['a']-1):+.1f}%), "
-          f"client CPU {cpu['a']:.2f} -> {cpu['b']:.2f} s ({100*(cpu['b']/cpu['a']-1):+.1f}%), "
-          f"peak RSS {rss['a']:.1f} -> {rss['b']:.1f} MiB")
+    for name, i, scale in cols:
+        for side in ("a", "b"):
+            v = [float(r[i]) * scale for r in rows if r[0] == step and r[1] == side]
+            print(f"{step:<8} {side.upper()} {name:<13} " + " ".join(f"{x:7.2f}" for x in v) + f"   median {statistics.median(v):7.2f}")
+    med = lambda side, i, scale=1: statistics.median(float(r[i]) * scale for r in rows if r[0] == step and r[1] == side)
+    print(f"  {step} medians A -> B: wall {med('a',3):.2f} -> {med('b',3):.2f} s ({100*(med('b',3)/med('a',3)-1):+.1f}%), "
+          f"client CPU {med('a',4):.2f} -> {med('b',4):.2f} s ({100*(med('b',4)/med('a',4)-1):+.1f}%), "
+          f"peak RSS {med('a',6,1/1024):.1f} -> {med('b',6,1/1024):.1f} MiB")
 PY
