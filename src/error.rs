@@ -220,6 +220,15 @@ impl Error {
         }
     }
 
+    /// The failure that leads: the first of [`Error::Several`], else this
+    /// one.
+    pub fn headline(&self) -> &Error {
+        match self {
+            Error::Several { first, .. } => first.headline(),
+            other => other,
+        }
+    }
+
     /// The SQLSTATE of a database error, if any.
     pub fn sqlstate(&self) -> Option<&str> {
         match self {

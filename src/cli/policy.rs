@@ -141,13 +141,17 @@ fn shown_url(v: &str) -> String {
     }
 }
 
-fn schedule(s: Option<&Schedule>, tz: chrono_tz::Tz) -> Option<ScheduleView> {
+fn schedule(s: Option<&Schedule>, tz: &jiff::tz::TimeZone) -> Option<ScheduleView> {
     s.map(|s| ScheduleView {
         cron: s.as_str().to_string(),
         next: s
-            .upcoming(chrono::Utc::now(), tz, 3)
+            .upcoming(jiff::Timestamp::now(), tz, 3)
             .iter()
-            .map(|t| t.with_timezone(&tz).to_rfc3339())
+            .map(|t| {
+                t.to_zoned(tz.clone())
+                    .strftime("%Y-%m-%dT%H:%M:%S%:z")
+                    .to_string()
+            })
             .collect(),
     })
 }
@@ -187,13 +191,13 @@ fn plan(p: &Policy, origin: &str) -> PlanView {
                 view.source = shown(&d.url);
                 view.jobs = d.jobs;
                 view.memory = d.memory.map(|m| m.to_string());
-                view.schedule = schedule(d.schedule.as_ref(), tz);
-                view.verify_schedule = schedule(d.verify_schedule.as_ref(), tz);
+                view.schedule = schedule(d.schedule.as_ref(), &tz);
+                view.verify_schedule = schedule(d.verify_schedule.as_ref(), &tz);
                 view.rpo = d.rpo.map(|r| r.to_string());
                 view.rto = d.rto.map(|r| r.to_string());
                 view.retention = d.retention.as_ref().map(|k| k.describe());
                 view.drill = d.drill.as_ref().map(|dr| DrillView {
-                    schedule: schedule(dr.schedule.as_ref(), tz),
+                    schedule: schedule(dr.schedule.as_ref(), &tz),
                     every: dr.every.map(|e| e.to_string()),
                     target: dr.target.as_deref().map(shown),
                     checks: dr.check.len(),
@@ -207,7 +211,7 @@ fn plan(p: &Policy, origin: &str) -> PlanView {
             JobDef::Redis(r) => {
                 view.source = shown_url(&r.url);
                 view.memory = r.memory.map(|m| m.to_string());
-                view.schedule = schedule(r.schedule.as_ref(), tz);
+                view.schedule = schedule(r.schedule.as_ref(), &tz);
                 view.rpo = r.rpo.map(|r| r.to_string());
                 view.retention = r.retention.as_ref().map(|k| k.describe());
                 &r.copy
@@ -224,7 +228,7 @@ fn plan(p: &Policy, origin: &str) -> PlanView {
     }
     PlanView {
         policy: origin.to_string(),
-        timezone: tz.name().to_string(),
+        timezone: tz.iana_name().unwrap_or("UTC").to_string(),
         jobs,
         chains: p.chain.iter().map(|c| c.table.clone()).collect(),
         notify: p

@@ -133,13 +133,13 @@ pub async fn run(args: PruneArgs) -> Result<()> {
         ));
     }
     let timezone = match (&args.timezone, &policy) {
-        (Some(t), _) => t.parse::<chrono_tz::Tz>().map_err(|_| {
+        (Some(t), _) => jiff::tz::TimeZone::get(t).map_err(|_| {
             Error::Config(format!(
                 "unknown time zone {t:?} (an IANA name, e.g. Europe/Berlin)"
             ))
         })?,
         (None, Some(p)) => p.timezone(),
-        (None, None) => chrono_tz::Tz::UTC,
+        (None, None) => jiff::tz::TimeZone::UTC,
     };
     let now =
         args.now

@@ -3,8 +3,9 @@
 //! restic's `ParseDuration`). What the rules keep is `ops::retention`.
 
 use crate::error::{Error, Result};
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
-use chrono_tz::Tz;
+use jiff::civil::{Date, DateTime};
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -65,37 +66,39 @@ impl Span {
     /// and days as Go's `AddDate` (overflowing days roll into the next
     /// month: March 31 minus one month is March 3 in a non-leap year), then
     /// the hours as elapsed time.
-    pub fn before(&self, t: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
-        let local = t.with_timezone(&tz).naive_local();
-        let months0 = local.year() as i64 * 12 + (local.month0() as i64)
-            - self.years as i64 * 12
-            - self.months as i64;
+    pub fn before(&self, t: Timestamp, tz: &TimeZone) -> Timestamp {
+        let local = t.to_zoned(tz.clone()).datetime();
+        let months0 = i64::from(local.year()) * 12 + i64::from(local.month())
+            - 1
+            - i64::from(self.years) * 12
+            - i64::from(self.months);
         let (year, month0) = (months0.div_euclid(12), months0.rem_euclid(12));
-        let first = NaiveDate::from_ymd_opt(year as i32, month0 as u32 + 1, 1);
-        let shifted = first.and_then(|d| {
-            d.checked_add_signed(chrono::Duration::days(
-                local.day() as i64 - 1 - self.days as i64,
-            ))
-        });
+        let shifted = i16::try_from(year)
+            .ok()
+            .and_then(|y| Date::new(y, month0 as i8 + 1, 1).ok())
+            .and_then(|first| {
+                first
+                    .checked_add(
+                        jiff::Span::new().days(i64::from(local.day()) - 1 - i64::from(self.days)),
+                    )
+                    .ok()
+            });
         let Some(date) = shifted else {
-            return DateTime::<Utc>::MIN_UTC;
+            return Timestamp::MIN;
         };
-        let wall = NaiveDateTime::new(date, local.time());
-        resolve_local(tz, wall) - chrono::Duration::hours(self.hours as i64)
+        let wall = date.to_datetime(local.time());
+        resolve_local(tz, wall)
+            .checked_sub(SignedDuration::from_hours(i64::from(self.hours)))
+            .unwrap_or(Timestamp::MIN)
     }
 }
 
 /// A wall-clock time in `tz` as an instant: the earlier of two in a
 /// repeated hour, the time just after a skipped hour.
-fn resolve_local(tz: Tz, wall: NaiveDateTime) -> DateTime<Utc> {
-    let mut w = wall;
-    for _ in 0..4 {
-        if let Some(t) = tz.from_local_datetime(&w).earliest() {
-            return t.with_timezone(&Utc);
-        }
-        w += chrono::Duration::minutes(30);
-    }
-    Utc.from_utc_datetime(&wall)
+fn resolve_local(tz: &TimeZone, wall: DateTime) -> Timestamp {
+    tz.to_ambiguous_timestamp(wall)
+        .compatible()
+        .unwrap_or(Timestamp::MIN)
 }
 
 impl fmt::Display for Span {

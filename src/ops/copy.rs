@@ -340,7 +340,7 @@ pub async fn offsite(
                         &to,
                         &super::expire::ExpireOptions {
                             keep: keep.clone(),
-                            timezone: job.timezone,
+                            timezone: job.timezone.clone(),
                             now: None,
                             dry_run: false,
                         },

@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::store::lease::live_holds;
 use crate::store::Repo;
 use crate::units::rfc3339;
-use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 pub struct ExpireOptions {
     pub keep: KeepPolicy,
     /// The zone of the calendar buckets (the policy's `timezone`).
-    pub timezone: Tz,
+    pub timezone: TimeZone,
     /// Evaluate as of this time: backups started later are left out of
     /// the plan (they did not exist yet). Default: now.
     pub now: Option<OffsetDateTime>,
@@ -64,8 +64,9 @@ pub struct ExpireReport {
     pub run_records_removed: usize,
 }
 
-fn to_chrono(t: OffsetDateTime) -> DateTime<Utc> {
-    DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond()).unwrap_or(DateTime::<Utc>::MIN_UTC)
+/// An instant as the planner takes it.
+pub(crate) fn to_timestamp(t: OffsetDateTime) -> Timestamp {
+    Timestamp::from_second(t.unix_timestamp()).unwrap_or(Timestamp::MIN)
 }
 
 /// Plans retention for the repository and, unless a dry run, removes the
@@ -88,8 +89,8 @@ pub async fn expire(repo: &Repo, opts: &ExpireOptions) -> Result<ExpireReport> {
         .collect();
     // Newest first; ids break ties the same way every time.
     considered.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
-    let times: Vec<DateTime<Utc>> = considered.iter().map(|(_, t)| to_chrono(*t)).collect();
-    let decisions = plan(&times, &opts.keep, opts.timezone);
+    let times: Vec<Timestamp> = considered.iter().map(|(_, t)| to_timestamp(*t)).collect();
+    let decisions = plan(&times, &opts.keep, &opts.timezone);
     let mut planned: Vec<Planned> = Vec::with_capacity(decisions.len());
     for d in &decisions {
         let (id, t) = &considered[d.index];
@@ -105,7 +106,7 @@ pub async fn expire(repo: &Repo, opts: &ExpireOptions) -> Result<ExpireReport> {
         repository: repo.display().to_string(),
         dry_run: opts.dry_run,
         policy: opts.keep.describe(),
-        timezone: opts.timezone.name().to_string(),
+        timezone: opts.timezone.iana_name().unwrap_or("UTC").to_string(),
         now: rfc3339(now)?,
         kept: planned.iter().filter(|p| p.keep).count(),
         removed: planned.iter().filter(|p| !p.keep).count(),

@@ -9,7 +9,7 @@ use crate::config::policy::{job_repository, DrillDef, JobDef, OptionValue, Polic
 use crate::config::{ChainDef, ConnSettings};
 use crate::error::Result;
 use crate::store::RepoOptions;
-use chrono_tz::Tz;
+use jiff::tz::TimeZone;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,7 +38,7 @@ pub struct Job {
     pub jobs: Option<usize>,
     pub memory: Option<usize>,
     pub retention: Option<KeepPolicy>,
-    pub timezone: Tz,
+    pub timezone: TimeZone,
     pub rpo: Option<Duration>,
     pub rto: Option<Duration>,
     pub drill: Option<DrillDef>,
@@ -191,7 +191,7 @@ retention = { keep_daily = 30 }
         assert_eq!(job.repo_url, "s3://bucket/prod/app");
         assert_eq!(job.kind, "postgres");
         assert_eq!((job.jobs, job.memory), (Some(3), Some(32 << 20)));
-        assert_eq!(job.timezone, chrono_tz::Tz::Europe__Berlin);
+        assert_eq!(job.timezone.iana_name(), Some("Europe/Berlin"));
         assert_eq!(job.rpo, Some(Duration::from_secs(6 * 3600)));
         let db = job.db.as_ref().unwrap();
         assert_eq!((db.user.as_str(), db.dbname.as_str()), ("app", "app"));

@@ -19,19 +19,19 @@
 //! does the deleting.
 
 pub use crate::config::keep::{KeepPolicy, Rule, Span};
-use chrono::{DateTime, Datelike, Timelike, Utc};
-use chrono_tz::Tz;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, Zoned};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The bucket of local time `t` (`nr`: position newest first, the
 /// bucket of `last`) as a number, and as people read it.
-fn bucket(rule: Rule, t: &DateTime<Tz>, nr: usize) -> (i64, String) {
+fn bucket(rule: Rule, t: &Zoned, nr: usize) -> (i64, String) {
     let (y, m, d, h) = (
-        t.year() as i64,
-        t.month() as i64,
-        t.day() as i64,
-        t.hour() as i64,
+        i64::from(t.year()),
+        i64::from(t.month()),
+        i64::from(t.day()),
+        i64::from(t.hour()),
     );
     match rule {
         Rule::Last => (nr as i64, (nr + 1).to_string()),
@@ -41,9 +41,9 @@ fn bucket(rule: Rule, t: &DateTime<Tz>, nr: usize) -> (i64, String) {
         ),
         Rule::Daily => (y * 10_000 + m * 100 + d, format!("{y:04}-{m:02}-{d:02}")),
         Rule::Weekly => {
-            let w = t.iso_week();
+            let w = t.date().iso_week_date();
             (
-                w.year() as i64 * 100 + w.week() as i64,
+                i64::from(w.year()) * 100 + i64::from(w.week()),
                 format!("{:04}-W{:02}", w.year(), w.week()),
             )
         }
@@ -143,7 +143,7 @@ pub struct Decision {
 /// Applies `policy` to backups taken at `times` (any order; equal times
 /// keep their order), in time zone `tz`. Returns one decision per backup,
 /// newest first. An empty policy keeps nothing: callers refuse it.
-pub fn plan(times: &[DateTime<Utc>], policy: &KeepPolicy, tz: Tz) -> Vec<Decision> {
+pub fn plan(times: &[Timestamp], policy: &KeepPolicy, tz: &TimeZone) -> Vec<Decision> {
     let mut order: Vec<usize> = (0..times.len()).collect();
     // Newest first; a stable sort keeps equal times in the caller's order.
     order.sort_by(|a, b| times[*b].cmp(&times[*a]));
@@ -171,7 +171,7 @@ pub fn plan(times: &[DateTime<Utc>], policy: &KeepPolicy, tz: Tz) -> Vec<Decisio
     struct Within {
         rule: Rule,
         within: Span,
-        since: DateTime<Utc>,
+        since: Timestamp,
         last: Option<i64>,
     }
     let mut withins: Vec<Within> = policy
@@ -194,7 +194,7 @@ pub fn plan(times: &[DateTime<Utc>], policy: &KeepPolicy, tz: Tz) -> Vec<Decisio
     let mut out = Vec::with_capacity(n);
     for (nr, &i) in order.iter().enumerate() {
         let t = times[i];
-        let local = t.with_timezone(&tz);
+        let local = t.to_zoned(tz.clone());
         let is_oldest = nr + 1 == n;
         let mut reasons = Vec::new();
         if let Some((span, since)) = within {
@@ -252,15 +252,22 @@ pub fn plan(times: &[DateTime<Utc>], policy: &KeepPolicy, tz: Tz) -> Vec<Decisio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{NaiveDateTime, TimeZone};
     use proptest::prelude::*;
     use std::collections::{BTreeSet, HashMap};
 
-    fn utc(s: &str) -> DateTime<Utc> {
-        let t = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
-            .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.fZ"))
-            .unwrap();
-        Utc.from_utc_datetime(&t)
+    /// A time written as restic's fixtures write it, UTC.
+    fn utc(s: &str) -> Timestamp {
+        let civil = s.trim_end_matches('Z').replacen(' ', "T", 1);
+        civil
+            .parse::<jiff::civil::DateTime>()
+            .unwrap()
+            .to_zoned(TimeZone::UTC)
+            .unwrap()
+            .timestamp()
+    }
+
+    fn zone(name: &str) -> TimeZone {
+        TimeZone::get(name).unwrap()
     }
 
     #[test]
@@ -286,22 +293,22 @@ mod tests {
     fn months_overflow_like_gos_add_date() {
         // 2015-03-31 minus one month: February 31st, that is March 3rd.
         let t = utc("2015-03-31 12:00:00");
-        let m = Span::parse("1m").unwrap().before(t, Tz::UTC);
+        let m = Span::parse("1m").unwrap().before(t, &TimeZone::UTC);
         assert_eq!(m, utc("2015-03-03 12:00:00"));
         // Leap year: 2016-03-30 minus 1m = Feb 30 = March 1st.
         let m = Span::parse("1m")
             .unwrap()
-            .before(utc("2016-03-30 00:00:00"), Tz::UTC);
+            .before(utc("2016-03-30 00:00:00"), &TimeZone::UTC);
         assert_eq!(m, utc("2016-03-01 00:00:00"));
         let h = Span::parse("1y2m3d3h")
             .unwrap()
-            .before(utc("2016-01-18 12:02:03"), Tz::UTC);
+            .before(utc("2016-01-18 12:02:03"), &TimeZone::UTC);
         assert_eq!(h, utc("2014-11-15 09:02:03"));
     }
 
     /// The fixture's snapshots and restic's golden result for policy `i`.
     struct Golden {
-        times: Vec<DateTime<Utc>>,
+        times: Vec<Timestamp>,
         policies: Vec<serde_json::Value>,
     }
 
@@ -364,7 +371,7 @@ mod tests {
                 not_applicable.push(i);
                 continue;
             };
-            let decisions = plan(&g.times, &policy, Tz::UTC);
+            let decisions = plan(&g.times, &policy, &TimeZone::UTC);
             if policy.is_empty() {
                 // restic's empty policy: its golden keeps nothing listed;
                 // pgkeep's prune refuses an empty policy outright.
@@ -374,13 +381,13 @@ mod tests {
                 continue;
             }
             let kept: Vec<&Decision> = decisions.iter().filter(|d| d.keep).collect();
-            let want_keep: Vec<DateTime<Utc>> = want["keep"]
+            let want_keep: Vec<Timestamp> = want["keep"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .map(|s| utc(s["time"].as_str().unwrap()))
                 .collect();
-            let got_keep: Vec<DateTime<Utc>> = kept.iter().map(|d| g.times[d.index]).collect();
+            let got_keep: Vec<Timestamp> = kept.iter().map(|d| g.times[d.index]).collect();
             assert_eq!(got_keep, want_keep, "policy {i} {p}: kept backups");
             let reasons = want["reasons"].as_array().unwrap();
             assert_eq!(reasons.len(), kept.len(), "policy {i}");
@@ -425,7 +432,7 @@ mod tests {
 
     /// The reference model: each rule on its own, by definition rather
     /// than by restic's single pass, then the union.
-    fn reference(times: &[DateTime<Utc>], p: &KeepPolicy, tz: Tz) -> BTreeSet<usize> {
+    fn reference(times: &[Timestamp], p: &KeepPolicy, tz: &TimeZone) -> BTreeSet<usize> {
         let mut order: Vec<usize> = (0..times.len()).collect();
         order.sort_by(|a, b| times[*b].cmp(&times[*a]));
         let mut keep = BTreeSet::new();
@@ -440,7 +447,7 @@ mod tests {
             let mut out = Vec::new();
             for &i in among {
                 let pos = order.iter().position(|x| *x == i).unwrap();
-                let b = bucket(rule, &times[i].with_timezone(&tz), pos).0;
+                let b = bucket(rule, &times[i].to_zoned(tz.clone()), pos).0;
                 if !seen.contains(&b) {
                     seen.push(b);
                     out.push(i);
@@ -530,7 +537,7 @@ mod tests {
 
     /// Timelines around what breaks calendars: daylight-saving changes in
     /// the zone, month ends, 29 February, and equal timestamps.
-    fn arb_times() -> impl Strategy<Value = Vec<DateTime<Utc>>> {
+    fn arb_times() -> impl Strategy<Value = Vec<Timestamp>> {
         let anchors = [
             utc("2024-02-29 12:00:00"),
             utc("2024-03-31 00:30:00"), // DST starts in Europe the night before
@@ -545,7 +552,7 @@ mod tests {
         .prop_map(move |v| {
             let mut out = Vec::new();
             for (a, secs, dup) in v {
-                let t = anchors[a] + chrono::Duration::seconds(secs);
+                let t = anchors[a] + jiff::SignedDuration::from_secs(secs);
                 out.push(t);
                 if dup == 0 {
                     out.push(t); // an equal timestamp
@@ -560,12 +567,13 @@ mod tests {
         fn plan_matches_the_reference_model(
             times in arb_times(),
             policy in arb_policy(),
-            zone in prop_oneof![Just(Tz::UTC), Just(Tz::Europe__Berlin), Just(Tz::America__New_York), Just(Tz::Australia__Lord_Howe)],
+            zone_name in prop_oneof![Just("UTC"), Just("Europe/Berlin"), Just("America/New_York"), Just("Australia/Lord_Howe")],
         ) {
-            let decisions = plan(&times, &policy, zone);
+            let tz = zone(zone_name);
+            let decisions = plan(&times, &policy, &tz);
             prop_assert_eq!(decisions.len(), times.len());
             let got: BTreeSet<usize> = decisions.iter().filter(|d| d.keep).map(|d| d.index).collect();
-            prop_assert_eq!(got, reference(&times, &policy, zone));
+            prop_assert_eq!(got, reference(&times, &policy, &tz));
             // Every kept backup says why; no removed one does.
             for d in &decisions {
                 prop_assert_eq!(d.keep, !d.reasons.is_empty());
@@ -595,7 +603,7 @@ mod tests {
             keep_monthly: Some(3),
             ..KeepPolicy::default()
         };
-        let d = plan(&times, &p, Tz::UTC);
+        let d = plan(&times, &p, &TimeZone::UTC);
         let words = |i: usize| {
             d[i].reasons
                 .iter()
@@ -608,7 +616,7 @@ mod tests {
         assert_eq!(words(2), ["monthly 2026-11"]);
         assert_eq!(p.describe(), "last 1, daily 2, monthly 3");
         // Buckets follow the zone: 00:30 UTC on Dec 6 is Dec 5 in New York.
-        let ny = plan(&[utc("2026-12-06 00:30:00")], &p, Tz::America__New_York);
+        let ny = plan(&[utc("2026-12-06 00:30:00")], &p, &zone("America/New_York"));
         assert_eq!(ny[0].reasons[1].to_string(), "daily 2026-12-05");
     }
 }

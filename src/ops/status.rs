@@ -308,8 +308,8 @@ async fn fill(s: &mut JobStatus, job: &Job, repo: &Repo, now: OffsetDateTime) ->
     }
     if let Some(sched) = &job.verify_schedule {
         let due = sched
-            .last_at_or_before(to_chrono(now), job.timezone)
-            .map(from_chrono);
+            .last_at_or_before(super::expire::to_timestamp(now), &job.timezone)
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t.as_second()).ok());
         // An hour's grace for the verify that is running now.
         if let Some(due) = due.filter(|d| now - *d > time::Duration::HOUR) {
             if s.last_verify.is_none_or(|v| v.0 < due) {
@@ -399,12 +399,4 @@ async fn copy_status(
         Err(e) => cs.error = Some(e.to_string()),
     }
     cs
-}
-
-fn to_chrono(t: OffsetDateTime) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond()).unwrap_or_default()
-}
-
-fn from_chrono(t: chrono::DateTime<chrono::Utc>) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(t.timestamp()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

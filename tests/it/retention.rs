@@ -69,7 +69,7 @@ fn opts(dry_run: bool) -> ExpireOptions {
             keep_monthly: Some(2),
             ..KeepPolicy::default()
         },
-        timezone: chrono_tz::Tz::UTC,
+        timezone: jiff::tz::TimeZone::UTC,
         now: Some(time::macros::datetime!(2026-12-10 12:00 UTC)),
         dry_run,
     }

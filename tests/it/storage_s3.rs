@@ -277,8 +277,9 @@ async fn unreachable_s3_fails_the_backup_and_prune_leaves_only_complete_backups(
     let err = backup_with(&repo, &o).await.expect_err("backup fails");
     let msg = err.to_string();
     assert!(proxy.is_cut());
+    // Both workers may hit the cut: the first failure leads.
     assert!(
-        matches!(err, pgkeep::Error::StoreUnavailable { .. }),
+        matches!(err.headline(), pgkeep::Error::StoreUnavailable { .. }),
         "unreachable store reported as such: {msg}"
     );
     assert!(

@@ -16,7 +16,7 @@ pub use notify::{Event, NotifyDef, NotifyKind, ServeDef};
 pub use schedule::Schedule;
 
 use crate::error::{Error, Result};
-use chrono_tz::Tz;
+use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::Path;
@@ -97,13 +97,13 @@ impl Policy {
         Policy::parse(&text, &path.display().to_string())
     }
 
-    /// The zone of schedules and retention buckets.
-    pub fn timezone(&self) -> Tz {
-        // Validated at parse time.
+    /// The zone of schedules and retention buckets (validated at parse
+    /// time; UTC when not given).
+    pub fn timezone(&self) -> TimeZone {
         self.timezone
             .as_deref()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(Tz::UTC)
+            .and_then(|t| TimeZone::get(t).ok())
+            .unwrap_or(TimeZone::UTC)
     }
 
     /// Every job, databases first, in file order.
@@ -140,7 +140,7 @@ impl Policy {
     fn validate(&self, origin: &str) -> Result<()> {
         let err = |m: String| Error::Config(format!("policy {origin}: {m}"));
         if let Some(tz) = &self.timezone {
-            tz.parse::<Tz>().map_err(|_| {
+            TimeZone::get(tz).map_err(|_| {
                 err(format!(
                     "timezone {tz:?} is not an IANA zone name (e.g. UTC, Europe/Berlin)"
                 ))

@@ -3,10 +3,10 @@
 //! of a month), evaluated in the policy's time zone (croner).
 
 use crate::error::{Error, Result};
-use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// A parsed cron schedule and the text it came from.
@@ -49,23 +49,23 @@ impl Schedule {
     }
 
     /// The first run strictly after `t`, in zone `tz`.
-    pub fn next_after(&self, t: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+    pub fn next_after(&self, t: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
         self.cron
-            .find_next_occurrence(&t.with_timezone(&tz), false)
+            .find_next_occurrence(&t.to_zoned(tz.clone()), false)
             .ok()
-            .map(|n| n.with_timezone(&Utc))
+            .map(|n| n.timestamp())
     }
 
     /// The last run at or before `t`, in zone `tz`.
-    pub fn last_at_or_before(&self, t: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+    pub fn last_at_or_before(&self, t: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
         self.cron
-            .find_previous_occurrence(&t.with_timezone(&tz), true)
+            .find_previous_occurrence(&t.to_zoned(tz.clone()), true)
             .ok()
-            .map(|n| n.with_timezone(&Utc))
+            .map(|n| n.timestamp())
     }
 
     /// The next `n` runs after `t`.
-    pub fn upcoming(&self, t: DateTime<Utc>, tz: Tz, n: usize) -> Vec<DateTime<Utc>> {
+    pub fn upcoming(&self, t: Timestamp, tz: &TimeZone, n: usize) -> Vec<Timestamp> {
         let mut out = Vec::with_capacity(n);
         let mut at = t;
         while out.len() < n {
@@ -106,16 +106,22 @@ pub(crate) fn strip_config(e: Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    fn utc(y: i16, mo: i8, d: i8, h: i8, mi: i8) -> Timestamp {
+        jiff::civil::date(y, mo, d)
+            .at(h, mi, 0, 0)
+            .to_zoned(TimeZone::UTC)
+            .unwrap()
+            .timestamp()
+    }
 
-    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    fn berlin() -> TimeZone {
+        TimeZone::get("Europe/Berlin").unwrap()
     }
 
     #[test]
     fn five_or_six_fields_in_the_policy_zone() {
         let s = Schedule::parse("0 */6 * * *").unwrap();
-        let next = s.upcoming(utc(2026, 12, 7, 3, 10), Tz::UTC, 3);
+        let next = s.upcoming(utc(2026, 12, 7, 3, 10), &TimeZone::UTC, 3);
         assert_eq!(
             next,
             [
@@ -127,24 +133,24 @@ mod tests {
         // 03:00 in Berlin is 02:00 UTC in winter.
         let s = Schedule::parse("0 3 * * *").unwrap();
         assert_eq!(
-            s.next_after(utc(2026, 12, 7, 0, 0), Tz::Europe__Berlin),
+            s.next_after(utc(2026, 12, 7, 0, 0), &berlin()),
             Some(utc(2026, 12, 7, 2, 0))
         );
         // Seconds first.
         let s = Schedule::parse("*/10 * * * * *").unwrap();
         let t = utc(2026, 12, 7, 3, 0);
         assert_eq!(
-            s.next_after(t, Tz::UTC),
-            Some(t + chrono::Duration::seconds(10))
+            s.next_after(t, &TimeZone::UTC),
+            Some(t + jiff::SignedDuration::from_secs(10))
         );
         // The first Sunday of the month.
         let s = Schedule::parse("0 3 * * SUN#1").unwrap();
         assert_eq!(
-            s.next_after(utc(2026, 12, 7, 0, 0), Tz::UTC),
+            s.next_after(utc(2026, 12, 7, 0, 0), &TimeZone::UTC),
             Some(utc(2027, 1, 3, 3, 0))
         );
         assert_eq!(
-            s.last_at_or_before(utc(2026, 12, 7, 0, 0), Tz::UTC),
+            s.last_at_or_before(utc(2026, 12, 7, 0, 0), &TimeZone::UTC),
             Some(utc(2026, 12, 6, 3, 0))
         );
         for bad in ["", "* * * *", "61 * * * *", "0 0 * * * * *", "every day"] {

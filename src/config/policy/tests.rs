@@ -8,7 +8,7 @@ const DESIGN: &str = include_str!("../../../tests/fixtures/policy/design.toml");
 #[test]
 fn the_design_example_parses_whole() {
     let p = Policy::parse(DESIGN, "design.toml").unwrap();
-    assert_eq!(p.timezone(), Tz::UTC);
+    assert_eq!(p.timezone(), jiff::tz::TimeZone::UTC);
     let repo = p.repository.as_ref().unwrap();
     assert_eq!(repo.options["region"], OptionValue::Str("auto".into()));
     let app = &p.database[0];
