@@ -28,7 +28,7 @@ pub enum Error {
 
     /// The object store failed (missing repository, permissions, disk full, ...).
     /// Endpoint and object URLs are scrubbed from the message.
-    #[error("storage error while {context}: {}", crate::redact::scrub_urls(&source.to_string()))]
+    #[error("storage error while {context}: {}", describe_store(source))]
     Store {
         context: String,
         #[source]
@@ -151,6 +151,35 @@ impl Failures {
     }
 }
 
+/// A storage error in one line without URLs: an S3-style XML error body
+/// (`<Code>NoSuchBucket</Code><Message>...</Message>`) becomes its code and
+/// message, with a hint for the codes a user can act on; other texts lose
+/// their line breaks.
+pub fn describe_store(e: &object_store::Error) -> String {
+    let text = crate::redact::scrub_urls(&e.to_string());
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{name}>"))? + start;
+        Some(text[start..end].trim().to_string())
+    };
+    if let Some(code) = tag("Code") {
+        let message = tag("Message").unwrap_or_default();
+        let hint = match code.as_str() {
+            "NoSuchBucket" | "ContainerNotFound" => {
+                " (the bucket does not exist: create it, or check the repository URL and region)"
+            }
+            "AccessDenied" | "AuthorizationFailure" | "AuthenticationFailed" => {
+                " (check the credentials and the bucket's policy)"
+            }
+            "InvalidAccessKeyId" | "SignatureDoesNotMatch" => " (check the access key and secret)",
+            _ => "",
+        };
+        return format!("{code}: {message}{hint}");
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// The most useful text of a driver error: the server's message, detail and
 /// hint when there is one, else the whole cause chain ("db error" alone says
 /// nothing).
@@ -241,6 +270,30 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xml_error_bodies_become_one_line_with_a_hint() {
+        let body = "Server returned non-2xx status code: 404 Not Found: <?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><BucketName>nope</BucketName></Error>";
+        let e = object_store::Error::NotFound {
+            path: "backups".into(),
+            source: body.into(),
+        };
+        let d = describe_store(&e);
+        assert!(
+            d.starts_with("NoSuchBucket: The specified bucket does not exist"),
+            "{d}"
+        );
+        assert!(
+            d.contains("create it") && !d.contains('<') && !d.contains('\n'),
+            "{d}"
+        );
+        let plain = object_store::Error::Generic {
+            store: "S3",
+            source: "line one\nline two at http://10.0.0.1:9000/b".into(),
+        };
+        let d = describe_store(&plain);
+        assert!(!d.contains('\n') && !d.contains("10.0.0.1"), "{d}");
+    }
 
     #[test]
     fn every_failure_is_kept_and_the_first_leads() {
