@@ -8,6 +8,7 @@ use pgkeep::chain::{verify_archive, verify_live, ChainsReport, StreamFilter};
 use pgkeep::config::policy::{Algorithm, Part, Recipe};
 use pgkeep::config::{ChainDef, Policy};
 use pgkeep::error::{Error, Result};
+use pgkeep::ops::job::Job;
 use pgkeep::store::{OpenMode, Repo, RepoOptions};
 use std::path::PathBuf;
 
@@ -26,19 +27,22 @@ pub enum ChainCommand {
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     /// Database to verify (URL or key=value).
-    #[arg(long, conflicts_with = "repo", required_unless_present = "repo")]
+    #[arg(long, conflicts_with = "repo", required_unless_present_any = ["repo", "job"])]
     pub db: Option<String>,
+    /// A job of the policy: its database (live), or, with a BACKUP, that
+    /// backup in its repository.
+    #[arg(long, value_name = "NAME", requires = "policy")]
+    pub job: Option<String>,
     /// Repository: verify a backup without a database.
     #[arg(long)]
     pub repo: Option<String>,
     /// Repository option KEY=VALUE for --repo (repeatable; see docs/storage.md).
     #[arg(long = "repo-option", value_name = "KEY=VALUE", requires = "repo")]
     pub repo_options: Vec<String>,
-    /// Backup id or `latest` (with --repo).
-    #[arg(requires = "repo")]
+    /// Backup id or `latest` (with --repo, or --job to read the job's repository).
     pub backup: Option<String>,
-    /// Older backup whose chain heads must still be present (with --repo).
-    #[arg(long, requires = "repo")]
+    /// Older backup whose chain heads must still be present (from a backup).
+    #[arg(long)]
     pub against: Option<String>,
     /// Only this stream: its key values joined with '/' (TYPE/ID).
     #[arg(long, conflicts_with = "stream_type")]
@@ -174,35 +178,49 @@ pub async fn run(args: ChainArgs) -> Result<()> {
         (None, Some(t)) => StreamFilter::Type(t.clone()),
         (None, None) => StreamFilter::All,
     };
-    let report = match (&a.repo, &a.db) {
+    let job = match (&a.chain.policy, &a.job) {
+        (Some(p), Some(name)) => Some(Job::resolve(&pgkeep::config::Policy::load(p)?, name)?),
+        _ => None,
+    };
+    let repo = match (&a.repo, &job) {
+        (Some(url), _) => Some(Repo::open_with(
+            url,
+            &RepoOptions::from_pairs(&a.repo_options)?,
+            pgkeep::pipeline::budget::MAX_READ_REQUEST,
+            OpenMode::MustExist,
+        )?),
+        (None, Some(j)) if a.backup.is_some() => Some(Repo::open_with(
+            &j.repo_url,
+            &j.repo_options,
+            pgkeep::pipeline::budget::MAX_READ_REQUEST,
+            OpenMode::MustExist,
+        )?),
+        _ => None,
+    };
+    if repo.is_none() && (a.backup.is_some() || a.against.is_some()) {
+        return Err(Error::Config(
+            "a backup to verify needs its repository: --repo URL, or --policy FILE --job NAME"
+                .into(),
+        ));
+    }
+    let mut keys = a.keys.clone();
+    keys.default_from(job.as_ref());
+    let report = match (repo, &a.db) {
         (Some(repo), _) => {
-            let options = RepoOptions::from_pairs(&a.repo_options)?;
-            // Chain reads are one stored frame per request (≤ 32 MiB).
-            let repo = Repo::open_with(
-                repo,
-                &options,
-                pgkeep::pipeline::budget::MAX_READ_REQUEST,
-                OpenMode::MustExist,
-            )?;
             let id = a.backup.as_deref().unwrap_or("latest");
-            a.keys
-                .with_unlock(|unlock| {
-                    let (repo, chains, filter) = (repo.clone(), chains.clone(), filter.clone());
-                    let against = a.against.clone();
-                    async move {
-                        verify_archive(&repo, id, &chains, &filter, against.as_deref(), &unlock)
-                            .await
-                    }
-                })
-                .await?
+            keys.with_unlock(|unlock| {
+                let (repo, chains, filter) = (repo.clone(), chains.clone(), filter.clone());
+                let against = a.against.clone();
+                async move {
+                    verify_archive(&repo, id, &chains, &filter, against.as_deref(), &unlock).await
+                }
+            })
+            .await?
         }
-        (None, Some(db)) => {
-            let db = DbArgs {
-                db: Some(db.clone()),
-            };
-            verify_live(&db.resolve()?, &chains, &filter).await?
+        (None, db) => {
+            let db = DbArgs { db: db.clone() };
+            verify_live(&db.resolve_for(job.as_ref())?, &chains, &filter).await?
         }
-        (None, None) => return Err(Error::Config("give --db or --repo".into())),
     };
     finish(&report, a.output.json)
 }

@@ -94,10 +94,6 @@ pub struct DbArgs {
 }
 
 impl DbArgs {
-    pub fn resolve(&self) -> Result<ConnSettings> {
-        self.resolve_for(None)
-    }
-
     /// `--db`, else the policy job's database, else `DATABASE_URL` and the
     /// `PG*` variables.
     pub fn resolve_for(&self, job: Option<&Job>) -> Result<ConnSettings> {

@@ -151,6 +151,9 @@ async fn copy_one(
     // A lease on the target prefix: a prune there never takes a copy in
     // progress for a failed backup, and two copies of one id cannot race.
     let lease = Lease::acquire(to, id, DEFAULT_TTL).await?;
+    let total: u64 = listed.iter().map(|(_, n)| n).sum();
+    progress.begin(total);
+    progress.stream_started(0, id, total);
     let result = async {
         let mut bytes = 0u64;
         let mut packs = 0usize;
@@ -180,6 +183,7 @@ async fn copy_one(
         let keys_added = copy_key_records(from, to, &header.key_ids).await?;
         // The manifest last, create-only: only now is the copy a backup.
         to.put_new(&manifest_path, manifest_bytes.to_vec()).await?;
+        progress.stream_finished(0, 0, bytes);
         Ok::<_, Error>(Copied {
             id: id.to_string(),
             packs,

@@ -57,25 +57,21 @@ impl RateLimit {
     }
 }
 
-/// Parses `--max-bandwidth`: a size per second, e.g. `10MiB`, `10MiB/s`,
-/// `512KiB/s` (bytes, binary units as everywhere in pgkeep).
+/// Parses an upload rate limit: a size per second, e.g. `10MiB`,
+/// `10MiB/s`, `512KiB/s` (binary units, as everywhere in pgkeep); at least
+/// 16 KiB/s, below which requests would time out.
 pub fn parse_rate(s: &str) -> crate::Result<u64> {
-    let t = s.trim();
-    let t = t
-        .strip_suffix("/s")
-        .or_else(|| t.strip_suffix("ps"))
-        .unwrap_or(t);
-    let n = crate::units::parse_size(t).map_err(|_| {
+    let n = crate::units::parse_rate(s).map_err(|_| {
         crate::Error::Config(format!(
-            "invalid --max-bandwidth {s:?} (examples: 10MiB/s, 512KiB/s)"
+            "invalid bandwidth limit {s:?} (examples: 10MiB/s, 512KiB/s)"
         ))
     })?;
     if n < 16 * 1024 {
         return Err(crate::Error::Config(format!(
-            "--max-bandwidth {s:?} is below 16KiB/s; requests would time out"
+            "bandwidth limit {s:?} is below 16KiB/s; requests would time out"
         )));
     }
-    Ok(n as u64)
+    Ok(n)
 }
 
 /// Wraps a store so its uploads follow `limit`.

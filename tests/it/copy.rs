@@ -129,6 +129,8 @@ async fn copies_are_byte_identical_checked_and_skipped_when_present() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_job_copies_each_backup_to_s3_with_its_own_retention() {
+    const S3_SECRET: &str = "offsite-secret-Zx81q";
+    const PASSPHRASE: &str = "policy-pass-Vw27k";
     let c = cluster();
     let src = db_with(
         "copy_policy_src",
@@ -138,6 +140,8 @@ async fn a_policy_job_copies_each_backup_to_s3_with_its_own_retention() {
     let moto = MotoServer::start();
     moto.create_bucket("offsite");
     let dir = tempfile::tempdir().unwrap();
+    let pass_file = dir.path().join("passphrase");
+    std::fs::write(&pass_file, PASSPHRASE).unwrap();
     let policy = dir.path().join("pgkeep.toml");
     std::fs::write(
         &policy,
@@ -145,6 +149,7 @@ async fn a_policy_job_copies_each_backup_to_s3_with_its_own_retention() {
             r#"
 [repository]
 url = "{local}"
+passphrase_file = "${{PASS_FILE}}"
 [[database]]
 name = "app"
 url = "${{APP_URL}}"
@@ -161,27 +166,60 @@ retention = {{ keep_last = 1 }}
     .unwrap();
     let p = policy.to_str().unwrap();
     let url = c.url(&src);
-    let env = [("APP_URL", url.as_str()), ("OFFSITE_SECRET", "testing")];
+    let pass = pass_file.to_str().unwrap();
+    let env = [
+        ("APP_URL", url.as_str()),
+        ("OFFSITE_SECRET", S3_SECRET),
+        ("PASS_FILE", pass),
+        ("PGKEEP_LOG", "pgkeep=debug"),
+    ];
+    let mut outputs = Vec::new();
+    // The job's first master key, from the policy's passphrase file.
+    let o = pgkeep_env(
+        &[
+            "key",
+            "add",
+            "--policy",
+            p,
+            "--job",
+            "app",
+            "--new-passphrase-file",
+            pass,
+        ],
+        &env,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    outputs.push(o);
     for _ in 0..2 {
-        let o = pgkeep_env(&["backup", "--policy", p, "--job", "app"], &env);
+        let o = pgkeep_env(
+            &[
+                "--log-format",
+                "json",
+                "-vv",
+                "backup",
+                "--policy",
+                p,
+                "--job",
+                "app",
+            ],
+            &env,
+        );
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let out = String::from_utf8_lossy(&o.stdout).to_string();
         assert!(
             out.contains("copied ") && out.contains("s3://offsite/app"),
             "{out}"
         );
+        outputs.push(o);
     }
-    let local = Repo::open(
-        dir.path().join("repo/app").to_str().unwrap(),
-        OpenMode::MustExist,
-    )
-    .unwrap();
+    let local_root = dir.path().join("repo/app");
+    let local = Repo::open(local_root.to_str().unwrap(), OpenMode::MustExist).unwrap();
     let ids = list_backup_ids(&local).await.unwrap();
     assert_eq!(ids.len(), 2);
     let offsite = crate::support::s3::s3_repo(&moto.endpoint(), "offsite", "app");
     assert_eq!(
         list_backup_ids(&offsite).await.unwrap(),
-        [ids[1].clone()],
+        std::slice::from_ref(&ids[1]),
         "keep_last 1 there"
     );
     // The copy's run records are in the job's repository.
@@ -192,10 +230,61 @@ retention = {{ keep_last = 1 }}
             .count(),
         2
     );
-    // The offsite copy restores.
+    // The offsite copy is encrypted as the original and restores with the
+    // same passphrase.
     let dst = c.create_db("copy_policy_dst").await;
-    restore_with(&offsite, "latest", &restore_options(&dst))
-        .await
-        .unwrap();
+    let o = pgkeep_env(
+        &[
+            "restore",
+            "--repo",
+            "s3://offsite/app",
+            "--repo-option",
+            &format!("endpoint={}", moto.endpoint()),
+            "--repo-option",
+            "region=us-east-1",
+            "--repo-option",
+            "access_key_id=testing",
+            "--repo-option",
+            "allow_http=true",
+            "--repo-option",
+            "virtual_hosted_style=false",
+            "--passphrase-file",
+            pass,
+            "latest",
+            "--db",
+            &c.url(&dst),
+        ],
+        &[("AWS_SECRET_ACCESS_KEY", S3_SECRET)],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    outputs.push(o);
     assert_same_database(c, &src, &dst).await;
+    // The S3 secret and the passphrase (through ${VAR}s) are nowhere.
+    for o in &outputs {
+        for secret in [S3_SECRET, PASSPHRASE] {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+    for secret in [S3_SECRET, PASSPHRASE] {
+        assert_secret_not_stored(&local_root, secret);
+    }
+    for m in offsite
+        .list_meta(&object_store::path::Path::from(""))
+        .await
+        .unwrap()
+    {
+        let bytes = offsite.get(&m.location).await.unwrap();
+        for secret in [S3_SECRET, PASSPHRASE] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} in {}",
+                m.location
+            );
+        }
+    }
 }
