@@ -66,7 +66,22 @@ fn tune_allocator() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_allocator() {}
 
+/// A closed pipe ends pgkeep quietly, as it does `cat` (`pgkeep list | head`),
+/// instead of a panic on the next write.
+#[cfg(unix)]
+fn default_sigpipe() {
+    // SAFETY: restoring the default disposition of one signal at start,
+    // before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn default_sigpipe() {}
+
 fn main() {
+    default_sigpipe();
     tune_allocator();
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.verbose);

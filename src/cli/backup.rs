@@ -89,6 +89,12 @@ pub fn parse_compress(s: &str) -> Result<i32> {
 pub async fn run(mut args: BackupArgs, cancel: CancellationToken) -> Result<()> {
     let job = args.repo.policy.job()?;
     let job = job.as_ref();
+    if let Some(j) = job.filter(|j| j.kind != "postgres") {
+        return Err(Error::Config(format!(
+            "job {} is a {} job: `pgkeep backup` backs up PostgreSQL databases",
+            j.name, j.kind
+        )));
+    }
     args.keys.default_from(job);
     let mut opts = BackupOptions::new(args.db.resolve_for(job)?);
     opts.jobs = args.parallel.jobs_for(job);
@@ -168,11 +174,11 @@ pub async fn run(mut args: BackupArgs, cancel: CancellationToken) -> Result<()> 
             ..RunFacts::default()
         })
         .await
-        .map_err(|e| {
-            Error::Config(format!(
-                "backup {} is complete, but its offsite copy failed: {e}",
+        .inspect_err(|_| {
+            eprintln!(
+                "pgkeep: backup {} is complete, but its offsite copy failed:",
                 header.id
-            ))
+            )
         })?;
         if !args.output.json {
             for r in &reports {

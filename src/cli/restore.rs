@@ -45,7 +45,14 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
     let job = args.repo.policy.job()?;
     let job = job.as_ref();
     args.keys.default_from(job);
-    let mut opts = RestoreOptions::new(args.db.resolve_for(job)?);
+    // The job's database is the backup's source: a restore never goes
+    // there unless named with --db.
+    if job.is_some() && args.db.db.is_none() {
+        return Err(pgkeep::Error::Config(
+            "restore --job needs --db: the job's own database is the backup's source, and a restore never writes there unless named".into(),
+        ));
+    }
+    let mut opts = RestoreOptions::new(args.db.resolve_for(None)?);
     opts.jobs = args.parallel.jobs_for(job);
     opts.memory = args.parallel.memory_for(job);
     opts.clean = args.clean;

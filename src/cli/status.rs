@@ -40,7 +40,7 @@ pub async fn run(args: StatusArgs) -> Result<i32> {
     };
     let mut jobs = Vec::new();
     for n in &names {
-        jobs.push(Job::resolve(&policy, n).map_err(unknown)?);
+        jobs.push(Job::resolve_repositories(&policy, n).map_err(unknown)?);
     }
     let report = status(&jobs, time::OffsetDateTime::now_utc()).await;
     if args.prometheus {

@@ -72,6 +72,23 @@ impl Job {
         Job::resolve_with(policy, name, &|k| std::env::var(k).ok())
     }
 
+    /// Resolves what reading the job's repositories needs (no database or
+    /// Redis URL: `status` never connects to the source).
+    pub fn resolve_repositories(policy: &Policy, name: &str) -> Result<Job> {
+        let env = |k: &str| std::env::var(k).ok();
+        let mut sourceless = policy.clone();
+        for d in sourceless.database.iter_mut() {
+            d.url = String::new();
+        }
+        for r in sourceless.redis.iter_mut() {
+            r.url = String::new();
+        }
+        let mut job = Job::resolve_with(&sourceless, name, &env)?;
+        job.db = None;
+        job.redis_url = None;
+        Ok(job)
+    }
+
     /// Resolves job `name` with an explicit environment (tests).
     pub fn resolve_with(
         policy: &Policy,

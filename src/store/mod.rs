@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::redact::scrub_urls;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use object_store::client::{HttpError, HttpErrorKind};
+use object_store::client::HttpError;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
@@ -91,21 +91,16 @@ fn chain_text(e: &dyn std::error::Error) -> String {
 
 /// Whether a storage error means the store could not be reached (after
 /// object_store's retries), as opposed to an answer from it: decided by
-/// the error's type, never its text. object_store reports transport
-/// failures (connect, send, timeout, a connection cut mid-request) as an
-/// [`HttpError`] of those kinds somewhere in the cause chain; an answer
-/// from the store (an HTTP status, a body it could not decode) is not one.
+/// the error's type, never its text. object_store reports every transport
+/// failure (connect, send, timeout, a connection cut mid-request or
+/// mid-body, and ones reqwest does not classify) as an [`HttpError`]
+/// somewhere in the cause chain; an answer from the store (an HTTP status
+/// with its body) is a different error.
 pub(crate) fn is_unreachable(e: &object_store::Error) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
-        if let Some(h) = c.downcast_ref::<HttpError>() {
-            return matches!(
-                h.kind(),
-                HttpErrorKind::Connect
-                    | HttpErrorKind::Request
-                    | HttpErrorKind::Timeout
-                    | HttpErrorKind::Interrupted
-            );
+        if c.downcast_ref::<HttpError>().is_some() {
+            return true;
         }
         cause = c.source();
     }
@@ -541,6 +536,40 @@ impl Repo {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unreachable_is_told_by_the_error_type() {
+        use object_store::client::{HttpError, HttpErrorKind};
+        let transport = |kind| object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(HttpError::new(
+                kind,
+                std::io::Error::other("connection reset"),
+            )),
+        };
+        for kind in [
+            HttpErrorKind::Connect,
+            HttpErrorKind::Request,
+            HttpErrorKind::Timeout,
+            HttpErrorKind::Interrupted,
+            HttpErrorKind::Decode,
+            HttpErrorKind::Unknown,
+        ] {
+            assert!(is_unreachable(&transport(kind)), "{kind:?}");
+        }
+        // An answer from the store, or a text that merely sounds like a
+        // transport failure, is not.
+        let answered = object_store::Error::NotFound {
+            path: "x".into(),
+            source: "404 connection refused in the body".into(),
+        };
+        assert!(!is_unreachable(&answered));
+        let text = object_store::Error::Generic {
+            store: "S3",
+            source: "error sending request: timed out".into(),
+        };
+        assert!(!is_unreachable(&text));
+    }
+
     use super::*;
 
     #[test]

@@ -45,6 +45,10 @@ every = "1d"
 name = "reports"
 url = "${{BILLING_DATABASE_URL}}"
 rpo = "1h"
+
+[[redis]]
+name = "cache"
+url = "redis://127.0.0.1:1"
 "#,
         repo = repo.display()
     );
@@ -182,13 +186,26 @@ async fn a_policy_runs_two_databases_into_one_repository_and_status_tells() {
             .any(|s| s.metric == "pgkeep_build_info"),
         "{body}"
     );
-    let kinds: Vec<&str> = scrape
+    let mut kinds: Vec<(&str, &str)> = scrape
         .samples
         .iter()
         .filter(|s| s.metric == "pgkeep_backups")
-        .map(|s| s.labels.get("kind").unwrap())
+        .map(|s| (s.labels.get("job").unwrap(), s.labels.get("kind").unwrap()))
         .collect();
-    assert_eq!(kinds, ["postgres", "postgres", "postgres"]);
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            ("app", "postgres"),
+            ("billing", "postgres"),
+            ("cache", "redis"),
+            ("reports", "postgres")
+        ]
+    );
+    // `backup` backs up PostgreSQL jobs only.
+    let o = run(&["backup", "--policy", policy_s, "--job", "cache"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("is a redis job"), "{}", text(&o));
 
     // prune by the job's retention (keep_last 1), pin, run records.
     let ids: Vec<String> = listed
@@ -235,6 +252,35 @@ async fn a_policy_runs_two_databases_into_one_repository_and_status_tells() {
             .count(),
         2,
         "{records:?}"
+    );
+
+    // status never connects to the source: its ${VAR} may be unset.
+    let o = pgkeep_env(
+        &["status", "--policy", policy_s, "--job", "app"],
+        &[("BILLING_DATABASE_URL", billing_url.as_str())],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // A restore never targets the job's own (source) database implicitly.
+    let o = run(&["restore", "--policy", policy_s, "--job", "app", "latest"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("restore --job needs --db"),
+        "{}",
+        text(&o)
+    );
+    // A closed pipe ends the command quietly (no panic on the next write).
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgkeep"))
+        .args(["list", "--policy", policy_s, "--job", "billing"])
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+        "{out:?}"
     );
 
     // The database password (inside the ${VAR}s) is nowhere.
