@@ -28,6 +28,10 @@ pub struct RestoreArgs {
     /// Create the target database (named in --db) first.
     #[arg(long)]
     pub create: bool,
+    /// Restore even into the backup's own source database (same cluster and
+    /// database name), which is refused otherwise.
+    #[arg(long)]
+    pub force_source: bool,
     /// After the restore, verify the policy's hash chains in the restored
     /// database; a broken chain fails the command (exit 3).
     #[arg(long, requires = "policy")]
@@ -57,6 +61,7 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
     opts.memory = args.parallel.memory_for(job);
     opts.clean = args.clean;
     opts.create = args.create;
+    opts.force_source = args.force_source;
     if let Some(m) = args.maintenance_work_mem {
         opts.maintenance_work_mem = m;
     }

@@ -39,6 +39,9 @@ pub struct RestoreOptions {
     pub create: bool,
     /// `maintenance_work_mem` for index builds on each post-data connection.
     pub maintenance_work_mem: String,
+    /// Restore even into the backup's own source database (same cluster,
+    /// same database name), which is refused otherwise.
+    pub force_source: bool,
     /// Secrets that open an encrypted backup.
     pub unlock: Arc<Unlock>,
 }
@@ -52,6 +55,7 @@ impl RestoreOptions {
             clean: false,
             create: false,
             maintenance_work_mem: "128MB".into(),
+            force_source: false,
             unlock: Arc::new(Unlock::default()),
         }
     }
@@ -120,6 +124,13 @@ async fn run(
     let manifest = Arc::new(read_manifest(repo, &id, opts.unlock.as_ref()).await?);
     let encoding = manifest.body.source.encoding.clone();
     let budget = Budget::new(opts.memory, opts.jobs, None)?;
+    target::guard_source(
+        &opts.db,
+        manifest.header.system_identifier.as_deref(),
+        &manifest.header.database,
+        opts.force_source,
+    )
+    .await?;
 
     if opts.create {
         target::create_database(&opts.db, &encoding, opts.clean).await?;

@@ -29,13 +29,62 @@ pub async fn count_user_objects(conn: &Conn) -> Result<i64> {
         .map_err(Error::db("inspecting the target database"))
 }
 
+/// A connection to the target's server outside the target database (its
+/// `postgres` database, else `template1`).
+async fn admin_connection(settings: &ConnSettings) -> Result<Conn> {
+    match connect(&settings.with_dbname("postgres")).await {
+        Ok(c) => Ok(c),
+        Err(_) => connect(&settings.with_dbname("template1")).await,
+    }
+}
+
+/// Refuses a target that is the backup's own source: the same cluster (by
+/// system identifier) and the same database name, unless `force`. Checked
+/// before anything is created, dropped or cleaned. A target whose system
+/// identifier cannot be read (no privilege on `pg_control_system()`), or a
+/// backup that did not record its source's, cannot be compared: a warning.
+pub async fn guard_source(
+    settings: &ConnSettings,
+    source_sysid: Option<&str>,
+    source_db: &str,
+    force: bool,
+) -> Result<()> {
+    if settings.dbname != source_db {
+        return Ok(());
+    }
+    let admin = admin_connection(settings).await?;
+    let target_sysid: Option<String> = admin
+        .client
+        .query_one(
+            "SELECT CASE WHEN pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE') \
+             THEN (SELECT s.system_identifier::text FROM pg_catalog.pg_control_system() s) END",
+            &[],
+        )
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(Error::db("reading the target's system identifier"))?;
+    match (source_sysid, target_sysid.as_deref()) {
+        (Some(a), Some(b)) if a == b => {
+            if force {
+                tracing::warn!(database = %source_db, "restoring over the backup's own source database (--force-source)");
+                Ok(())
+            } else {
+                Err(Error::Refused(format!(
+                    "database {source_db:?} on this cluster (system identifier {a}) is the backup's own source: a restore would overwrite it. Restore into another database or cluster, or give --force-source"
+                )))
+            }
+        }
+        (Some(_), Some(_)) => Ok(()),
+        _ => {
+            tracing::warn!(database = %source_db, "cannot tell whether the target is the backup's source (system identifier unreadable)");
+            Ok(())
+        }
+    }
+}
+
 /// Creates the target database (`--create`), dropping it first with `clean`.
 pub async fn create_database(settings: &ConnSettings, encoding: &str, clean: bool) -> Result<()> {
-    let admin = connect(&settings.with_dbname("postgres")).await.or(Err(()));
-    let admin = match admin {
-        Ok(c) => c,
-        Err(()) => connect(&settings.with_dbname("template1")).await?,
-    };
+    let admin = admin_connection(settings).await?;
     let name = &settings.dbname;
     let exists = admin
         .client

@@ -130,3 +130,38 @@ async fn large_objects_larger_than_a_frame_round_trip() {
         .expect("restore succeeds");
     assert_same_database(c, &src, &dst).await;
 }
+
+/// A restore into the backup's own source database (same cluster, same
+/// name) is refused before anything is dropped, `--create --clean`
+/// included; `force_source` allows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restoring_over_the_source_is_refused_unless_forced() {
+    let src = db_with(
+        "rt_guard",
+        "CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g;",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repo(dir.path());
+    let header = backup_with(&repo, &small_backup_options(&src))
+        .await
+        .unwrap();
+    assert!(header.system_identifier.is_some());
+    for create in [false, true] {
+        let mut opts = restore_options(&src);
+        opts.clean = true;
+        opts.create = create;
+        let e = restore_with(&repo, &header.id, &opts).await.unwrap_err();
+        assert!(matches!(e, pgkeep::Error::Refused(_)), "{e}");
+        assert!(
+            e.to_string().contains("own source") && e.to_string().contains("--force-source"),
+            "{e}"
+        );
+        assert_eq!(count_rows(&src, "t").await, 100, "nothing was dropped");
+    }
+    let mut opts = restore_options(&src);
+    opts.clean = true;
+    opts.force_source = true;
+    restore_with(&repo, &header.id, &opts).await.unwrap();
+    assert_eq!(count_rows(&src, "t").await, 100);
+}
