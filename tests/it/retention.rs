@@ -264,16 +264,23 @@ async fn prune_command_on_backups_taken_over_days() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|b| (b["time"].as_str().unwrap(), b["keep"].as_bool().unwrap()))
+        // faketime starts each clock at 03:00:00 and lets it run: the
+        // start may be a second or two later on a loaded machine.
+        .map(|b| {
+            (
+                &b["time"].as_str().unwrap()[..13],
+                b["keep"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         kept,
         [
-            ("2026-12-02T03:00:00Z", true),
-            ("2026-12-01T03:00:00Z", true),
-            ("2026-11-30T03:00:00Z", true),
-            ("2026-11-29T03:00:00Z", false),
-            ("2026-11-28T03:00:00Z", true),
+            ("2026-12-02T03", true),
+            ("2026-12-01T03", true),
+            ("2026-11-30T03", true),
+            ("2026-11-29T03", false),
+            ("2026-11-28T03", true),
         ]
     );
     // November's newest by monthly, and the oldest because monthly -1
