@@ -32,6 +32,9 @@ pub struct RestoreArgs {
     /// database name), which is refused otherwise.
     #[arg(long)]
     pub force_source: bool,
+    /// With --clean: list what would be dropped in the target; change nothing.
+    #[arg(long, requires = "clean")]
+    pub dry_run: bool,
     /// After the restore, verify the policy's hash chains in the restored
     /// database; a broken chain fails the command (exit 3).
     #[arg(long, requires = "policy")]
@@ -72,6 +75,31 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
     let repo = args
         .repo
         .open_for(job, MAX_READ_REQUEST, OpenMode::MustExist)?;
+    if args.dry_run {
+        let dropped = args
+            .keys
+            .with_unlock(|unlock| {
+                let mut opts = opts.clone();
+                opts.unlock = unlock;
+                let (repo, id) = (repo.clone(), args.backup.clone());
+                async move { pgkeep::restore::clean_preview(&repo, &id, &opts).await }
+            })
+            .await?;
+        if args.output.json {
+            return print_json(
+                &serde_json::json!({ "target": opts.db.to_string(), "would_drop": dropped }),
+            );
+        }
+        println!(
+            "--clean would drop {} object(s) in {}:",
+            dropped.len(),
+            opts.db
+        );
+        for d in &dropped {
+            println!("  {d}");
+        }
+        return Ok(());
+    }
     let progress: std::sync::Arc<dyn pgkeep::progress::Progress> =
         pgkeep::progress::for_stderr("restore").into();
     let s = args

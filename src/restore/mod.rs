@@ -75,6 +75,23 @@ pub struct RestoreSummary {
     pub post_data_ms: u64,
 }
 
+/// What `--clean` would drop in `opts.db` before restoring backup `id`
+/// into it: the same checks as a restore (the backup exists, the target is
+/// not its source unless forced), then the list; nothing is changed.
+pub async fn clean_preview(repo: &Repo, id: &str, opts: &RestoreOptions) -> Result<Vec<String>> {
+    let id = resolve_backup_id(repo, id).await?;
+    let manifest = read_manifest(repo, &id, opts.unlock.as_ref()).await?;
+    target::guard_source(
+        &opts.db,
+        manifest.header.system_identifier.as_deref(),
+        &manifest.header.database,
+        opts.force_source,
+    )
+    .await?;
+    let conn = connect(&opts.db).await?;
+    target::clean_preview(&conn).await
+}
+
 /// Restores backup `id` (or `latest`) from `repo` into `opts.db`.
 pub async fn restore(
     repo: &Repo,

@@ -131,6 +131,43 @@ pub async fn create_database(settings: &ConnSettings, encoding: &str, clean: boo
 /// granted back, after which the server deletes the entry (it equals the
 /// default). Entries of roles the restoring user is not a member of cannot
 /// be changed and are left as they are.
+/// What `--clean` would drop in the connected database, one line per object
+/// (`schema billing`, `table public.users`, `extension pgcrypto`,
+/// `3 large objects`), in the order it drops them. Changes nothing.
+pub async fn clean_preview(conn: &Conn) -> Result<Vec<String>> {
+    let sql = r#"
+SELECT 1 AS ord, 'schema ' || pg_catalog.quote_ident(nspname) AS what FROM pg_catalog.pg_namespace
+  WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'public') AND nspname !~ '^pg_(toast|temp)'
+UNION ALL
+SELECT 2, 'extension ' || pg_catalog.quote_ident(extname) FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql'
+UNION ALL
+SELECT 3, CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
+                         WHEN 'f' THEN 'foreign table' ELSE 'table' END || ' public.' || pg_catalog.quote_ident(c.relname)
+  FROM pg_catalog.pg_class c
+  WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r','p','v','m','S','f')
+UNION ALL
+SELECT 4, CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END || ' ' || p.oid::regprocedure::text
+  FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'public'::regnamespace
+UNION ALL
+SELECT 5, 'type public.' || pg_catalog.quote_ident(t.typname) FROM pg_catalog.pg_type t
+  WHERE t.typnamespace = 'public'::regnamespace AND t.typtype IN ('e','d','r','c','m')
+    AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_catalog.pg_class WHERE oid = t.typrelid) = 'c')
+UNION ALL
+SELECT 6, count(*) || ' large object(s)' FROM pg_catalog.pg_largeobject_metadata HAVING count(*) > 0
+ORDER BY 1, 2"#;
+    let rows = conn
+        .client
+        .query(sql, &[])
+        .await
+        .map_err(Error::db("listing what --clean would drop"))?;
+    rows.iter()
+        .map(|r| {
+            r.try_get::<_, String>(1)
+                .map_err(Error::db("listing what --clean would drop"))
+        })
+        .collect()
+}
+
 pub async fn clean_database(conn: &Conn) -> Result<()> {
     let sql = r#"
 DO $pgkeep_clean$

@@ -165,3 +165,61 @@ async fn restoring_over_the_source_is_refused_unless_forced() {
     restore_with(&repo, &header.id, &opts).await.unwrap();
     assert_eq!(count_rows(&src, "t").await, 100);
 }
+
+/// `restore --clean --dry-run` lists what `--clean` would drop in a
+/// non-empty target and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_dry_run_lists_what_would_be_dropped() {
+    let c = cluster();
+    let src = db_with(
+        "rt_drysrc",
+        "CREATE TABLE t AS SELECT g FROM generate_series(1, 10) g;",
+    )
+    .await;
+    let dst = db_with(
+        "rt_drydst",
+        "CREATE SCHEMA billing; CREATE TABLE billing.invoices (id int);
+         CREATE TABLE public.users (id int); CREATE VIEW public.v AS SELECT 1 AS one;
+         SELECT lo_from_bytea(0, 'x');",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let repo_dir = dir.path().join("repo");
+    backup_with(&repo(&repo_dir), &small_backup_options(&src))
+        .await
+        .unwrap();
+    let o = crate::cli::pgkeep_env(
+        &[
+            "restore",
+            "--repo",
+            repo_dir.to_str().unwrap(),
+            "latest",
+            "--db",
+            &c.url(&dst),
+            "--clean",
+            "--dry-run",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let would: Vec<&str> = v["would_drop"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        would,
+        [
+            "schema billing",
+            "table public.users",
+            "view public.v",
+            "1 large object(s)"
+        ]
+    );
+    // Nothing was dropped.
+    assert_eq!(count_rows(&dst, "billing.invoices").await, 0);
+    assert_eq!(count_rows(&dst, "public.users").await, 0);
+}
