@@ -75,18 +75,7 @@ impl Job {
     /// Resolves what reading the job's repositories needs (no database or
     /// Redis URL: `status` never connects to the source).
     pub fn resolve_repositories(policy: &Policy, name: &str) -> Result<Job> {
-        let env = |k: &str| std::env::var(k).ok();
-        let mut sourceless = policy.clone();
-        for d in sourceless.database.iter_mut() {
-            d.url = String::new();
-        }
-        for r in sourceless.redis.iter_mut() {
-            r.url = String::new();
-        }
-        let mut job = Job::resolve_with(&sourceless, name, &env)?;
-        job.db = None;
-        job.redis_url = None;
-        Ok(job)
+        Job::resolve_inner(policy, name, &|k| std::env::var(k).ok(), false)
     }
 
     /// Resolves job `name` with an explicit environment (tests).
@@ -94,6 +83,16 @@ impl Job {
         policy: &Policy,
         name: &str,
         env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Job> {
+        Job::resolve_inner(policy, name, env, true)
+    }
+
+    /// Resolves job `name`; the database or Redis URL only with `sources`.
+    fn resolve_inner(
+        policy: &Policy,
+        name: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        sources: bool,
     ) -> Result<Job> {
         let def = policy.job(name)?;
         let repo = policy
@@ -130,13 +129,15 @@ impl Job {
         };
         let copies = match def {
             JobDef::Database(d) => {
-                let url = expand(&d.url, &format!("database {name} url"), env)?;
-                job.db = Some(ConnSettings::resolve_with(&url, env).map_err(|e| match e {
-                    crate::Error::Config(m) => {
-                        crate::Error::Config(format!("database {name} url: {m}"))
-                    }
-                    other => other,
-                })?);
+                if sources {
+                    let url = expand(&d.url, &format!("database {name} url"), env)?;
+                    job.db = Some(ConnSettings::resolve_with(&url, env).map_err(|e| match e {
+                        crate::Error::Config(m) => {
+                            crate::Error::Config(format!("database {name} url: {m}"))
+                        }
+                        other => other,
+                    })?);
+                }
                 job.jobs = d.jobs;
                 job.memory = d.memory.map(|m| m.0);
                 job.retention = d.retention.clone();
@@ -148,7 +149,9 @@ impl Job {
                 &d.copy
             }
             JobDef::Redis(r) => {
-                job.redis_url = Some(expand(&r.url, &format!("redis {name} url"), env)?);
+                if sources {
+                    job.redis_url = Some(expand(&r.url, &format!("redis {name} url"), env)?);
+                }
                 job.memory = r.memory.map(|m| m.0);
                 job.retention = r.retention.clone();
                 job.rpo = r.rpo.map(|r| r.0);

@@ -81,13 +81,7 @@ pub struct RestoreSummary {
 pub async fn clean_preview(repo: &Repo, id: &str, opts: &RestoreOptions) -> Result<Vec<String>> {
     let id = resolve_backup_id(repo, id).await?;
     let manifest = read_manifest(repo, &id, opts.unlock.as_ref()).await?;
-    target::guard_source(
-        &opts.db,
-        manifest.header.system_identifier.as_deref(),
-        &manifest.header.database,
-        opts.force_source,
-    )
-    .await?;
+    target::guard_source(&opts.db, &manifest.header, opts.force_source).await?;
     let conn = connect(&opts.db).await?;
     target::clean_preview(&conn).await
 }
@@ -141,13 +135,7 @@ async fn run(
     let manifest = Arc::new(read_manifest(repo, &id, opts.unlock.as_ref()).await?);
     let encoding = manifest.body.source.encoding.clone();
     let budget = Budget::new(opts.memory, opts.jobs, None)?;
-    target::guard_source(
-        &opts.db,
-        manifest.header.system_identifier.as_deref(),
-        &manifest.header.database,
-        opts.force_source,
-    )
-    .await?;
+    target::guard_source(&opts.db, &manifest.header, opts.force_source).await?;
 
     if opts.create {
         target::create_database(&opts.db, &encoding, opts.clean).await?;

@@ -1,6 +1,7 @@
 //! The restore target: creating it (`--create`), refusing a non-empty one,
 //! and emptying it (`--clean`).
 
+use crate::archive::ManifestHeader;
 use crate::config::ConnSettings;
 use crate::error::{Error, Result};
 use crate::pg::{connect, quote_ident, Conn};
@@ -45,10 +46,13 @@ async fn admin_connection(settings: &ConnSettings) -> Result<Conn> {
 /// backup that did not record its source's, cannot be compared: a warning.
 pub async fn guard_source(
     settings: &ConnSettings,
-    source_sysid: Option<&str>,
-    source_db: &str,
+    source: &ManifestHeader,
     force: bool,
 ) -> Result<()> {
+    let (source_sysid, source_db) = (
+        source.system_identifier.as_deref(),
+        source.database.as_str(),
+    );
     if settings.dbname != source_db {
         return Ok(());
     }
