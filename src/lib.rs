@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod chain;
 pub mod config;
 pub mod crypto;
+pub mod drill;
 pub mod error;
 pub mod keys;
 pub mod ops;

@@ -116,6 +116,7 @@ fn main() {
             Command::Policy(a) => done(cli::policy::run(a).await),
             Command::Status(a) => cli::status::run(a).await,
             Command::Copy(a) => done(cli::copy::run(a).await),
+            Command::Drill(a) => done(cli::drill::run(a, cancel).await),
         }
     });
     match result {

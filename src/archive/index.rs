@@ -10,13 +10,25 @@ use futures::{stream, StreamExt, TryStreamExt};
 /// Loads and checks a backup's manifest, opening it with `unlock` when the
 /// backup is encrypted.
 pub async fn read_manifest(repo: &Repo, id: &str, keys: &dyn KeySource) -> Result<Manifest> {
+    Ok(read_manifest_hashed(repo, id, keys).await?.0)
+}
+
+/// [`read_manifest`], with the SHA-256 (hex) of the manifest object as
+/// stored: what evidence names a backup by.
+pub async fn read_manifest_hashed(
+    repo: &Repo,
+    id: &str,
+    keys: &dyn KeySource,
+) -> Result<(Manifest, String)> {
+    use sha2::{Digest, Sha256};
     let path = layout::manifest_path(id);
     let not_found = || Error::BackupNotFound(id.to_string());
     if !layout::is_backup_id(id) {
         return Err(not_found());
     }
     let bytes = repo.get_opt(&path).await?.ok_or_else(not_found)?;
-    Manifest::decode(&bytes, path.as_ref(), keys)
+    let manifest = Manifest::decode(&bytes, path.as_ref(), keys)?;
+    Ok((manifest, hex::encode(Sha256::digest(&bytes))))
 }
 
 /// Resolves `latest` (or a given id) to an existing backup id. `latest`

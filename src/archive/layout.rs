@@ -2,7 +2,8 @@
 //! `backups/<id>/manifest` (written last), `backups/<id>/data/<pack>`,
 //! `backups/<id>/lease` (a running backup), `backups/<id>/holds/` (restores
 //! and drills reading it), `backups/<id>/verified.json`, `keys/`, `pins/`
-//! (backups retention never removes), `runs/` (a record of every run).
+//! (backups retention never removes), `runs/` (a record of every run),
+//! `drills/<drill-id>/proof.json` and `drill.log` (restore drills' evidence).
 //! Backup ids sort by time.
 
 use object_store::path::Path;
@@ -74,6 +75,21 @@ pub fn id_time(id: &str) -> Option<time::OffsetDateTime> {
 /// of backup, copy, verify, prune or drill.
 pub fn runs_prefix() -> Path {
     Path::from("runs")
+}
+
+/// Restore drills' evidence: `drills/<drill-id>/proof.json` and
+/// `drills/<drill-id>/drill.log`, create-only. Drill ids have the shape of
+/// backup ids.
+pub fn drills_prefix() -> Path {
+    Path::from("drills")
+}
+
+pub fn drill_proof_path(drill_id: &str) -> Path {
+    Path::from(format!("drills/{drill_id}/proof.json"))
+}
+
+pub fn drill_log_path(drill_id: &str) -> Path {
+    Path::from(format!("drills/{drill_id}/drill.log"))
 }
 
 /// Pins: `pins/<id>.json`, backups retention never removes.

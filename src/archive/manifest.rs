@@ -16,6 +16,7 @@
 //! anything else makes the body fail to open. Each wrapped key authenticates
 //! itself (see `crypto::WrappedKey`).
 
+use crate::catalog::rls::RlsTable;
 use crate::catalog::{CatalogOptions, SourceInfo, TocEntry};
 use crate::crypto::{BackupKey, CipherKind, DataCipher, DataKey, WrappedKey, NONCE_LEN};
 use crate::error::{Error, Result};
@@ -134,6 +135,11 @@ pub struct ManifestBody {
     /// (absent in manifests written before chain support).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chains: Vec<ChainRecord>,
+    /// Row-level security of the backed-up tables, as facts a drill
+    /// compares the restored copy with (absent in manifests written before
+    /// drills).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rls: Option<Vec<RlsTable>>,
 }
 
 /// A hash-chained table (policy `[[chain]]`) as a backup dumped it: one
@@ -444,6 +450,7 @@ pub(crate) mod tests {
                     }],
                 }],
                 chains: vec![],
+                rls: None,
             },
             key: None,
         }

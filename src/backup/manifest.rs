@@ -6,6 +6,7 @@ use super::worker::WorkerOutput;
 use super::Run;
 use crate::archive::layout;
 use crate::archive::{ChainRecord, Manifest, ManifestBody, ManifestHeader, PackInfo, StreamInfo};
+use crate::catalog::rls::RlsTable;
 use crate::catalog::{ObjectKind, SourceInfo, TocEntry};
 use crate::crypto::{BackupKey, WrappedKey};
 use crate::error::{Error, Result};
@@ -18,6 +19,7 @@ pub(super) fn assemble(
     run: &Run<'_>,
     source: SourceInfo,
     toc: Vec<TocEntry>,
+    rls: Vec<RlsTable>,
     mut outputs: Vec<WorkerOutput>,
     key: Option<Arc<BackupKey>>,
     wraps: Vec<WrappedKey>,
@@ -81,6 +83,7 @@ pub(super) fn assemble(
             packs,
             streams,
             chains,
+            rls: Some(rls),
         },
         key,
     })

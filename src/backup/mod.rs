@@ -226,6 +226,8 @@ impl Run<'_> {
             .collect();
         leader.lock_tables(&lockable, opts.lock_timeout).await?;
         let toc = catalog::read_toc(&leader.conn.client, &opts.catalog, &rels).await?;
+        let rel_oids: Vec<u32> = rels.iter().map(|r| r.oid).collect();
+        let rls = catalog::rls::read(&leader.conn.client, Some(&rel_oids)).await?;
         let items = plan::plan_work(&toc, opts.split_bytes, &opts.chains)?;
         for c in &opts.chains {
             if !items
@@ -314,7 +316,7 @@ impl Run<'_> {
             frame_size = budget.frame_size,
             "frame buffers allocated"
         );
-        let manifest = manifest::assemble(&self, source, toc, outputs, key, wraps)?;
+        let manifest = manifest::assemble(&self, source, toc, rls, outputs, key, wraps)?;
         manifest::write(repo, manifest).await
     }
 }

@@ -29,6 +29,7 @@ mod obj;
 mod operators;
 mod policies;
 mod publications;
+pub mod rls;
 mod rules;
 mod schemas;
 mod sequences;

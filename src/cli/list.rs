@@ -19,12 +19,52 @@ struct Listed {
 pub struct ListArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
+    /// List restore drills (with their verdicts) instead of backups.
+    #[arg(long)]
+    pub drills: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
 
+async fn list_drills(repo: &pgkeep::store::Repo, json: bool) -> Result<()> {
+    let proofs = pgkeep::drill::proof::list(repo).await?;
+    if json {
+        return print_json(&proofs);
+    }
+    if proofs.is_empty() {
+        println!("no drills in {}", repo.display());
+        return Ok(());
+    }
+    println!(
+        "{:<22} {:<20} {:<22} {:<8} {:>9} {:<8} {:>7}  failed",
+        "drill", "started", "backup", "verdict", "rto", "(rto)", "checks"
+    );
+    for p in proofs {
+        let passed = p.checks.iter().filter(|c| c.passed()).count();
+        println!(
+            "{:<22} {:<20} {:<22} {:<8} {:>8.1}s {:<8} {:>7}  {}",
+            p.drill_id,
+            p.started_at.get(..19).unwrap_or(&p.started_at),
+            p.backup.id,
+            p.verdict.name(),
+            p.timings.rto_ms as f64 / 1000.0,
+            p.rto.verdict,
+            format!("{passed}/{}", p.checks.len()),
+            match (&p.error, p.failed_checks()) {
+                (Some(e), _) => e.clone(),
+                (None, f) if f.is_empty() => "-".into(),
+                (None, f) => f.join("; "),
+            }
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(args: ListArgs) -> Result<()> {
     let repo = args.repo.open(0, OpenMode::MustExist)?;
+    if args.drills {
+        return list_drills(&repo, args.output.json).await;
+    }
     let mut headers = Vec::new();
     for id in list_backup_ids(&repo).await? {
         let path = layout::manifest_path(&id);

@@ -6,6 +6,7 @@ pub mod backup;
 pub mod chain;
 pub mod common;
 pub mod copy;
+pub mod drill;
 pub mod key;
 pub mod list;
 pub mod policy;
@@ -65,6 +66,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Copy complete backups to another repository (offsite), bytes unchanged.
     Copy(copy::CopyArgs),
+    /// Restore drill: restore into a scratch database, run the policy's checks, measure RTO/RPO, store the proof (exit 0 passed, 3 failed, 1 stopped).
+    Drill(drill::DrillArgs),
     /// Pin a backup: retention never removes it.
     Pin(prune::PinArgs),
     /// Remove a backup's pin.

@@ -238,6 +238,49 @@ impl ConnSettings {
         c
     }
 
+    /// The variables a child process (an application's test suite) needs
+    /// to reach this database: `DATABASE_URL` and libpq's `PG*`. They carry
+    /// the password: hand them to the child's environment only, never print
+    /// or store them.
+    pub fn child_environment(&self) -> Vec<(&'static str, String)> {
+        use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+        let e = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+        let host = self.hosts.first().cloned().unwrap_or_else(default_host);
+        let port = self.ports.first().copied().unwrap_or(5432);
+        let userinfo = match &self.password {
+            Some(pw) => format!("{}:{}", e(&self.user), e(pw)),
+            None => e(&self.user),
+        };
+        let mut query = vec![format!("sslmode={}", self.sslmode.as_str())];
+        let url = if host.starts_with('/') {
+            query.push(format!("host={}", e(&host)));
+            query.push(format!("port={port}"));
+            format!("postgresql://{userinfo}@/{}", e(&self.dbname))
+        } else if host.contains(':') {
+            format!(
+                "postgresql://{userinfo}@[{host}]:{port}/{}",
+                e(&self.dbname)
+            )
+        } else {
+            format!("postgresql://{userinfo}@{host}:{port}/{}", e(&self.dbname))
+        };
+        let mut vars = vec![
+            ("DATABASE_URL", format!("{url}?{}", query.join("&"))),
+            ("PGHOST", host),
+            ("PGPORT", port.to_string()),
+            ("PGUSER", self.user.clone()),
+            ("PGDATABASE", self.dbname.clone()),
+            ("PGSSLMODE", self.sslmode.as_str().to_string()),
+        ];
+        if let Some(pw) = &self.password {
+            vars.push(("PGPASSWORD", pw.clone()));
+        }
+        if let Some(c) = &self.sslrootcert {
+            vars.push(("PGSSLROOTCERT", c.clone()));
+        }
+        vars
+    }
+
     /// Builds the driver configuration.
     pub fn to_pg_config(&self) -> tokio_postgres::Config {
         let mut cfg = tokio_postgres::Config::new();
@@ -627,6 +670,27 @@ mod tests {
             prop_assert_eq!(&c.user, &user);
             prop_assert_eq!(c.password(), Some(pw.as_str()));
             prop_assert_eq!(&c.dbname, &db);
+        }
+
+        /// A child's `DATABASE_URL` reaches the same database, user and
+        /// password as the settings it came from, over TCP or a socket.
+        #[test]
+        fn child_url_round_trips(user in "[a-zA-Z0-9@:/ _-]{1,12}", pw in "[ -~]{1,16}", db in "[a-zA-Z0-9 _/]{1,12}", socket in any::<bool>()) {
+            let mut c = ConnSettings::resolve_with("host=h port=7 user=x dbname=y", &no_env).unwrap();
+            c.user = user.clone();
+            c.dbname = db.clone();
+            c.set_password(Some(pw.clone()));
+            if socket {
+                c.hosts = vec!["/run/pg sock".into()];
+            }
+            let vars = c.child_environment();
+            let url = &vars.iter().find(|(k, _)| *k == "DATABASE_URL").unwrap().1;
+            let back = ConnSettings::resolve_with(url, &no_env).unwrap();
+            prop_assert_eq!(&back.user, &user);
+            prop_assert_eq!(&back.dbname, &db);
+            prop_assert_eq!(back.password(), Some(pw.as_str()));
+            prop_assert_eq!(&back.hosts, &c.hosts);
+            prop_assert_eq!(&back.ports, &vec![7u16]);
         }
 
         #[test]

@@ -42,6 +42,8 @@ pub struct Job {
     pub rpo: Option<Duration>,
     pub rto: Option<Duration>,
     pub drill: Option<DrillDef>,
+    /// The drill's staging server (`[database.drill] target`, expanded).
+    pub drill_target: Option<ConnSettings>,
     pub schedule: Option<Schedule>,
     pub verify_schedule: Option<Schedule>,
     pub copies: Vec<CopyTarget>,
@@ -64,6 +66,16 @@ pub fn options_from(
         ));
     }
     RepoOptions::from_pairs(pairs)
+}
+
+/// A connection string of the policy, `${VAR}` expanded and resolved
+/// (libpq defaults); errors name `what`, never the value.
+fn connection(raw: &str, what: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<ConnSettings> {
+    let url = expand(raw, what, env)?;
+    ConnSettings::resolve_with(&url, env).map_err(|e| match e {
+        crate::Error::Config(m) => crate::Error::Config(format!("{what}: {m}")),
+        other => other,
+    })
 }
 
 impl Job {
@@ -114,6 +126,7 @@ impl Job {
             rpo: None,
             rto: None,
             drill: None,
+            drill_target: None,
             schedule: None,
             verify_schedule: None,
             copies: Vec::new(),
@@ -130,13 +143,14 @@ impl Job {
         let copies = match def {
             JobDef::Database(d) => {
                 if sources {
-                    let url = expand(&d.url, &format!("database {name} url"), env)?;
-                    job.db = Some(ConnSettings::resolve_with(&url, env).map_err(|e| match e {
-                        crate::Error::Config(m) => {
-                            crate::Error::Config(format!("database {name} url: {m}"))
-                        }
-                        other => other,
-                    })?);
+                    job.db = Some(connection(&d.url, &format!("database {name} url"), env)?);
+                    if let Some(t) = d.drill.as_ref().and_then(|dr| dr.target.as_ref()) {
+                        job.drill_target = Some(connection(
+                            t,
+                            &format!("database {name} drill target"),
+                            env,
+                        )?);
+                    }
                 }
                 job.jobs = d.jobs;
                 job.memory = d.memory.map(|m| m.0);

@@ -6,6 +6,7 @@
 
 mod dag;
 mod data;
+pub mod scratch;
 mod target;
 
 use crate::archive::index::{read_manifest, resolve_backup_id};
@@ -26,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use target::count_user_objects;
+pub use target::{count_user_objects, guard_cluster};
 
 #[derive(Clone, Debug)]
 pub struct RestoreOptions {
@@ -104,14 +105,30 @@ pub async fn restore(
             None
         }
     };
-    let r = tokio::select! {
-        r = run(repo, &id, opts, progress) => r,
-        _ = cancel.cancelled() => Err(Error::Interrupted("restore cancelled; the target database is incomplete".into())),
-    };
+    let r = async {
+        let manifest = Arc::new(read_manifest(repo, &id, opts.unlock.as_ref()).await?);
+        restore_manifest(repo, manifest, opts, progress, cancel).await
+    }
+    .await;
     if let Some(h) = hold {
         h.release().await;
     }
     r
+}
+
+/// Restores the backup `manifest` describes (read by the caller, who holds
+/// the backup) into `opts.db`.
+pub async fn restore_manifest(
+    repo: &Repo,
+    manifest: Arc<Manifest>,
+    opts: &RestoreOptions,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+) -> Result<RestoreSummary> {
+    tokio::select! {
+        r = run(repo, manifest, opts, progress) => r,
+        _ = cancel.cancelled() => Err(Error::Interrupted("restore cancelled; the target database is incomplete".into())),
+    }
 }
 
 async fn open_session(settings: &ConnSettings, encoding: &str) -> Result<Conn> {
@@ -126,13 +143,12 @@ async fn open_session(settings: &ConnSettings, encoding: &str) -> Result<Conn> {
 
 async fn run(
     repo: &Repo,
-    id: &str,
+    manifest: Arc<Manifest>,
     opts: &RestoreOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<RestoreSummary> {
     let t0 = Instant::now();
-    let id = id.to_string();
-    let manifest = Arc::new(read_manifest(repo, &id, opts.unlock.as_ref()).await?);
+    let id = manifest.header.id.clone();
     let encoding = manifest.body.source.encoding.clone();
     let budget = Budget::new(opts.memory, opts.jobs, None)?;
     target::guard_source(&opts.db, &manifest.header, opts.force_source).await?;

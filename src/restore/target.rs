@@ -32,7 +32,7 @@ pub async fn count_user_objects(conn: &Conn) -> Result<i64> {
 
 /// A connection to the target's server outside the target database (its
 /// `postgres` database, else `template1`).
-async fn admin_connection(settings: &ConnSettings) -> Result<Conn> {
+pub(crate) async fn admin_connection(settings: &ConnSettings) -> Result<Conn> {
     match connect(&settings.with_dbname("postgres")).await {
         Ok(c) => Ok(c),
         Err(_) => connect(&settings.with_dbname("template1")).await,
@@ -56,17 +56,7 @@ pub async fn guard_source(
     if settings.dbname != source_db {
         return Ok(());
     }
-    let admin = admin_connection(settings).await?;
-    let target_sysid: Option<String> = admin
-        .client
-        .query_one(
-            "SELECT CASE WHEN pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE') \
-             THEN (SELECT s.system_identifier::text FROM pg_catalog.pg_control_system() s) END",
-            &[],
-        )
-        .await
-        .and_then(|r| r.try_get(0))
-        .map_err(Error::db("reading the target's system identifier"))?;
+    let target_sysid = system_identifier(settings).await?;
     match (source_sysid, target_sysid.as_deref()) {
         (Some(a), Some(b)) if a == b => {
             if force {
@@ -83,6 +73,50 @@ pub async fn guard_source(
             tracing::warn!(database = %source_db, "cannot tell whether the target is the backup's source (system identifier unreadable)");
             Ok(())
         }
+    }
+}
+
+/// The system identifier of the server `settings` names, when the role may
+/// read it (`pg_control_system()`).
+async fn system_identifier(settings: &ConnSettings) -> Result<Option<String>> {
+    let admin = admin_connection(settings).await?;
+    admin
+        .client
+        .query_one(
+            "SELECT CASE WHEN pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE') \
+             THEN (SELECT s.system_identifier::text FROM pg_catalog.pg_control_system() s) END",
+            &[],
+        )
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(Error::db("reading the target's system identifier"))
+}
+
+/// Refuses a drill or benchmark server that is the backup's source cluster
+/// (same system identifier) unless `allow`; and one whose identifier, or
+/// the source's, is unknown, since then it cannot be told apart. Scratch
+/// databases get names of their own, so even an allowed source cluster
+/// never has its source database written.
+pub async fn guard_cluster(
+    settings: &ConnSettings,
+    source: &ManifestHeader,
+    allow: bool,
+) -> Result<()> {
+    if allow {
+        return Ok(());
+    }
+    let target = system_identifier(settings).await?;
+    match (source.system_identifier.as_deref(), target.as_deref()) {
+        (Some(a), Some(b)) if a != b => Ok(()),
+        (Some(a), Some(_)) => Err(Error::Refused(format!(
+            "the target server is the backup's source cluster (system identifier {a}); use a staging server, or set allow_source_cluster = true in the policy's drill section"
+        ))),
+        (None, _) => Err(Error::Refused(
+            "the backup did not record its source's system identifier (the backup role may not call pg_control_system()), so the target cannot be told apart from the source cluster; set allow_source_cluster = true if the target is a staging server".into(),
+        )),
+        (_, None) => Err(Error::Refused(
+            "cannot read the target server's system identifier (grant EXECUTE on pg_control_system() to the drill's role), so it cannot be told apart from the source cluster; or set allow_source_cluster = true".into(),
+        )),
     }
 }
 

@@ -7,6 +7,7 @@ mod cli;
 mod connect;
 mod consistency;
 mod copy;
+mod drill;
 mod encryption;
 mod failures;
 mod faults;

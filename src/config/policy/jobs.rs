@@ -3,6 +3,7 @@
 //! `[[redis]]`. Strings may hold `${VAR}`, expanded when used
 //! (`config::env`).
 
+use super::expect::Expect;
 use super::schedule::Schedule;
 use crate::config::keep::KeepPolicy;
 use crate::units::{HumanDuration, Size};
@@ -124,21 +125,9 @@ pub struct DrillCheck {
 }
 
 impl DrillCheck {
-    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
-        let e = self.expect.trim();
-        let number = |s: &str| s.trim().parse::<f64>().is_ok();
-        let ok = e == "true"
-            || e.strip_prefix(">=").is_some_and(number)
-            || (e.starts_with('>') && !e.starts_with(">=") && number(&e[1..]))
-            || e.strip_prefix('=').is_some_and(|v| !v.trim().is_empty());
-        if ok {
-            Ok(())
-        } else {
-            Err(format!(
-                "check {:?}: expect {:?} is not one of \"> N\", \">= N\", \"= VALUE\", \"true\"",
-                self.name, self.expect
-            ))
-        }
+    /// The parsed `expect`.
+    pub fn expectation(&self) -> std::result::Result<Expect, String> {
+        Expect::parse(&self.expect).map_err(|e| format!("check {:?}: {e}", self.name))
     }
 }
 

@@ -6,11 +6,13 @@
 //! ([`crate::config::env`]), never when the policy is parsed or printed.
 
 mod chain;
+mod expect;
 mod jobs;
 mod notify;
 mod schedule;
 
 pub use chain::{Algorithm, ChainDef, Input, Output, Part, Recipe};
+pub use expect::Expect;
 pub use jobs::{CopyDef, DatabaseDef, DrillCheck, DrillDef, OptionValue, RedisDef, RepositoryDef};
 pub use notify::{Event, NotifyDef, NotifyKind, ServeDef};
 pub use schedule::Schedule;
@@ -193,7 +195,7 @@ impl Policy {
             }
             if let Some(drill) = &d.drill {
                 for c in &drill.check {
-                    c.validate().map_err(&what)?;
+                    c.expectation().map_err(&what)?;
                 }
                 if let Some(rls) = &drill.rls {
                     if !matches!(rls.as_str(), "as_source" | "off") {
