@@ -117,6 +117,7 @@ fn main() {
             Command::Status(a) => cli::status::run(a).await,
             Command::Copy(a) => done(cli::copy::run(a).await),
             Command::Drill(a) => done(cli::drill::run(a, cancel).await),
+            Command::Bench(a) => done(cli::bench::run(a, cancel).await),
         }
     });
     match result {

@@ -3,6 +3,7 @@
 //! `--json`). No backup logic lives here.
 
 pub mod backup;
+pub mod bench;
 pub mod chain;
 pub mod common;
 pub mod copy;
@@ -68,6 +69,8 @@ pub enum Command {
     Copy(copy::CopyArgs),
     /// Restore drill: restore into a scratch database, run the policy's checks, measure RTO/RPO, store the proof (exit 0 passed, 3 failed, 1 stopped).
     Drill(drill::DrillArgs),
+    /// Restore throughput per job count into scratch databases (--db: also backup vs a raw parallel COPY).
+    Bench(bench::BenchArgs),
     /// Pin a backup: retention never removes it.
     Pin(prune::PinArgs),
     /// Remove a backup's pin.

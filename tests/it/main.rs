@@ -2,6 +2,7 @@
 //! Integration tests: one test binary sharing one PostgreSQL cluster
 //! (see `support`).
 
+mod bench;
 mod chain;
 mod cli;
 mod connect;
