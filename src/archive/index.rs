@@ -31,13 +31,18 @@ pub async fn read_manifest_hashed(
     Ok((manifest, hex::encode(Sha256::digest(&bytes))))
 }
 
-/// Resolves `latest` (or a given id) to an existing backup id. `latest`
+/// Resolves `latest` (or a given id) to an existing complete backup's id
+/// (a given id must have a manifest). `latest`
 /// checks backup prefixes newest first and stops at the first with a
 /// manifest: one listing and usually one HEAD, however many backups the
 /// repository holds.
 pub async fn resolve_backup_id(repo: &Repo, id: &str) -> Result<String> {
     if id != "latest" {
-        return Ok(id.to_string());
+        // Checked before anything is written under the id (a hold).
+        if layout::is_backup_id(id) && repo.exists(&layout::manifest_path(id)).await? {
+            return Ok(id.to_string());
+        }
+        return Err(Error::BackupNotFound(id.to_string()));
     }
     for dir in backup_dirs(repo).await?.into_iter().rev() {
         if repo.exists(&layout::manifest_path(&dir)).await? {

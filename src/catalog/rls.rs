@@ -141,7 +141,7 @@ async fn read_facts(client: &Client, rel_oids: Option<&[u32]>) -> Result<Vec<Rls
 }
 
 /// How `copy` differs from `source`: one line per difference (a table
-/// whose RLS is off or not forced in the copy, a policy missing, extra or
+/// whose RLS or FORCE flag differs in the copy, a policy missing, extra or
 /// changed). Empty when the copy has RLS exactly as the source had it.
 pub fn differences(source: &[RlsTable], copy: &[RlsTable]) -> Vec<String> {
     use std::collections::BTreeMap;
@@ -158,14 +158,19 @@ pub fn differences(source: &[RlsTable], copy: &[RlsTable]) -> Vec<String> {
     };
     for (name, s) in &src {
         let d = dst.get(name).unwrap_or(&none);
-        if s.enabled && !d.enabled {
+        let on = |b: bool| if b { "on" } else { "off" };
+        if s.enabled != d.enabled {
             out.push(format!(
-                "{name}: row-level security is not enabled in the copy"
+                "{name}: row-level security is {} in the copy, {} in the source",
+                on(d.enabled),
+                on(s.enabled)
             ));
         }
-        if s.forced && !d.forced {
+        if s.forced != d.forced {
             out.push(format!(
-                "{name}: row-level security is not forced in the copy"
+                "{name}: FORCE ROW LEVEL SECURITY is {} in the copy, {} in the source",
+                on(d.forced),
+                on(s.forced)
             ));
         }
         let policies = |t: &RlsTable| -> BTreeMap<String, PolicyFact> {
@@ -236,10 +241,15 @@ mod tests {
         ];
         let d = differences(&src, &copy);
         assert_eq!(d.len(), 4, "{d:#?}");
-        assert!(d[0].contains("public.a") && d[0].contains("not forced"));
+        assert!(d[0]
+            .contains("public.a: FORCE ROW LEVEL SECURITY is off in the copy, on in the source"));
         assert!(d[1].contains("\"p2\" is missing"));
-        assert!(d[2].contains("public.b") && d[2].contains("not enabled"));
+        assert!(d[2].contains("public.b: row-level security is off in the copy"));
         assert!(d[3].contains("public.c"));
+        // A flag turned on in the copy is a difference too.
+        let mut more = src.clone();
+        more[1].forced = true;
+        assert_eq!(differences(&src, &more).len(), 1);
         let mut changed = src.clone();
         changed[0].policies[0].using = Some("true".into());
         let d = differences(&src, &changed);

@@ -50,10 +50,11 @@ fn conn(raw: &str, what: &str) -> Result<ConnSettings> {
 pub async fn run(mut args: BenchArgs, cancel: CancellationToken) -> Result<()> {
     let job = args.repo.policy.job()?;
     args.keys.default_from(job.as_ref());
-    let target = match (
-        &args.target,
-        job.as_ref().and_then(|j| j.drill_target.clone()),
-    ) {
+    let from_job = match (&args.target, job.as_ref()) {
+        (None, Some(j)) => j.drill_target()?,
+        _ => None,
+    };
+    let target = match (&args.target, from_job) {
         (Some(t), _) => conn(t, "--target")?,
         (None, Some(t)) => t,
         (None, None) => {

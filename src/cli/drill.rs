@@ -28,8 +28,8 @@ pub struct DrillArgs {
     /// Print a DRILL-<date> entry in Markdown for a decision log.
     #[arg(long, conflicts_with = "json")]
     pub markdown: bool,
-    /// Also write restore-proof-<ts>.json, restore-result-<ts>.json and
-    /// restore-test-<ts>.log into this directory (CI artifacts).
+    /// Also write restore-proof-<drill-id>.json, restore-result-<drill-id>.json
+    /// and restore-test-<drill-id>.log into this directory (CI artifacts).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     #[command(flatten)]
@@ -51,13 +51,16 @@ pub async fn run(mut args: DrillArgs, cancel: CancellationToken) -> Result<()> {
         ))
     })?;
     args.keys.default_from(Some(&job));
-    let target = match (&args.target, &job.drill_target) {
-        (Some(t), _) => ConnSettings::resolve(t).map_err(|e| match e {
+    let target = match &args.target {
+        Some(t) => Some(ConnSettings::resolve(t).map_err(|e| match e {
             Error::Config(m) => Error::Config(format!("--target: {m}")),
             other => other,
-        })?,
-        (None, Some(t)) => t.clone(),
-        (None, None) => {
+        })?),
+        None => job.drill_target()?,
+    };
+    let target = match target {
+        Some(t) => t,
+        None => {
             return Err(Error::Config(format!(
                 "job {}: no drill target: set `target` in [database.drill] or give --target URL (a staging server)",
                 job.name
@@ -78,6 +81,7 @@ pub async fn run(mut args: DrillArgs, cancel: CancellationToken) -> Result<()> {
         jobs: args.parallel.jobs_for(Some(&job)),
         memory: args.parallel.memory_for(Some(&job)),
         keep: args.keep,
+        hidden_variables: job.source_variables.clone(),
         unlock: Default::default(),
     };
     let progress: std::sync::Arc<dyn pgkeep::progress::Progress> =

@@ -67,7 +67,7 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Copy complete backups to another repository (offsite), bytes unchanged.
     Copy(copy::CopyArgs),
-    /// Restore drill: restore into a scratch database, run the policy's checks, measure RTO/RPO, store the proof (exit 0 passed, 3 failed, 1 stopped).
+    /// Restore drill: restore into a scratch database, run the policy's checks, measure RTO/RPO, store the proof (exit 0 passed; 3 a check, objective or integrity failed; 1 an error stopped it, 2 bad configuration, 130 interrupted).
     Drill(drill::DrillArgs),
     /// Restore throughput per job count into scratch databases (--db: also backup vs a raw parallel COPY).
     Bench(bench::BenchArgs),

@@ -243,8 +243,14 @@ impl ConnSettings {
     /// the password: hand them to the child's environment only, never print
     /// or store them.
     pub fn child_environment(&self) -> Vec<(&'static str, String)> {
-        use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-        let e = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+        use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+        // RFC 3986's unreserved characters stay as they are.
+        const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
+        let e = |s: &str| utf8_percent_encode(s, COMPONENT).to_string();
         let host = self.hosts.first().cloned().unwrap_or_else(default_host);
         let port = self.ports.first().copied().unwrap_or(5432);
         let userinfo = match &self.password {

@@ -39,6 +39,20 @@ pub fn expand_env(template: &str, what: &str) -> Result<String> {
     expand(template, what, &|k| std::env::var(k).ok())
 }
 
+/// The variables `${NAME}` in `template` names, in order (malformed
+/// references are left to [`expand`] to report).
+pub fn names(template: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(i) = rest.find("${") {
+        let after = &rest[i + 2..];
+        let Some(end) = after.find('}') else { break };
+        out.push(after[..end].to_string());
+        rest = &after[end + 1..];
+    }
+    out
+}
+
 /// Whether a value takes anything from the environment.
 pub fn uses_env(template: &str) -> bool {
     template.contains("${")
@@ -55,6 +69,13 @@ mod tests {
             "TOKEN" => Some("t0k".into()),
             _ => None,
         }
+    }
+
+    #[test]
+    fn names_lists_the_variables_a_value_reads() {
+        assert_eq!(names("postgres://${U}:${P}@h/${DB}"), ["U", "P", "DB"]);
+        assert!(names("plain").is_empty());
+        assert!(names("${unterminated").is_empty());
     }
 
     #[test]

@@ -195,7 +195,10 @@ pub fn row_counts(
 /// Resolves a `non_empty` name (`Event`, `audit.Event`) to a counted
 /// table: an exact `schema.table`, else the one table of that name (in
 /// `public` when several schemas have one).
-fn find<'a>(name: &str, counted: &'a BTreeMap<String, i64>) -> Option<(&'a String, i64)> {
+pub(crate) fn find<'a>(
+    name: &str,
+    counted: &'a BTreeMap<String, i64>,
+) -> Option<(&'a String, i64)> {
     if let Some(hit) = counted.get_key_value(name) {
         return Some((hit.0, *hit.1));
     }
@@ -259,8 +262,8 @@ pub async fn rls_as_source(conn: &Conn, manifest: &Manifest) -> Result<CheckResu
     Ok(c.with(value, rls::differences(source, &copy)).timed(t0))
 }
 
-/// The policy's SQL checks, each in a read-only transaction; the value is
-/// the first column of the first row, as text.
+/// The policy's SQL checks, each one statement in a read-only
+/// transaction; the value is the first column of the first row, as text.
 pub async fn sql_checks(conn: &Conn, checks: &[DrillCheck]) -> Result<Vec<CheckResult>> {
     let mut out = Vec::with_capacity(checks.len());
     for check in checks {
@@ -272,7 +275,13 @@ pub async fn sql_checks(conn: &Conn, checks: &[DrillCheck]) -> Result<Vec<CheckR
             .batch_execute("BEGIN TRANSACTION READ ONLY")
             .await
             .map_err(Error::db("starting a read-only transaction"))?;
-        let result = conn.client.simple_query(&check.sql).await;
+        // Prepared first: the server refuses several statements in one, so
+        // a check cannot end the read-only transaction and go on writing.
+        // Then run as a simple query, which returns every type as text.
+        let result = match conn.client.prepare(&check.sql).await {
+            Ok(_) => conn.client.simple_query(&check.sql).await,
+            Err(e) => Err(e),
+        };
         conn.client
             .batch_execute("ROLLBACK")
             .await

@@ -53,6 +53,10 @@ pub struct DrillOptions {
     pub memory: usize,
     /// Keep the scratch database after the drill (not after an interrupt).
     pub keep: bool,
+    /// Environment variables the command must not see (the source's
+    /// connection: `${PROD_DIRECT_URL}`); pgkeep's own key variables and
+    /// every `PG*` are never passed on.
+    pub hidden_variables: Vec<String>,
     pub unlock: Arc<Unlock>,
 }
 
@@ -205,6 +209,8 @@ async fn run(
         r = steps(repo, opts, &manifest, &scratch, &mut found, &mut log, progress, cancel.clone()) => r.err(),
         _ = cancel.cancelled() => Some(Error::Interrupted("the drill was cancelled".into())),
     };
+    // RTO: from backup selection to checks done (cleanup is not restore time).
+    found.timings.rto_ms = t0.elapsed().as_millis() as u64;
     let interrupted = matches!(stopped, Some(Error::Interrupted(_)));
     let dropped = if found.created && (!opts.keep || interrupted) {
         let gone = scratch.drop_quietly().await;
@@ -226,15 +232,20 @@ async fn run(
     hold.release().await;
 
     let finished = OffsetDateTime::now_utc();
-    let backup_finished = OffsetDateTime::parse(
-        &h.finished_at,
+    // RPO: the data is as of the backup's snapshot, taken when it started
+    // (what `status` measures freshness by, too).
+    let snapshot = OffsetDateTime::parse(
+        &h.started_at,
         &time::format_description::well_known::Rfc3339,
     )
-    .map_err(|e| Error::format("manifest", format!("finished_at {:?}: {e}", h.finished_at)))?;
-    let age = (started - backup_finished).as_seconds_f64().max(0.0);
-    found.timings.rto_ms = t0.elapsed().as_millis() as u64;
-    let rto = Objective::new(opts.rto, found.timings.rto_ms as f64 / 1000.0);
-    let rpo = Objective::new(opts.rpo, age);
+    .map_err(|e| Error::format("manifest", format!("started_at {:?}: {e}", h.started_at)))?;
+    let age = (started - snapshot).as_seconds_f64().max(0.0);
+    let mut rto = Objective::new(opts.rto, found.timings.rto_ms as f64 / 1000.0);
+    let mut rpo = Objective::new(opts.rpo, age);
+    if stopped.is_some() {
+        rto.verdict = "not measured".into();
+        rpo.verdict = "not measured".into();
+    }
     let error = stopped
         .as_ref()
         .map(|e| crate::redact::redact(&e.to_string()));
@@ -424,7 +435,13 @@ async fn run_checks(
             .command_timeout
             .map_or(command::DEFAULT_TIMEOUT, |t| t.0);
         log.line(format!("running command: {}", def.command.join(" ")));
-        let run = command::run(&def.command, timeout, &scratch.settings).await?;
+        let run = command::run(
+            &def.command,
+            timeout,
+            &scratch.settings,
+            &opts.hidden_variables,
+        )
+        .await?;
         for l in run.output.lines() {
             log.line(format!("  | {l}"));
         }
@@ -468,11 +485,8 @@ fn key_tables(non_empty: &[String], counted: &BTreeMap<String, i64>) -> Vec<Tabl
         }
     };
     for name in non_empty {
-        if let Some((t, n)) = counted
-            .iter()
-            .find(|(k, _)| *k == name || k.split_once('.').is_some_and(|(_, t)| t == name))
-        {
-            push(t, *n);
+        if let Some((t, n)) = checks::find(name, counted) {
+            push(t, n);
         }
     }
     let mut largest: Vec<(&String, &i64)> = counted.iter().collect();

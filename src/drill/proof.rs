@@ -73,7 +73,7 @@ pub struct Objective {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objective_seconds: Option<u64>,
     pub measured_seconds: f64,
-    /// `met`, `missed`, or `not set`.
+    /// `met`, `missed`, `not set`, or `not measured` (a stopped drill).
     pub verdict: String,
 }
 
@@ -252,11 +252,13 @@ struct ResultFile<'a> {
     failed: Vec<&'a str>,
 }
 
-/// Writes local copies into `dir`: `restore-proof-<ts>.json`,
-/// `restore-result-<ts>.json` and `restore-test-<ts>.log`. Returns their
-/// paths.
+/// Writes local copies into `dir`: `restore-proof-<drill-id>.json`,
+/// `restore-result-<drill-id>.json` and `restore-test-<drill-id>.log`
+/// (the id starts with the drill's time). Returns their paths.
 pub fn write_local(dir: &Path, proof: &Proof, log: &str) -> Result<Vec<PathBuf>> {
-    let ts = proof.drill_id.get(..16).unwrap_or(&proof.drill_id);
+    // The drill id: its time, and a suffix that keeps two drills of one
+    // second apart.
+    let ts = &proof.drill_id;
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| Error::Io { path, source }

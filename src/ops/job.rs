@@ -42,8 +42,13 @@ pub struct Job {
     pub rpo: Option<Duration>,
     pub rto: Option<Duration>,
     pub drill: Option<DrillDef>,
-    /// The drill's staging server (`[database.drill] target`, expanded).
-    pub drill_target: Option<ConnSettings>,
+    /// The drill's staging server (`[database.drill] target`) as written:
+    /// expanded only when a drill or benchmark uses it
+    /// ([`Job::drill_target`]), so other commands need none of its variables.
+    pub drill_target_template: Option<String>,
+    /// Environment variables the job's source connection reads
+    /// (`${PROD_DIRECT_URL}`): kept from a drill's command.
+    pub source_variables: Vec<String>,
     pub schedule: Option<Schedule>,
     pub verify_schedule: Option<Schedule>,
     pub copies: Vec<CopyTarget>,
@@ -79,6 +84,18 @@ fn connection(raw: &str, what: &str, env: &dyn Fn(&str) -> Option<String>) -> Re
 }
 
 impl Job {
+    /// The drill's staging server, `${VAR}` read from the environment now.
+    pub fn drill_target(&self) -> Result<Option<ConnSettings>> {
+        self.drill_target_template
+            .as_deref()
+            .map(|t| {
+                connection(t, &format!("database {} drill target", self.name), &|k| {
+                    std::env::var(k).ok()
+                })
+            })
+            .transpose()
+    }
+
     /// Resolves job `name` of `policy` with the process environment.
     pub fn resolve(policy: &Policy, name: &str) -> Result<Job> {
         Job::resolve_with(policy, name, &|k| std::env::var(k).ok())
@@ -126,7 +143,8 @@ impl Job {
             rpo: None,
             rto: None,
             drill: None,
-            drill_target: None,
+            drill_target_template: None,
+            source_variables: Vec::new(),
             schedule: None,
             verify_schedule: None,
             copies: Vec::new(),
@@ -144,14 +162,9 @@ impl Job {
             JobDef::Database(d) => {
                 if sources {
                     job.db = Some(connection(&d.url, &format!("database {name} url"), env)?);
-                    if let Some(t) = d.drill.as_ref().and_then(|dr| dr.target.as_ref()) {
-                        job.drill_target = Some(connection(
-                            t,
-                            &format!("database {name} drill target"),
-                            env,
-                        )?);
-                    }
                 }
+                job.source_variables = crate::config::env::names(&d.url);
+                job.drill_target_template = d.drill.as_ref().and_then(|dr| dr.target.clone());
                 job.jobs = d.jobs;
                 job.memory = d.memory.map(|m| m.0);
                 job.retention = d.retention.clone();
