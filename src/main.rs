@@ -118,6 +118,7 @@ fn main() {
             Command::Copy(a) => done(cli::copy::run(a).await),
             Command::Drill(a) => done(cli::drill::run(a, cancel).await),
             Command::Bench(a) => done(cli::bench::run(a, cancel).await),
+            Command::Serve(a) => done(cli::serve::run(a, cancel).await),
         }
     });
     match result {

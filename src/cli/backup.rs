@@ -10,6 +10,7 @@ use pgkeep::catalog::CatalogOptions;
 use pgkeep::crypto::CipherKind;
 use pgkeep::error::{Error, Result};
 use pgkeep::keys::EncryptMode;
+use pgkeep::notify::RunNotices;
 use pgkeep::ops::copy::{offsite, CopyOptions, OffsiteReport, Selection};
 use pgkeep::ops::runs::{recorded, Action, RunFacts};
 use pgkeep::store::bandwidth::parse_rate;
@@ -121,8 +122,9 @@ pub async fn run(mut args: BackupArgs, cancel: CancellationToken) -> Result<()> 
         (_, true) => EncryptMode::Off,
         _ => EncryptMode::Auto,
     };
-    if let Some(p) = args.repo.policy.load()? {
-        opts.chains = p.chain;
+    let policy = args.repo.policy.load()?;
+    if let Some(p) = &policy {
+        opts.chains = p.chain.clone();
     }
     let budget = opts.budget()?;
     let mut repo = args
@@ -139,15 +141,24 @@ pub async fn run(mut args: BackupArgs, cancel: CancellationToken) -> Result<()> 
     }
     let progress = pgkeep::progress::for_stderr("backup").into();
     let ctx = run_context(Action::Backup, job);
-    let header = recorded(&repo, &ctx, backup(&repo, &opts, progress, cancel), |h| {
-        RunFacts {
-            backup_id: Some(h.id.clone()),
-            bytes: Some(h.stored_bytes),
-            rows: Some(h.rows),
-            rto_ms: None,
-        }
-    })
-    .await?;
+    let facts = |h: &pgkeep::archive::ManifestHeader| RunFacts {
+        backup_id: Some(h.id.clone()),
+        bytes: Some(h.stored_bytes),
+        rows: Some(h.rows),
+        rto_ms: None,
+    };
+    // The policy's [[notify]] targets hear of a job's backup: start, then
+    // success or failure.
+    let notices = match (&policy, job) {
+        (Some(p), Some(j)) => RunNotices::start(&p.notify, &j.name, j.kind, Action::Backup),
+        _ => None,
+    };
+    let header = recorded(&repo, &ctx, backup(&repo, &opts, progress, cancel), facts).await;
+    if let Some(n) = notices {
+        n.finish(header.as_ref().map(facts).as_ref().map_err(|e| *e))
+            .await;
+    }
+    let header = header?;
     if args.output.json {
         print_json(&header)?;
     } else {

@@ -86,6 +86,15 @@ pub async fn run(mut args: DrillArgs, cancel: CancellationToken) -> Result<()> {
     };
     let progress: std::sync::Arc<dyn pgkeep::progress::Progress> =
         pgkeep::progress::for_stderr("restore").into();
+    let notices = match args.repo.policy.load()? {
+        Some(p) => pgkeep::notify::RunNotices::start(
+            &p.notify,
+            &job.name,
+            job.kind,
+            pgkeep::ops::runs::Action::Drill,
+        ),
+        None => None,
+    };
     let result = args
         .keys
         .with_unlock(|unlock| {
@@ -103,6 +112,18 @@ pub async fn run(mut args: DrillArgs, cancel: CancellationToken) -> Result<()> {
             }
         })
         .await?;
+    if let Some(n) = notices {
+        let facts = pgkeep::ops::runs::RunFacts {
+            backup_id: Some(result.proof.backup.id.clone()),
+            rto_ms: Some(result.proof.timings.rto_ms),
+            ..Default::default()
+        };
+        n.finish(match result.failure() {
+            None => Ok(&facts),
+            Some(e) => Err(e),
+        })
+        .await;
+    }
     let p = &result.proof;
     if let Some(dir) = &args.out {
         for f in pgkeep::drill::proof::write_local(dir, p, &result.log)? {

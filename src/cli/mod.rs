@@ -14,6 +14,7 @@ pub mod policy;
 pub mod prune;
 pub mod restore;
 pub mod secrets;
+pub mod serve;
 pub mod show;
 pub mod status;
 pub mod verify;
@@ -71,6 +72,8 @@ pub enum Command {
     Drill(drill::DrillArgs),
     /// Restore throughput per job count into scratch databases (--db: also backup vs a raw parallel COPY).
     Bench(bench::BenchArgs),
+    /// The scheduler daemon: every job on its schedules, /metrics, /health, /status and a status page, notifications.
+    Serve(serve::ServeArgs),
     /// Pin a backup: retention never removes it.
     Pin(prune::PinArgs),
     /// Remove a backup's pin.

@@ -21,6 +21,7 @@ mod progress;
 mod prune;
 mod retention;
 mod roundtrip;
+mod serve;
 mod storage_azure;
 mod storage_conformance;
 mod storage_s3;

@@ -16,6 +16,7 @@ pub mod faulty_store;
 mod fixtures;
 mod local;
 mod oracle;
+pub mod receiver;
 pub mod s3;
 pub mod tls;
 
