@@ -111,7 +111,16 @@ pub async fn run(mut args: DrillArgs, cancel: CancellationToken) -> Result<()> {
                 }
             }
         })
-        .await?;
+        .await;
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(n) = notices {
+                n.finish(Err(&e)).await;
+            }
+            return Err(e);
+        }
+    };
     if let Some(n) = notices {
         let facts = pgkeep::ops::runs::RunFacts {
             backup_id: Some(result.proof.backup.id.clone()),

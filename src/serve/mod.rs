@@ -36,8 +36,13 @@ use tokio_util::sync::CancellationToken;
 
 /// Where `serve` listens when the policy does not say: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
-/// How often the daemon wakes at least: stale checks, `/health`.
+/// How often the daemon wakes at least (`/health`).
 const TICK: Duration = Duration::from_secs(15);
+/// How often jobs are checked for staleness between runs (a status pass
+/// lists each repository).
+const STALE_EVERY: Duration = Duration::from_secs(60);
+/// How long cancelled runs get to clean up after the grace period.
+const CANCEL_WAIT: Duration = Duration::from_secs(15);
 
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
@@ -57,6 +62,7 @@ struct Loaded {
     notifier: Arc<Notifier>,
     token: Option<String>,
     listen: String,
+    jitter: Duration,
 }
 
 fn load(path: &std::path::Path, delivery: Delivery) -> Result<Loaded> {
@@ -70,27 +76,33 @@ fn load(path: &std::path::Path, delivery: Delivery) -> Result<Loaded> {
         }
         jobs.push(job);
     }
-    let (listen, token) = match &policy.serve {
-        Some(s) => (s.listen.clone(), s.token.clone()),
-        None => (None, None),
+    let (listen, token, jitter) = match &policy.serve {
+        Some(s) => (s.listen.clone(), s.token.clone(), s.jitter.map(|j| j.0)),
+        None => (None, None, None),
     };
     let token = token
         .as_deref()
         .map(|t| crate::config::env::expand_env(t, "serve token"))
         .transpose()?;
+    if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        return Err(Error::Config(
+            "[serve] token is empty: set a token, or remove the key to serve without one".into(),
+        ));
+    }
     Ok(Loaded {
         jobs,
         notifier: Arc::new(Notifier::new(policy.notify.clone(), delivery)),
         token,
         listen: listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+        jitter: jitter.unwrap_or(Duration::ZERO),
     })
 }
 
 /// The daemon's shared state.
 pub struct Daemon {
     loaded: RwLock<Arc<Loaded>>,
-    /// Jobs with a run in progress.
-    running: Mutex<HashSet<String>>,
+    /// (job, task) with a run in progress or waiting for its turn.
+    running: Mutex<HashSet<(String, Task)>>,
     /// The last outcome of each (job, action), for `recovered`.
     outcomes: Mutex<HashMap<(String, &'static str), bool>>,
     /// Jobs last seen stale.
@@ -99,6 +111,8 @@ pub struct Daemon {
     /// Unix seconds of the scheduler's last pass (`/health`).
     last_tick: AtomicI64,
     unlock: Arc<Unlock>,
+    /// Runs at once across jobs (`[serve] concurrency`, read at start).
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Daemon {
@@ -164,6 +178,17 @@ pub async fn serve(
     cancel: CancellationToken,
     reload: Arc<Notify>,
 ) -> Result<()> {
+    let policy = Policy::load(&opts.policy_path)?;
+    let concurrency = policy
+        .serve
+        .as_ref()
+        .and_then(|s| s.concurrency)
+        .unwrap_or(1);
+    if concurrency == 0 {
+        return Err(Error::Config(
+            "[serve] concurrency must be at least 1".into(),
+        ));
+    }
     let loaded = Arc::new(load(&opts.policy_path, opts.delivery)?);
     let listen = opts.listen.clone().unwrap_or_else(|| loaded.listen.clone());
     let daemon = Arc::new(Daemon {
@@ -174,6 +199,7 @@ pub async fn serve(
         metrics: metrics::DaemonMetrics::new()?,
         last_tick: AtomicI64::new(time::OffsetDateTime::now_utc().unix_timestamp()),
         unlock: opts.unlock.clone(),
+        permits: Arc::new(tokio::sync::Semaphore::new(concurrency)),
     });
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -194,7 +220,14 @@ pub async fn serve(
     if !in_time {
         tracing::warn!("runs still going after the grace period: cancelling them");
         runs_stop.cancel();
-        while tasks.join_next().await.is_some() {}
+        // A cancelled backup aborts its uploads and a drill drops its
+        // scratch database: both take a moment. Whatever is still going
+        // after that (a retention or copy step) is abandoned.
+        let cancelled = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(CANCEL_WAIT, cancelled).await.is_err() {
+            tracing::warn!("abandoning runs that did not stop when cancelled");
+            tasks.abort_all();
+        }
     }
     daemon.notifier().flush(Duration::from_secs(5)).await;
     let _ = server.await;
@@ -211,17 +244,21 @@ async fn scheduler(
 ) {
     let mut plan = entries(&d.current().jobs);
     let mut next = first_times(d, &plan).await;
+    let mut last_stale: Option<std::time::Instant> = None;
     loop {
         let now = Timestamp::now();
         d.last_tick.store(now.as_second(), Ordering::Relaxed);
         while tasks.try_join_next().is_some() {}
         for (i, e) in plan.iter().enumerate() {
             if next[i].is_some_and(|t| t <= now) {
-                start(d, e, runs_stop, tasks);
+                start(d, e, runs_stop, cancel, tasks);
                 next[i] = e.schedule.next_after(now, &job_tz(d, &e.job));
             }
         }
-        check_stale(d).await;
+        if last_stale.is_none_or(|t: std::time::Instant| t.elapsed() >= STALE_EVERY) {
+            check_stale(d).await;
+            last_stale = Some(std::time::Instant::now());
+        }
         let wake = next
             .iter()
             .flatten()
@@ -260,7 +297,8 @@ fn job_tz(d: &Daemon, name: &str) -> jiff::tz::TimeZone {
 }
 
 /// The first time of each entry: now when a run was missed (its last
-/// scheduled time passed with no run record after it), else the next.
+/// scheduled time passed with no successful run after it: the daemon was
+/// down, or the run then failed or was cancelled), else the next.
 async fn first_times(d: &Daemon, plan: &[Entry]) -> Vec<Option<Timestamp>> {
     let now = Timestamp::now();
     let jobs = d.current().jobs.clone();
@@ -277,7 +315,11 @@ async fn first_times(d: &Daemon, plan: &[Entry]) -> Vec<Option<Timestamp>> {
                     Ok(repo) => runs::list(&repo)
                         .await
                         .ok()
-                        .and_then(|l| l.into_iter().rev().find(|r| r.action == e.task.action()))
+                        .and_then(|l| {
+                            l.into_iter().rev().find(|r| {
+                                r.action == e.task.action() && r.outcome == runs::Outcome::Success
+                            })
+                        })
                         .map(|r| r.finished.unix_timestamp()),
                     Err(_) => None,
                 };
@@ -296,6 +338,7 @@ fn start(
     d: &Arc<Daemon>,
     e: &Entry,
     stop: &CancellationToken,
+    shutdown: &CancellationToken,
     tasks: &mut tokio::task::JoinSet<()>,
 ) {
     let Some(job) = d.current().jobs.iter().find(|j| j.name == e.job).cloned() else {
@@ -305,18 +348,38 @@ fn start(
         let Ok(mut running) = d.running.lock() else {
             return;
         };
-        if !running.insert(job.name.clone()) {
+        if !running.insert((job.name.clone(), e.task)) {
             tracing::warn!(job = %job.name, action = e.task.action().name(), "a run of this job is still going; this one is skipped");
             d.metrics.skipped(&job, e.task.action());
             return;
         }
     }
-    let (d, task, stop) = (d.clone(), e.task, stop.child_token());
+    let (d, task, stop, shutdown) = (d.clone(), e.task, stop.child_token(), shutdown.clone());
+    let jitter = d.current().jitter;
     tasks.spawn(async move {
         let name = job.name.clone();
-        runner::run(d.clone(), job, task, stop).await;
+        let delay = if jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            jitter.mul_f64(rand::random::<f64>())
+        };
+        // Waits for its turn (and its jitter) as a run of its job: the job
+        // is not started twice meanwhile. A shutdown ends the wait.
+        let ready = async {
+            tokio::time::sleep(delay).await;
+            d.permits.clone().acquire_owned().await.ok()
+        };
+        // A run that has not started yet does not start after a shutdown.
+        let permit = tokio::select! {
+            p = ready => p,
+            _ = shutdown.cancelled() => None,
+        };
+        if permit.is_some() {
+            runner::run(d.clone(), job, task, stop).await;
+        }
+        drop(permit);
         if let Ok(mut running) = d.running.lock() {
-            running.remove(&name);
+            running.remove(&(name, task));
         }
     });
 }

@@ -87,7 +87,11 @@ fn report(
     d.metrics
         .observe(job, action, t0.elapsed().as_secs_f64(), &n, ok);
     let failed_before = d.last_outcome(job, action, ok);
-    notifier.send(&n);
+    // `success` is a backup's heartbeat: a passing verify, copy or drill
+    // must not stand in for a backup at a receiver that only sees `{ts}`.
+    if !ok || action == Action::Backup {
+        notifier.send(&n);
+    }
     if ok && failed_before {
         n.event = Event::Recovered;
         notifier.send(&n);
@@ -176,9 +180,8 @@ async fn run_backup(d: &Daemon, job: &Job, cancel: CancellationToken) -> Result<
             |_| RunFacts::default(),
         )
         .await;
-        if let Err(e) = &r {
-            report(d, job, Action::Prune, t0, Err(e));
-        }
+        let facts = r.as_ref().map(|_| RunFacts::default());
+        report(d, job, Action::Prune, t0, facts.as_ref().map_err(|e| *e));
     }
     if !job.copies.is_empty() {
         let t0 = Instant::now();
@@ -197,8 +200,9 @@ async fn run_backup(d: &Daemon, job: &Job, cancel: CancellationToken) -> Result<
             },
         )
         .await;
-        let facts = r.as_ref().map(|_| RunFacts {
+        let facts = r.as_ref().map(|r| RunFacts {
             backup_id: Some(header.id.clone()),
+            bytes: Some(r.iter().flat_map(|o| &o.copy.copied).map(|c| c.bytes).sum()),
             ..RunFacts::default()
         });
         report(d, job, Action::Copy, t0, facts.as_ref().map_err(|e| *e));

@@ -25,12 +25,22 @@ fn free_port() -> u16 {
 
 /// A plain HTTP/1.1 GET: (status code, body).
 async fn get(port: u16, path: &str) -> (u16, String) {
+    get_with(port, path, None).await
+}
+
+/// A GET with a bearer token.
+async fn get_with(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
     let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
         return (0, String::new());
     };
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    let auth = token
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nhost: x\r\n{auth}connection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).await.unwrap();
     let text = String::from_utf8_lossy(&out).to_string();
@@ -136,6 +146,7 @@ async fn serve_runs_jobs_on_schedule_with_retention_metrics_status_and_notificat
     .await;
     let ok = Receiver::start(Answer::Ok).await;
     let hang = Receiver::start(Answer::Hang).await;
+    let broken = Receiver::start(Answer::ServerError).await;
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let port = free_port();
@@ -168,17 +179,30 @@ body = '{{"type": "{{kind}}", "ts": {{ts}}}}'
 
 [[notify]]
 kind = "slack"
-on = ["failure"]
+on = ["failure", "stale"]
 url = "{ok}/slack/${{SLACK_PATH}}"
+
+[[notify]]
+kind = "healthchecks"
+url = "{ok}/hc/app-ping"
 
 [[notify]]
 kind = "http"
 on = ["success"]
 url = "{hang}/never"
+
+[[notify]]
+kind = "http"
+on = ["success", "failure"]
+url = "{broken}/error"
+
+[serve]
+token = "${{SERVE_TOKEN}}"
 "#,
         repo = repo.display(),
         ok = ok.url,
-        hang = hang.url
+        hang = hang.url,
+        broken = broken.url
     );
     std::fs::write(&policy, &text_policy).unwrap();
     let app_url = c.url(&db);
@@ -186,6 +210,7 @@ url = "{hang}/never"
         ("APP_URL", app_url.as_str()),
         ("BACKUP_HEARTBEAT_TOKEN", "hb-token-123"),
         ("SLACK_PATH", "T000/B000/secret-webhook-part"),
+        ("SERVE_TOKEN", "serve-token-456"),
     ];
     let t_start = Instant::now();
     let child = spawn_serve(&policy, port, &env, &[]);
@@ -216,15 +241,46 @@ url = "{hang}/never"
         assert_eq!(v.as_object().unwrap().len(), 2, "{}", b.body);
     }
     // Slack on failure (the `down` job's server is not there).
-    until("a Slack alert", 60, || async {
-        !ok.received("/slack/T000/B000/secret-webhook-part")
-            .is_empty()
+    let slack_texts = || -> Vec<String> {
+        ok.received("/slack/T000/B000/secret-webhook-part")
+            .iter()
+            .map(|r| {
+                serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    until("a failure and a stale alert on Slack", 60, || async {
+        let t = slack_texts();
+        t.iter()
+            .any(|t| t.contains("backup of down (postgres) FAILED"))
+            && t.iter().any(|t| t.contains("is stale"))
     })
     .await;
-    let alert = &ok.received("/slack/T000/B000/secret-webhook-part")[0];
-    let v: serde_json::Value = serde_json::from_str(&alert.body).unwrap();
-    let t = v["text"].as_str().unwrap();
-    assert!(t.contains("backup of down (postgres) FAILED"), "{t}");
+    let texts = slack_texts();
+    // `down` has no backup: stale, found from the RPO, said once.
+    assert_eq!(
+        texts
+            .iter()
+            .filter(|t| t.contains("down (postgres) is stale"))
+            .count(),
+        1,
+        "{texts:?}"
+    );
+    // Healthchecks pings: /start, then the plain URL on success, /fail on failure.
+    assert!(!ok.received("/hc/app-ping/start").is_empty());
+    assert!(!ok.received("/hc/app-ping").is_empty());
+    assert!(
+        !ok.received("/hc/app-ping/fail").is_empty(),
+        "the ping URL serves every job"
+    );
+    // A target answering 500 was retried and counted, and delayed nothing.
+    until("retries to the failing target", 60, || async {
+        broken.received("/error").len() >= 3
+    })
+    .await;
 
     // Retention ran after the backups: keep_last = 1.
     let app_repo = repo.join("app");
@@ -238,8 +294,19 @@ url = "{hang}/never"
         "retention keeps one (plus one being written)"
     );
 
-    // /metrics, /status.
-    let (code, metrics) = get(port, "/metrics").await;
+    // /metrics, /status: the token is needed (not for /health).
+    assert_eq!(get(port, "/metrics").await.0, 401);
+    assert_eq!(get_with(port, "/status", Some("wrong-token")).await.0, 401);
+    let token = Some("serve-token-456");
+    until("a failed notification counted", 60, || async {
+        get_with(port, "/metrics", token)
+            .await
+            .1
+            .lines()
+            .any(|l| l.starts_with("pgkeep_notify_failures_total ") && !l.ends_with(" 0"))
+    })
+    .await;
+    let (code, metrics) = get_with(port, "/metrics", token).await;
     assert_eq!(code, 200);
     let lines = metrics.lines().map(|l| Ok(l.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
@@ -259,7 +326,7 @@ url = "{hang}/never"
         "{metrics}"
     );
     assert!(has("process_resident_memory_bytes", None), "{metrics}");
-    let (code, body) = get(port, "/status").await;
+    let (code, body) = get_with(port, "/status", token).await;
     assert_eq!(code, 503, "a CRITICAL job makes /status 503: {body}");
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
     let jobs: Vec<&str> = status["jobs"]

@@ -51,4 +51,12 @@ pub struct ServeDef {
     /// Bearer token for everything but `/health`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// Runs at once across all jobs (default 1: memory stays one run's
+    /// budget); more wait for their turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    /// Each scheduled run starts after a random delay of up to this much
+    /// (spreads jobs that share a schedule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<crate::units::HumanDuration>,
 }
