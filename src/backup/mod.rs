@@ -219,9 +219,11 @@ impl Run<'_> {
         let leader = Leader::begin(&opts.db).await?;
         let source = catalog::source_info(&leader.conn.client).await?;
         let rels = catalog::select_tables(&leader.conn.client, &opts.catalog).await?;
+        // Tables with storage only: a foreign table cannot be locked (and
+        // its data lives elsewhere; only its DDL is kept).
         let lockable: Vec<(String, String)> = rels
             .iter()
-            .filter(|r| matches!(r.relkind, 'r' | 'p' | 'f'))
+            .filter(|r| matches!(r.relkind, 'r' | 'p'))
             .map(|r| (r.schema.clone(), r.name.clone()))
             .collect();
         leader.lock_tables(&lockable, opts.lock_timeout).await?;

@@ -223,3 +223,30 @@ async fn clean_dry_run_lists_what_would_be_dropped() {
     assert_eq!(count_rows(&dst, "billing.invoices").await, 0);
     assert_eq!(count_rows(&dst, "public.users").await, 0);
 }
+
+/// Objects found failing on databases no one here wrote (issue #13): a
+/// foreign table (never locked or copied; its server, user mapping and DDL
+/// kept) and an event trigger with a comment (created last, its comment
+/// after it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_tables_and_commented_event_triggers_round_trip() {
+    round_trip(
+        |db| {
+            cluster().psql(
+                db,
+                "CREATE TABLE local_t AS SELECT g FROM generate_series(1, 10) g;
+                 CREATE FOREIGN DATA WRAPPER dummy_fdw;
+                 CREATE SERVER remote_srv FOREIGN DATA WRAPPER dummy_fdw OPTIONS (host 'db.example');
+                 CREATE USER MAPPING FOR CURRENT_USER SERVER remote_srv OPTIONS (user 'reader');
+                 CREATE FOREIGN TABLE remote_t (id int, note text) SERVER remote_srv OPTIONS (table_name 'notes');
+                 COMMENT ON FOREIGN TABLE remote_t IS 'kept as DDL only';
+                 CREATE FUNCTION audit_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN NULL; END$$;
+                 CREATE EVENT TRIGGER audit_ddl_start ON ddl_command_start EXECUTE FUNCTION audit_ddl();
+                 COMMENT ON EVENT TRIGGER audit_ddl_start IS 'audits DDL';
+                 ALTER EVENT TRIGGER audit_ddl_start DISABLE;",
+            );
+        },
+        "rt_fdw_evt",
+    )
+    .await;
+}
