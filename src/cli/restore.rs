@@ -32,6 +32,15 @@ pub struct RestoreArgs {
     /// database name), which is refused otherwise.
     #[arg(long)]
     pub force_source: bool,
+    /// Leave out ALTER ... OWNER TO: objects belong to the restoring role (pg_restore --no-owner).
+    #[arg(long, short = 'O')]
+    pub no_owner: bool,
+    /// Leave out GRANT/REVOKE and default privileges (pg_restore --no-acl).
+    #[arg(long, short = 'x', visible_alias = "no-privileges")]
+    pub no_acl: bool,
+    /// Leave out comments (pg_restore --no-comments).
+    #[arg(long)]
+    pub no_comments: bool,
     /// With --clean: list what would be dropped in the target; change nothing.
     #[arg(long, requires = "clean")]
     pub dry_run: bool,
@@ -65,6 +74,11 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
     opts.clean = args.clean;
     opts.create = args.create;
     opts.force_source = args.force_source;
+    opts.omit = pgkeep::restore::select::Omit {
+        owner: args.no_owner,
+        acl: args.no_acl,
+        comments: args.no_comments,
+    };
     if let Some(m) = args.maintenance_work_mem {
         opts.maintenance_work_mem = m;
     }

@@ -221,8 +221,9 @@ async fn deliver(
 }
 
 /// The notices of one run of a one-shot command (`backup --policy ...`,
-/// `drill`): `start` when it begins, `success` or `failure` (for a drill,
-/// `drill_failure`) when it ends; then the deliveries are awaited (at most
+/// `drill`): for a backup `start` when it begins and `success` or
+/// `failure` when it ends; for other actions only a failure (for a drill,
+/// `drill_failure`); then the deliveries are awaited (at most
 /// [`ONE_SHOT_FLUSH`]) so the process does not exit before them.
 pub struct RunNotices {
     notifier: Notifier,
@@ -257,7 +258,10 @@ impl RunNotices {
             rows: None,
             error: None,
         };
-        notifier.send(&base);
+        // `start` and `success` belong to backups (see `finish`).
+        if action == crate::ops::runs::Action::Backup {
+            notifier.send(&base);
+        }
         Some(RunNotices {
             notifier,
             base,
@@ -289,7 +293,10 @@ impl RunNotices {
                 n.error = Some(crate::redact::redact(&e.to_string()));
             }
         }
-        self.notifier.send(&n);
+        // A passing verify or drill is no backup heartbeat.
+        if n.event != Event::Success || n.action == "backup" {
+            self.notifier.send(&n);
+        }
         self.notifier.flush(ONE_SHOT_FLUSH).await;
     }
 }

@@ -7,6 +7,7 @@
 mod dag;
 mod data;
 pub mod scratch;
+pub mod select;
 mod target;
 
 use crate::archive::index::{read_manifest, resolve_backup_id};
@@ -43,6 +44,8 @@ pub struct RestoreOptions {
     /// Restore even into the backup's own source database (same cluster,
     /// same database name), which is refused otherwise.
     pub force_source: bool,
+    /// What to leave out (`--no-owner`, `--no-acl`, `--no-comments`).
+    pub omit: select::Omit,
     /// Secrets that open an encrypted backup.
     pub unlock: Arc<Unlock>,
 }
@@ -57,6 +60,7 @@ impl RestoreOptions {
             create: false,
             maintenance_work_mem: "128MB".into(),
             force_source: false,
+            omit: select::Omit::default(),
             unlock: Arc::new(Unlock::default()),
         }
     }
@@ -170,7 +174,13 @@ async fn run(
     tracing::info!(backup = %id, target = %opts.db, "restoring");
 
     // Pre-data, in TOC order (sorted by dependencies).
-    let toc = &manifest.body.toc;
+    let selected;
+    let toc = if opts.omit.any() {
+        selected = opts.omit.apply(&manifest.body.toc);
+        &selected
+    } else {
+        &manifest.body.toc
+    };
     for e in toc.iter().filter(|e| e.section == Section::PreData) {
         dag::run_one(&main, e).await?;
     }

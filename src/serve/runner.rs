@@ -119,7 +119,9 @@ fn ctx(job: &Job, action: Action) -> RunContext {
 pub async fn run(d: Arc<Daemon>, job: Job, task: Task, cancel: CancellationToken) {
     let action = task.action();
     tracing::info!(job = %job.name, action = action.name(), "scheduled run starting");
-    if d.notifier().wants(Event::Start) {
+    // `start` and `success` belong to backups (the heartbeat protocol of
+    // a ping URL: a started verify would never see its success).
+    if task == Task::Backup && d.notifier().wants(Event::Start) {
         d.notifier().send(&notice(&job, action, Event::Start));
     }
     let t0 = Instant::now();

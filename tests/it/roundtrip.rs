@@ -250,3 +250,76 @@ async fn foreign_tables_and_commented_event_triggers_round_trip() {
     )
     .await;
 }
+
+/// `--no-owner --no-acl --no-comments`, as the runbooks restore: objects
+/// belong to the restoring role, no grants, no comments; a function body
+/// that itself says `OWNER TO` is kept whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_owner_no_acl_no_comments() {
+    let c = cluster();
+    let owner = format!("rt_owner_{}", std::process::id());
+    let reader = format!("rt_reader_{}", std::process::id());
+    let src = c.create_db("rt_noown_src").await;
+    c.psql(
+        &src,
+        &format!(
+            "CREATE ROLE {owner}; CREATE ROLE {reader};
+             CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 5);
+             ALTER TABLE t OWNER TO {owner}; GRANT SELECT ON t TO {reader};
+             COMMENT ON TABLE t IS 'a comment';
+             CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+ALTER TABLE t OWNER TO {owner};
+END
+$fn$;
+             ALTER FUNCTION f() OWNER TO {owner};"
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let repo_s = repo.to_str().unwrap();
+    let o = crate::cli::pgkeep_env(&["backup", "--db", &c.url(&src), "--repo", repo_s], &[]);
+    assert!(o.status.success(), "{}", crate::cli::text(&o));
+    let dst = c.create_db("rt_noown_dst").await;
+    let o = crate::cli::pgkeep_env(
+        &[
+            "restore",
+            "--repo",
+            repo_s,
+            "--db",
+            &c.url(&dst),
+            "--no-owner",
+            "--no-privileges",
+            "--no-comments",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", crate::cli::text(&o));
+    let client = c.client(&dst).await;
+    let row = client
+        .query_one(
+            "SELECT pg_get_userbyid(c.relowner) = current_user, c.relacl IS NULL, obj_description(c.oid, 'pg_class') IS NULL,
+                    (SELECT pg_get_userbyid(proowner) = current_user FROM pg_proc WHERE proname = 'f'),
+                    (SELECT prosrc FROM pg_proc WHERE proname = 'f'), (SELECT count(*) FROM t)
+             FROM pg_class c WHERE c.relname = 't' AND c.relkind = 'r'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(
+        row.get::<_, bool>(0),
+        "the table belongs to the restoring role"
+    );
+    assert!(row.get::<_, bool>(1), "no grants");
+    assert!(row.get::<_, bool>(2), "no comment");
+    assert!(
+        row.get::<_, bool>(3),
+        "the function belongs to the restoring role"
+    );
+    assert!(
+        row.get::<_, String>(4)
+            .contains(&format!("ALTER TABLE t OWNER TO {owner};")),
+        "the body is whole"
+    );
+    assert_eq!(row.get::<_, i64>(5), 5);
+}

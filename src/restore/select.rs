@@ -1,0 +1,194 @@
+//! What a restore leaves out, pg_restore's way: `--no-owner` (no `ALTER
+//! ... OWNER TO`: objects belong to the restoring role), `--no-acl` /
+//! `--no-privileges` (no `GRANT`/`REVOKE` entries, default privileges
+//! included) and `--no-comments`. Applied to the table of contents before
+//! anything runs; data streams are never dropped.
+
+use crate::catalog::{ObjectKind, TocEntry};
+
+/// pg_restore's "leave out" options.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Omit {
+    pub owner: bool,
+    pub acl: bool,
+    pub comments: bool,
+}
+
+impl Omit {
+    pub fn any(&self) -> bool {
+        self.owner || self.acl || self.comments
+    }
+
+    /// The entries to run, with owner statements removed when asked.
+    pub fn apply(&self, toc: &[TocEntry]) -> Vec<TocEntry> {
+        toc.iter()
+            .filter(|e| {
+                !(self.acl && matches!(e.kind, ObjectKind::Acl | ObjectKind::DefaultAcl)
+                    || self.comments && e.kind == ObjectKind::Comment)
+            })
+            .map(|e| {
+                let mut e = e.clone();
+                if self.owner {
+                    e.sql = strip_owner_statements(&e.sql);
+                }
+                e
+            })
+            .collect()
+    }
+}
+
+/// Removes the `ALTER ... OWNER TO ...;` lines pgkeep writes after each
+/// object. A line counts only outside quoted text (string literals,
+/// quoted identifiers, dollar-quoted bodies), so a function whose body
+/// says `ALTER TABLE t OWNER TO x;` keeps its body.
+pub fn strip_owner_statements(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut state = Quote::None;
+    for line in sql.split_inclusive('\n') {
+        let at_top = state == Quote::None;
+        let t = line.trim();
+        let is_owner =
+            at_top && t.starts_with("ALTER ") && t.contains(" OWNER TO ") && t.ends_with(';');
+        state = scan(line, state);
+        if !is_owner {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Quote {
+    None,
+    /// Inside '...' (or E'...').
+    Single,
+    /// Inside "...".
+    Double,
+    /// Inside $tag$...$tag$.
+    Dollar(String),
+}
+
+/// The quoting state after `text`, starting in `state`.
+fn scan(text: &str, mut state: Quote) -> Quote {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match &state {
+            Quote::None => match b[i] {
+                b'\'' => state = Quote::Single,
+                b'"' => state = Quote::Double,
+                b'-' if b.get(i + 1) == Some(&b'-') => return Quote::None,
+                b'$' => {
+                    // $tag$ where tag is empty or an identifier.
+                    let rest = &text[i + 1..];
+                    if let Some(end) = rest.find('$') {
+                        let tag = &rest[..end];
+                        if tag.chars().all(|c| c.is_alphanumeric() || c == '_')
+                            && !tag.starts_with(|c: char| c.is_ascii_digit())
+                        {
+                            state = Quote::Dollar(tag.to_string());
+                            i += end + 2;
+                            continue;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            Quote::Single => {
+                if b[i] == b'\'' {
+                    // '' is an escaped quote inside the literal.
+                    if b.get(i + 1) == Some(&b'\'') {
+                        i += 2;
+                        continue;
+                    }
+                    state = Quote::None;
+                }
+            }
+            Quote::Double => {
+                if b[i] == b'"' {
+                    state = Quote::None;
+                }
+            }
+            Quote::Dollar(tag) => {
+                let close = format!("${tag}$");
+                if text[i..].starts_with(&close) {
+                    i += close.len();
+                    state = Quote::None;
+                    continue;
+                }
+            }
+        }
+        i += 1;
+    }
+    state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn owner_lines_go_but_not_inside_bodies_or_literals() {
+        let sql = "CREATE FUNCTION public.f() RETURNS void LANGUAGE plpgsql AS $fn$\nBEGIN\nALTER TABLE t OWNER TO x;\nEND\n$fn$;\nALTER FUNCTION public.f() OWNER TO app;\nCOMMENT ON FUNCTION public.f() IS 'one\nALTER TABLE u OWNER TO y;\n';\nALTER TABLE public.t OWNER TO app;\n";
+        let out = strip_owner_statements(sql);
+        assert!(
+            out.contains("BEGIN\nALTER TABLE t OWNER TO x;\nEND"),
+            "{out}"
+        );
+        assert!(!out.contains("OWNER TO app"), "{out}");
+        assert!(out.contains("'one\nALTER TABLE u OWNER TO y;\n'"), "{out}");
+        let plain = "CREATE SCHEMA s;\nALTER SCHEMA s OWNER TO app;\n";
+        assert_eq!(strip_owner_statements(plain), "CREATE SCHEMA s;\n");
+    }
+
+    #[test]
+    fn omitted_kinds_leave_the_toc_and_data_stays() {
+        use crate::catalog::Section;
+        let e = |id, kind| TocEntry {
+            id,
+            kind,
+            section: Section::PostData,
+            schema: None,
+            name: format!("e{id}"),
+            owner: None,
+            sql: "X;\nALTER TABLE a OWNER TO b;\n".into(),
+            deps: vec![],
+            data: None,
+        };
+        let toc = vec![
+            e(1, ObjectKind::Acl),
+            e(2, ObjectKind::Comment),
+            e(3, ObjectKind::TableData),
+            e(4, ObjectKind::DefaultAcl),
+        ];
+        let omit = Omit {
+            owner: true,
+            acl: true,
+            comments: false,
+        };
+        let kept = omit.apply(&toc);
+        assert_eq!(kept.iter().map(|e| e.id).collect::<Vec<_>>(), [2, 3]);
+        assert!(kept.iter().all(|e| e.sql == "X;\n"));
+        assert_eq!(
+            Omit {
+                comments: true,
+                ..Omit::default()
+            }
+            .apply(&toc)
+            .len(),
+            3
+        );
+    }
+
+    proptest! {
+        /// Never panics; text without an owner line is unchanged.
+        #[test]
+        fn stripping_is_safe(s in "[ -~\\n]{0,200}") {
+            let out = strip_owner_statements(&s);
+            if !s.contains("OWNER TO") {
+                prop_assert_eq!(out, s);
+            }
+        }
+    }
+}
