@@ -41,6 +41,16 @@ pub struct RestoreArgs {
     /// Leave out comments (pg_restore --no-comments).
     #[arg(long)]
     pub no_comments: bool,
+    /// Pre-data and post-data only: the schema, no rows (pg_restore --schema-only).
+    #[arg(long, short = 's', conflicts_with_all = ["data_only", "section"])]
+    pub schema_only: bool,
+    /// Data only, into the schema already in the target; each table is
+    /// emptied before its rows load (pg_restore --data-only).
+    #[arg(long, short = 'a', conflicts_with = "section")]
+    pub data_only: bool,
+    /// Restore only this section (repeatable): pre-data, data, post-data.
+    #[arg(long, value_parser = parse_section)]
+    pub section: Vec<pgkeep::catalog::Section>,
     /// With --clean: list what would be dropped in the target; change nothing.
     #[arg(long, requires = "clean")]
     pub dry_run: bool,
@@ -74,6 +84,11 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
     opts.clean = args.clean;
     opts.create = args.create;
     opts.force_source = args.force_source;
+    opts.sections = pgkeep::restore::select::Sections::from_flags(
+        args.schema_only,
+        args.data_only,
+        &args.section,
+    );
     opts.omit = pgkeep::restore::select::Omit {
         owner: args.no_owner,
         acl: args.no_acl,
@@ -157,4 +172,17 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
         }
     }
     report.map_or(Ok(()), |r| chain::check(&r))
+}
+
+/// `--section`: pg_restore's section names.
+fn parse_section(s: &str) -> std::result::Result<pgkeep::catalog::Section, String> {
+    use pgkeep::catalog::Section;
+    match s {
+        "pre-data" => Ok(Section::PreData),
+        "data" => Ok(Section::Data),
+        "post-data" => Ok(Section::PostData),
+        _ => Err(format!(
+            "{s:?} is not a section: pre-data, data or post-data"
+        )),
+    }
 }

@@ -46,6 +46,8 @@ pub struct RestoreOptions {
     pub force_source: bool,
     /// What to leave out (`--no-owner`, `--no-acl`, `--no-comments`).
     pub omit: select::Omit,
+    /// Which sections run (`--schema-only`, `--data-only`, `--section`).
+    pub sections: select::Sections,
     /// Secrets that open an encrypted backup.
     pub unlock: Arc<Unlock>,
 }
@@ -61,6 +63,7 @@ impl RestoreOptions {
             maintenance_work_mem: "128MB".into(),
             force_source: false,
             omit: select::Omit::default(),
+            sections: select::Sections::default(),
             unlock: Arc::new(Unlock::default()),
         }
     }
@@ -161,7 +164,14 @@ async fn run(
         target::create_database(&opts.db, &encoding, opts.clean).await?;
     }
     let main = open_session(&opts.db, &encoding).await?;
-    let existing = count_user_objects(&main).await?;
+    let sections = opts.sections;
+    // Only a restore that creates objects needs an empty target; data or
+    // post-data alone go into the schema already there.
+    let existing = if sections.pre_data {
+        count_user_objects(&main).await?
+    } else {
+        0
+    };
     if existing > 0 {
         if !opts.clean {
             return Err(Error::Refused(format!(
@@ -181,18 +191,24 @@ async fn run(
     } else {
         &manifest.body.toc
     };
-    for e in toc.iter().filter(|e| e.section == Section::PreData) {
+    for e in toc
+        .iter()
+        .filter(|e| e.section == Section::PreData && sections.pre_data)
+    {
         dag::run_one(&main, e).await?;
     }
     let pre_data_ms = t0.elapsed().as_millis() as u64;
 
     // Data streams in parallel.
     let t_data = Instant::now();
-    let (rows, bytes, streams) =
-        load_data(repo, &manifest, opts, &budget, &encoding, progress.clone()).await?;
+    let (rows, bytes, streams) = if sections.data {
+        load_data(repo, &manifest, opts, &budget, &encoding, progress.clone()).await?
+    } else {
+        (0, 0, 0)
+    };
     for e in toc
         .iter()
-        .filter(|e| e.section == Section::Data && e.data.is_none())
+        .filter(|e| e.section == Section::Data && e.data.is_none() && sections.data)
     {
         dag::run_one(&main, e).await?;
     }
@@ -202,7 +218,7 @@ async fn run(
     let t_post = Instant::now();
     let post: Vec<TocEntry> = toc
         .iter()
-        .filter(|e| e.section == Section::PostData)
+        .filter(|e| e.section == Section::PostData && sections.post_data)
         .cloned()
         .collect();
     let mut conns = vec![main];

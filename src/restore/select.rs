@@ -2,9 +2,55 @@
 //! ... OWNER TO`: objects belong to the restoring role), `--no-acl` /
 //! `--no-privileges` (no `GRANT`/`REVOKE` entries, default privileges
 //! included) and `--no-comments`. Applied to the table of contents before
-//! anything runs; data streams are never dropped.
+//! anything runs; data streams are never dropped. And which sections run
+//! (`--schema-only`, `--data-only`, `--section`).
 
-use crate::catalog::{ObjectKind, TocEntry};
+use crate::catalog::{ObjectKind, Section, TocEntry};
+
+/// The sections a restore runs (all by default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sections {
+    pub pre_data: bool,
+    pub data: bool,
+    pub post_data: bool,
+}
+
+impl Default for Sections {
+    fn default() -> Sections {
+        Sections {
+            pre_data: true,
+            data: true,
+            post_data: true,
+        }
+    }
+}
+
+impl Sections {
+    /// From `--schema-only`, `--data-only` and `--section` (pg_restore's
+    /// meanings: schema is pre-data and post-data).
+    pub fn from_flags(schema_only: bool, data_only: bool, sections: &[Section]) -> Sections {
+        if !sections.is_empty() {
+            return Sections {
+                pre_data: sections.contains(&Section::PreData),
+                data: sections.contains(&Section::Data),
+                post_data: sections.contains(&Section::PostData),
+            };
+        }
+        Sections {
+            pre_data: !data_only,
+            data: !schema_only,
+            post_data: !data_only,
+        }
+    }
+
+    pub fn runs(&self, s: Section) -> bool {
+        match s {
+            Section::PreData => self.pre_data,
+            Section::Data => self.data,
+            Section::PostData => self.post_data,
+        }
+    }
+}
 
 /// pg_restore's "leave out" options.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -179,6 +225,18 @@ mod tests {
             .len(),
             3
         );
+    }
+
+    #[test]
+    fn sections_follow_pg_restore() {
+        let all = Sections::default();
+        assert_eq!(Sections::from_flags(false, false, &[]), all);
+        let schema = Sections::from_flags(true, false, &[]);
+        assert!(schema.pre_data && !schema.data && schema.post_data);
+        let data = Sections::from_flags(false, true, &[]);
+        assert!(!data.pre_data && data.data && !data.post_data);
+        let post = Sections::from_flags(false, false, &[Section::PostData]);
+        assert!(!post.runs(Section::PreData) && post.runs(Section::PostData));
     }
 
     proptest! {

@@ -323,3 +323,49 @@ $fn$;
     );
     assert_eq!(row.get::<_, i64>(5), 5);
 }
+
+/// `--section pre-data`, then `--section data`, then `--section post-data`
+/// into the same database equal a whole restore; `--schema-only` brings no
+/// rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sections_restore_one_after_another() {
+    let c = cluster();
+    let src = c.create_db("rt_sect_src").await;
+    c.load_kitchen_sink(&src);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let repo_s = repo.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let o = crate::cli::pgkeep_env(args, &[]);
+        assert!(o.status.success(), "{args:?}: {}", crate::cli::text(&o));
+    };
+    run(&["backup", "--db", &c.url(&src), "--repo", repo_s]);
+    let dst = c.create_db("rt_sect_dst").await;
+    for section in ["pre-data", "data", "post-data"] {
+        run(&[
+            "restore",
+            "--repo",
+            repo_s,
+            "--db",
+            &c.url(&dst),
+            "--section",
+            section,
+        ]);
+    }
+    assert_same_database(c, &src, &dst).await;
+
+    let schema = c.create_db("rt_sect_schema").await;
+    run(&[
+        "restore",
+        "--repo",
+        repo_s,
+        "--db",
+        &c.url(&schema),
+        "--schema-only",
+    ]);
+    assert_eq!(c.pg_dump_schema(&schema), c.pg_dump_schema(&src));
+    let digests = c.table_digests(&schema).await;
+    assert!(!digests.is_empty());
+    let rows: i64 = digests.values().map(|(n, _)| (*n).max(0)).sum();
+    assert_eq!(rows, 0, "no rows with --schema-only");
+}
