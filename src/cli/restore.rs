@@ -44,8 +44,8 @@ pub struct RestoreArgs {
     /// Pre-data and post-data only: the schema, no rows (pg_restore --schema-only).
     #[arg(long, short = 's', conflicts_with_all = ["data_only", "section"])]
     pub schema_only: bool,
-    /// Data only, into the schema already in the target; each table is
-    /// emptied before its rows load (pg_restore --data-only).
+    /// Data only, into the schema already in the target; rows are added to
+    /// what the tables hold (pg_restore --data-only).
     #[arg(long, short = 'a', conflicts_with = "section")]
     pub data_only: bool,
     /// Restore only this section (repeatable): pre-data, data, post-data.

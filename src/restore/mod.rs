@@ -349,7 +349,15 @@ async fn load_data(
     encoding: &str,
     progress: Arc<dyn Progress>,
 ) -> Result<(u64, u64, usize)> {
-    let units = plan_units(manifest, opts.jobs)?;
+    let mut units = plan_units(manifest, opts.jobs)?;
+    // Into tables this restore did not create (data without pre-data),
+    // rows are added to what is there, as pg_restore does: no TRUNCATE,
+    // so no FREEZE.
+    if !opts.sections.pre_data {
+        for u in &mut units {
+            u.freeze = false;
+        }
+    }
     let n = units.len();
     let (read_ahead, max_read) = budget.read_plan(manifest.max_frame_plain());
     progress.begin(manifest.body.streams.iter().map(|s| s.plain_bytes).sum());
