@@ -48,6 +48,10 @@ pub struct RestoreArgs {
     /// what the tables hold (pg_restore --data-only).
     #[arg(long, short = 'a', conflicts_with = "section")]
     pub data_only: bool,
+    /// Restore only the entries of this list (`pgkeep show --list`, with
+    /// lines commented out by `;`), in dependency order (pg_restore -L).
+    #[arg(long, short = 'L', value_name = "FILE")]
+    pub use_list: Option<std::path::PathBuf>,
     /// Restore only this section (repeatable): pre-data, data, post-data.
     #[arg(long, value_parser = parse_section)]
     pub section: Vec<pgkeep::catalog::Section>,
@@ -89,6 +93,16 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
         args.data_only,
         &args.section,
     );
+    if let Some(path) = &args.use_list {
+        let text = std::fs::read_to_string(path).map_err(|source| pgkeep::Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        opts.only =
+            Some(pgkeep::restore::select::parse_list(&text).map_err(|e| {
+                pgkeep::Error::Config(format!("--use-list {}: {e}", path.display()))
+            })?);
+    }
     opts.omit = pgkeep::restore::select::Omit {
         owner: args.no_owner,
         acl: args.no_acl,

@@ -19,6 +19,11 @@ pub struct ShowArgs {
     /// Print the SQL of every entry too.
     #[arg(long)]
     pub sql: bool,
+    /// One entry a line (id; section KIND schema name owner), like
+    /// `pg_restore -l`: comment lines out with `;` and give the file to
+    /// `restore --use-list`.
+    #[arg(long, short = 'l', conflicts_with_all = ["sql", "json"])]
+    pub list: bool,
     #[command(flatten)]
     pub keys: KeyArgs,
     #[command(flatten)]
@@ -104,6 +109,20 @@ pub async fn run(mut args: ShowArgs) -> Result<()> {
             ),
             None => String::new(),
         };
+        if args.list {
+            let section = match e.section {
+                pgkeep::catalog::Section::PreData => "pre-data",
+                pgkeep::catalog::Section::Data => "data",
+                pgkeep::catalog::Section::PostData => "post-data",
+            };
+            println!(
+                "{}; {section} {} {schema} {} {owner}",
+                e.id,
+                e.kind.label(),
+                e.name
+            );
+            continue;
+        }
         println!(
             "{}; {} {} {} {}{extra}",
             e.id,

@@ -48,6 +48,8 @@ pub struct RestoreOptions {
     pub omit: select::Omit,
     /// Which sections run (`--schema-only`, `--data-only`, `--section`).
     pub sections: select::Sections,
+    /// Only these entries (`--use-list`), with their data streams.
+    pub only: Option<std::collections::HashSet<u32>>,
     /// Secrets that open an encrypted backup.
     pub unlock: Arc<Unlock>,
 }
@@ -64,6 +66,7 @@ impl RestoreOptions {
             force_source: false,
             omit: select::Omit::default(),
             sections: select::Sections::default(),
+            only: None,
             unlock: Arc::new(Unlock::default()),
         }
     }
@@ -185,8 +188,28 @@ async fn run(
 
     // Pre-data, in TOC order (sorted by dependencies).
     let selected;
-    let toc = if opts.omit.any() {
-        selected = opts.omit.apply(&manifest.body.toc);
+    let toc = if opts.omit.any() || opts.only.is_some() {
+        let mut entries = opts.omit.apply(&manifest.body.toc);
+        if let Some(keep) = &opts.only {
+            // Dependencies in sections this restore does not run are
+            // expected to be in the target already.
+            let running: Vec<TocEntry> = manifest
+                .body
+                .toc
+                .iter()
+                .filter(|e| sections.runs(e.section))
+                .cloned()
+                .collect();
+            let missing = select::missing_dependencies(&running, keep);
+            if !missing.is_empty() {
+                return Err(Error::Config(format!(
+                    "--use-list leaves out entries that kept ones need: {}; keep them too, or comment out the entries that need them",
+                    missing.join("; ")
+                )));
+            }
+            entries.retain(|e| keep.contains(&e.id));
+        }
+        selected = entries;
         &selected
     } else {
         &manifest.body.toc
@@ -350,6 +373,19 @@ async fn load_data(
     progress: Arc<dyn Progress>,
 ) -> Result<(u64, u64, usize)> {
     let mut units = plan_units(manifest, opts.jobs)?;
+    if let Some(keep) = &opts.only {
+        let ids: HashMap<u32, u32> = manifest
+            .body
+            .streams
+            .iter()
+            .map(|s| (s.id, s.toc_id))
+            .collect();
+        units.retain(|u| {
+            u.streams
+                .iter()
+                .all(|s| ids.get(&s.id).is_some_and(|t| keep.contains(t)))
+        });
+    }
     // Into tables this restore did not create (data without pre-data),
     // rows are added to what is there, as pg_restore does: no TRUNCATE,
     // so no FREEZE.

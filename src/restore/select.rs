@@ -7,6 +7,56 @@
 
 use crate::catalog::{ObjectKind, Section, TocEntry};
 
+/// Parses a `--use-list` file (`pgkeep show --list`, edited): the ids of
+/// the lines left in. A line starting with `;` is a comment, as in
+/// pg_restore; any other line starts with an entry id and `;`.
+pub fn parse_list(text: &str) -> std::result::Result<std::collections::HashSet<u32>, String> {
+    let mut ids = std::collections::HashSet::new();
+    for (n, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with(';') {
+            continue;
+        }
+        let id = t
+            .split_once(';')
+            .and_then(|(id, _)| id.trim().parse::<u32>().ok())
+            .ok_or_else(|| {
+                format!(
+                    "line {}: {:?} is neither a comment (;) nor an entry (ID; ...)",
+                    n + 1,
+                    t.chars().take(40).collect::<String>()
+                )
+            })?;
+        ids.insert(id);
+    }
+    Ok(ids)
+}
+
+/// The kept entries whose dependencies the list leaves out, one line each.
+pub fn missing_dependencies(
+    toc: &[TocEntry],
+    keep: &std::collections::HashSet<u32>,
+) -> Vec<String> {
+    let by_id: std::collections::HashMap<u32, &TocEntry> = toc.iter().map(|e| (e.id, e)).collect();
+    let mut out = Vec::new();
+    for e in toc.iter().filter(|e| keep.contains(&e.id)) {
+        for d in e.deps.iter().filter(|d| !keep.contains(d)) {
+            if let Some(dep) = by_id.get(d) {
+                out.push(format!(
+                    "entry {} ({} {}) depends on entry {} ({} {}), which the list leaves out",
+                    e.id,
+                    e.kind.label(),
+                    e.name,
+                    dep.id,
+                    dep.kind.label(),
+                    dep.name
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// The sections a restore runs (all by default).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sections {
@@ -239,7 +289,32 @@ mod tests {
         assert!(!post.runs(Section::PreData) && post.runs(Section::PostData));
     }
 
+    #[test]
+    fn lists_parse_like_pg_restores() {
+        let ids = parse_list(";\n; header\n12; pre-data TABLE public t app\n;13; post-data INDEX public i app\n\n  7; data TABLE DATA public t app\n").unwrap();
+        assert_eq!(ids, [12, 7].into_iter().collect());
+        let e = parse_list("12; ok\nnonsense\n").unwrap_err();
+        assert!(e.starts_with("line 2:"), "{e}");
+    }
+
     proptest! {
+        /// A listing with some lines commented out yields exactly the
+        /// ids of the lines left in, whatever the names hold.
+        #[test]
+        fn lists_keep_the_uncommented_ids(
+            lines in proptest::collection::vec((0u32..5000, any::<bool>(), "[ -~]{0,30}"), 0..40)
+        ) {
+            let text: String = lines
+                .iter()
+                .map(|(id, commented, rest)| {
+                    format!("{}{id}; pre-data TABLE s {rest}\n", if *commented { ";" } else { "" })
+                })
+                .collect();
+            let want: std::collections::HashSet<u32> =
+                lines.iter().filter(|l| !l.1).map(|l| l.0).collect();
+            prop_assert_eq!(parse_list(&text).unwrap(), want);
+        }
+
         /// Never panics; text without an owner line is unchanged.
         #[test]
         fn stripping_is_safe(s in "[ -~\\n]{0,200}") {

@@ -369,3 +369,96 @@ async fn sections_restore_one_after_another() {
     let rows: i64 = digests.values().map(|(n, _)| (*n).max(0)).sum();
     assert_eq!(rows, 0, "no rows with --schema-only");
 }
+
+/// `show --list` and `restore --use-list`, pg_restore's -l/-L: a table
+/// commented out (with everything of it) is not restored, the rest is; a
+/// list that keeps an index of a commented-out table is refused before
+/// anything runs, naming both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_use_list_restores_the_entries_left_in() {
+    let c = cluster();
+    let src = c.create_db("rt_list_src").await;
+    c.psql(
+        &src,
+        "CREATE TABLE keep_me (id int PRIMARY KEY); INSERT INTO keep_me SELECT generate_series(1, 7);
+         CREATE TABLE drop_me (id int); INSERT INTO drop_me SELECT generate_series(1, 3);
+         CREATE INDEX drop_me_idx ON drop_me (id);",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let repo_s = repo.to_str().unwrap();
+    let o = crate::cli::pgkeep_env(&["backup", "--db", &c.url(&src), "--repo", repo_s], &[]);
+    assert!(o.status.success(), "{}", crate::cli::text(&o));
+    let o = crate::cli::pgkeep_env(&["show", "--repo", repo_s, "--list"], &[]);
+    assert!(o.status.success(), "{}", crate::cli::text(&o));
+    let list = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        list.lines()
+            .any(|l| l.contains("; pre-data TABLE public drop_me ")),
+        "{list}"
+    );
+    let comment_out = |pred: &dyn Fn(&str) -> bool| -> String {
+        list.lines()
+            .map(|l| {
+                if pred(l) {
+                    format!(";{l}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let restore_with = |name: &str, listing: String, db: &str| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, listing).unwrap();
+        crate::cli::pgkeep_env(
+            &[
+                "restore",
+                "--repo",
+                repo_s,
+                "--db",
+                &c.url(db),
+                "--use-list",
+                file.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    // Everything of drop_me out: restored without it.
+    let dst = c.create_db("rt_list_dst").await;
+    let o = restore_with("all.list", comment_out(&|l| l.contains("drop_me")), &dst);
+    assert!(o.status.success(), "{}", crate::cli::text(&o));
+    let client = c.client(&dst).await;
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM keep_me), to_regclass('drop_me') IS NULL",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 7);
+    assert!(row.get::<_, bool>(1), "drop_me is not restored");
+    // The table out but its index kept: refused, both named.
+    let dst2 = c.create_db("rt_list_dst2").await;
+    let o = restore_with(
+        "index.list",
+        comment_out(&|l| l.contains("TABLE") && l.contains("drop_me")),
+        &dst2,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", crate::cli::text(&o));
+    let err = crate::cli::text(&o);
+    assert!(
+        err.contains("INDEX drop_me_idx") && err.contains("TABLE drop_me"),
+        "{err}"
+    );
+    assert!(
+        c.client(&dst2)
+            .await
+            .query_one("SELECT to_regclass('keep_me') IS NULL", &[])
+            .await
+            .unwrap()
+            .get::<_, bool>(0),
+        "nothing ran"
+    );
+}
