@@ -43,6 +43,11 @@ pub enum Error {
         detail: String,
     },
 
+    /// A Redis server answered with an error, broke the protocol or closed
+    /// the connection; `context` says what pgkeep was doing.
+    #[error("redis {context}: {message}")]
+    Redis { context: String, message: String },
+
     /// Another process holds what this one needs (a running backup's lease).
     #[error("{0}")]
     Busy(String),

@@ -19,6 +19,7 @@ pub mod pg;
 pub mod pipeline;
 pub mod progress;
 pub(crate) mod redact;
+pub mod redis;
 pub mod restore;
 pub mod serve;
 pub mod store;

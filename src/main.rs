@@ -119,6 +119,7 @@ fn main() {
             Command::Drill(a) => done(cli::drill::run(a, cancel).await),
             Command::Bench(a) => done(cli::bench::run(a, cancel).await),
             Command::Serve(a) => done(cli::serve::run(a, cancel).await),
+            Command::Redis(a) => done(cli::redis::run(a, cancel).await),
         }
     });
     match result {

@@ -38,6 +38,10 @@ const MAX_BODY_LEN: u64 = 1 << 31;
 pub struct ManifestHeader {
     pub format_version: u32,
     pub id: String,
+    /// What was backed up: `postgres` (absent in the JSON, as in every
+    /// manifest written before Redis support) or `redis`.
+    #[serde(default, skip_serializing_if = "BackupKind::is_postgres")]
+    pub kind: BackupKind,
     pub pgkeep_version: String,
     /// RFC 3339 UTC.
     pub started_at: String,
@@ -70,7 +74,37 @@ pub struct ManifestHeader {
     pub wrapped_keys: Vec<WrappedKey>,
 }
 
+/// What a backup holds: the `kind` label of metrics and run records.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupKind {
+    #[default]
+    Postgres,
+    Redis,
+}
+
+impl BackupKind {
+    fn is_postgres(&self) -> bool {
+        *self == BackupKind::Postgres
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BackupKind::Postgres => "postgres",
+            BackupKind::Redis => "redis",
+        }
+    }
+}
+
 impl ManifestHeader {
+    /// `PostgreSQL 15.4` or `Redis 7.0.15`: what the backup came from.
+    pub fn server_label(&self) -> String {
+        match self.kind {
+            BackupKind::Postgres => format!("PostgreSQL {}", self.server_version),
+            BackupKind::Redis => format!("Redis {}", self.server_version),
+        }
+    }
+
     /// The header as the body's associated data: every field but those key
     /// management rewrites and the hash of the sealed body.
     fn authenticated_bytes(&self) -> Result<Vec<u8>> {
@@ -140,6 +174,52 @@ pub struct ManifestBody {
     /// drills).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rls: Option<Vec<RlsTable>>,
+    /// A Redis backup's facts (kind `redis`; its one stream is the RDB
+    /// file or the scan records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisFacts>,
+}
+
+/// How a Redis backup was taken.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMethod {
+    /// An RDB snapshot over the replication protocol (point in time).
+    Replication,
+    /// `SCAN` + `DUMP` + `PTTL` per key: not a point-in-time snapshot.
+    Scan,
+}
+
+/// What a Redis backup recorded of its server and snapshot.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct RedisFacts {
+    pub method: RedisMethod,
+    /// `redis_version` (or the fork's) from `INFO server`.
+    pub server_version: String,
+    /// `role` from `INFO replication` (`master`, `slave`).
+    pub role: String,
+    /// The RDB file's magic (`REDIS`, or another fork's) and version, as
+    /// found in its first nine bytes (replication only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdb_magic: Option<String>,
+    /// How the server sent the snapshot: `disk` (`$<length>`, from a file
+    /// it wrote) or `diskless` (`$EOF:<mark>`, streamed from memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdb_version: Option<u32>,
+    /// CRC64 (Jones) of the file, hex; `trailer_crc` the one the file
+    /// carries (0 when the server has checksums off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc64: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trailer_crc: Option<String>,
+    /// Keys per database from `INFO keyspace` when the backup started.
+    pub keyspace: std::collections::BTreeMap<u32, u64>,
+    /// Keys written (scan) or found in the keyspace (replication).
+    pub keys: u64,
+    /// Bytes of the RDB file (replication) or of the records (scan).
+    pub bytes: u64,
 }
 
 /// A hash-chained table (policy `[[chain]]`) as a backup dumped it: one
@@ -404,6 +484,7 @@ pub(crate) mod tests {
             header: ManifestHeader {
                 format_version: FORMAT_VERSION,
                 id: "20260101T000000Z-abcd".into(),
+                kind: BackupKind::Postgres,
                 pgkeep_version: "0.1.0".into(),
                 started_at: "2026-01-01T00:00:00Z".into(),
                 finished_at: "2026-01-01T00:00:01Z".into(),
@@ -451,6 +532,7 @@ pub(crate) mod tests {
                 }],
                 chains: vec![],
                 rls: None,
+                redis: None,
             },
             key: None,
         }

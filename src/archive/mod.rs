@@ -12,6 +12,6 @@ pub(crate) mod pack;
 pub(crate) mod stream;
 
 pub use manifest::{
-    ChainHead, ChainRecord, FrameRef, KeySource, Manifest, ManifestBody, ManifestHeader, PackInfo,
-    StreamInfo,
+    BackupKind, ChainHead, ChainRecord, FrameRef, KeySource, Manifest, ManifestBody,
+    ManifestHeader, PackInfo, RedisFacts, RedisMethod, StreamInfo,
 };

@@ -115,6 +115,29 @@ pub fn read_stream(
         .try_flatten()
 }
 
+/// Stream `index` as verified plaintext chunks, one stored frame read at
+/// a time (a read of several well-compressed frames would hold all their
+/// plaintexts at once), within `memory` bytes of frames in flight: for
+/// readers of one stream at a time (chain verification, Redis restores).
+pub fn read_stream_bytes(
+    repo: &Repo,
+    manifest: Arc<Manifest>,
+    index: usize,
+    memory: usize,
+) -> Result<impl Stream<Item = Result<Bytes>> + Send + 'static> {
+    let frames = manifest
+        .body
+        .streams
+        .get(index)
+        .map(|s| s.frames.as_slice());
+    let max = |f: fn(&FrameRef) -> u32| frames.and_then(|fs| fs.iter().map(f).max()).unwrap_or(0);
+    let (read_ahead, _) =
+        crate::pipeline::Budget::new(memory, 1, None)?.read_plan(max(|f| f.plain_len) as usize);
+    let max_read = u64::from(max(|f| f.len));
+    let bufs = FrameBuffers::new(max(|f| f.plain_len) as usize, memory);
+    Ok(read_stream(repo.clone(), manifest, index, read_ahead, max_read, bufs).map_ok(|v| v.bytes))
+}
+
 /// One frame's plaintext that passed every check, and the rows that end in
 /// it (for progress: a frame's bytes are COPY text, its rows the count the
 /// manifest vouches for).

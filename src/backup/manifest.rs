@@ -44,19 +44,21 @@ pub(super) fn assemble(
         .flat_map(|o| std::mem::take(&mut o.chains))
         .collect();
     chains.sort_by(|a, b| a.table.cmp(&b.table));
-    let finished = time::OffsetDateTime::now_utc();
     let tables = toc
         .iter()
         .filter(|e| e.kind == ObjectKind::TableData)
         .count() as u64;
+    let written = Written {
+        id: &run.id,
+        kind: crate::archive::BackupKind::Postgres,
+        started: run.started,
+        t0: run.t0,
+        compress_level: opts.compress_level,
+        key: key.as_ref(),
+        wraps,
+    };
     Ok(Manifest {
         header: ManifestHeader {
-            format_version: crate::archive::manifest::FORMAT_VERSION,
-            id: run.id.clone(),
-            pgkeep_version: env!("CARGO_PKG_VERSION").to_string(),
-            started_at: rfc3339(run.started)?,
-            finished_at: rfc3339(finished)?,
-            duration_ms: run.t0.elapsed().as_millis() as u64,
             source: opts.db.to_string(),
             server_version: source.server_version.clone(),
             system_identifier: source.system_identifier.clone(),
@@ -65,16 +67,7 @@ pub(super) fn assemble(
             rows: streams.iter().map(|s| s.rows).sum(),
             plain_bytes: streams.iter().map(|s| s.plain_bytes).sum(),
             stored_bytes: packs.iter().map(|p| p.size).sum(),
-            compression: if opts.compress_level == 0 {
-                "none".into()
-            } else {
-                format!("zstd:{}", opts.compress_level)
-            },
-            body_encoding: String::new(),
-            body_sha256: String::new(),
-            cipher: key.as_ref().map(|k| k.cipher.kind()),
-            key_ids: vec![],
-            wrapped_keys: wraps,
+            ..written.header()?
         },
         body: ManifestBody {
             source,
@@ -84,14 +77,60 @@ pub(super) fn assemble(
             streams,
             chains,
             rls: Some(rls),
+            redis: None,
         },
         key,
     })
 }
 
+/// What every backup's header says of how it was written: the rest
+/// (source, sizes) is filled in by the kind of backup.
+pub(crate) struct Written<'a> {
+    pub id: &'a str,
+    pub kind: crate::archive::BackupKind,
+    pub started: time::OffsetDateTime,
+    pub t0: std::time::Instant,
+    pub compress_level: i32,
+    pub key: Option<&'a Arc<BackupKey>>,
+    pub wraps: Vec<WrappedKey>,
+}
+
+impl Written<'_> {
+    /// The header, finished now, with empty source and sizes.
+    pub(crate) fn header(self) -> Result<ManifestHeader> {
+        Ok(ManifestHeader {
+            format_version: crate::archive::manifest::FORMAT_VERSION,
+            id: self.id.to_string(),
+            kind: self.kind,
+            pgkeep_version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: rfc3339(self.started)?,
+            finished_at: rfc3339(time::OffsetDateTime::now_utc())?,
+            duration_ms: self.t0.elapsed().as_millis() as u64,
+            source: String::new(),
+            server_version: String::new(),
+            system_identifier: None,
+            database: String::new(),
+            tables: 0,
+            rows: 0,
+            plain_bytes: 0,
+            stored_bytes: 0,
+            compression: if self.compress_level == 0 {
+                "none".into()
+            } else {
+                format!("zstd:{}", self.compress_level)
+            },
+            body_encoding: String::new(),
+            body_sha256: String::new(),
+            cipher: self.key.map(|k| k.cipher.kind()),
+            key_ids: vec![],
+            wrapped_keys: self.wraps,
+        })
+    }
+}
+
 /// Encodes and writes the manifest, create-only: two backups can never
 /// claim the same id.
-pub(super) async fn write(repo: &Repo, mut manifest: Manifest) -> Result<ManifestHeader> {
+pub(crate) async fn write(repo: &Repo, mut manifest: Manifest) -> Result<ManifestHeader> {
     let backup_id = manifest.header.id.clone();
     let bytes = manifest.encode()?;
     repo.put_new(&layout::manifest_path(&backup_id), bytes)

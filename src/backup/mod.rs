@@ -8,7 +8,9 @@
 
 mod manifest;
 mod plan;
-mod worker;
+pub(crate) mod worker;
+
+pub(crate) use manifest::{write as write_manifest, Written};
 
 use crate::archive::layout;
 use crate::archive::pack::PackSet;
@@ -59,13 +61,8 @@ pub struct BackupOptions {
     /// A pack object is closed once it exceeds this many bytes (checked
     /// before each frame, so a pack never exceeds it by more than a frame).
     pub pack_bytes: u64,
-    /// Whether to encrypt (by default: when the repository has master keys).
-    pub encrypt: EncryptMode,
-    /// Overrides the repository's default cipher.
-    pub cipher: Option<CipherKind>,
-    /// With [`EncryptMode::On`] in a repository without master keys: this
-    /// secret becomes the repository's first master key.
-    pub first_key: Option<Arc<SecretInput>>,
+    /// Whether and how to encrypt.
+    pub keys: KeyChoice,
     /// Hash-chained tables (policy `[[chain]]`): dumped whole in chain
     /// order, their stream heads recorded in the manifest.
     pub chains: Vec<ChainDef>,
@@ -87,9 +84,7 @@ impl BackupOptions {
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             split_bytes: DEFAULT_SPLIT_BYTES,
             pack_bytes: DEFAULT_PACK_BYTES,
-            encrypt: EncryptMode::Auto,
-            cipher: None,
-            first_key: None,
+            keys: KeyChoice::default(),
             chains: Vec::new(),
             lease_ttl: crate::store::lease::DEFAULT_TTL,
             part_size: None,
@@ -107,6 +102,18 @@ impl BackupOptions {
         budget.check_object_size(max_pack_size(self.pack_bytes, &budget))?;
         Ok(budget)
     }
+}
+
+/// Whether and how a backup is encrypted (Postgres and Redis alike).
+#[derive(Clone, Debug, Default)]
+pub struct KeyChoice {
+    /// Whether to encrypt (by default: when the repository has master keys).
+    pub encrypt: EncryptMode,
+    /// Overrides the repository's default cipher.
+    pub cipher: Option<CipherKind>,
+    /// With [`EncryptMode::On`] in a repository without master keys: this
+    /// secret becomes the repository's first master key.
+    pub first_key: Option<Arc<SecretInput>>,
 }
 
 /// One backup in progress: what every step of it needs.
@@ -141,10 +148,23 @@ pub async fn backup(
         cancel,
     };
     let backup_id = run.id.clone();
-    // The lease comes first: from here on, a prune sees a running backup.
-    let lease = Lease::acquire(repo, &backup_id, opts.lease_ttl).await?;
+    leased(repo, &backup_id, opts.lease_ttl, progress, run.execute()).await
+}
+
+/// Runs `work`, the backup `backup_id`, under its lease: the lease is
+/// taken first (from then on a prune sees a running backup) and renewed
+/// while `work` runs; a backup that cannot renew it stops. When `work`
+/// fails, everything written under the backup's prefix is removed.
+pub(crate) async fn leased(
+    repo: &Repo,
+    backup_id: &str,
+    lease_ttl: Duration,
+    progress: Arc<dyn Progress>,
+    work: impl std::future::Future<Output = Result<ManifestHeader>>,
+) -> Result<ManifestHeader> {
+    let lease = Lease::acquire(repo, backup_id, lease_ttl).await?;
     let result = tokio::select! {
-        r = run.execute() => r,
+        r = work => r,
         _ = lease.lost() => {
             progress.end();
             Err(Error::Busy(format!(
@@ -160,7 +180,7 @@ pub async fn backup(
             // prefix is gone, so a prune never races this cleanup.
             lease.abandon().await;
             // Nothing half-written may look like a backup: remove what we wrote.
-            if let Err(e) = repo.delete_prefix(&layout::backup_prefix(&backup_id)).await {
+            if let Err(e) = repo.delete_prefix(&layout::backup_prefix(backup_id)).await {
                 tracing::warn!(backup = %backup_id, error = %e, "could not remove the failed backup's objects; `pgkeep prune --incomplete` will");
             }
         }
@@ -179,9 +199,9 @@ fn max_pack_size(pack_bytes: u64, budget: &Budget) -> u64 {
 /// The backup's data key and its wraps to every master key of the
 /// repository, or none when not encrypting. Adds the first master key
 /// when asked to.
-async fn prepare_keys(
+pub(crate) async fn prepare_keys(
     repo: &Repo,
-    opts: &BackupOptions,
+    opts: &KeyChoice,
     backup_id: &str,
 ) -> Result<(Option<Arc<BackupKey>>, Vec<WrappedKey>)> {
     if opts.encrypt == EncryptMode::On {
@@ -215,7 +235,7 @@ impl Run<'_> {
     async fn execute(self) -> Result<ManifestHeader> {
         let (repo, opts, backup_id) = (self.repo, self.opts, self.id.as_str());
         // Decided before touching the database: a key problem fails at once.
-        let (key, wraps) = prepare_keys(repo, opts, backup_id).await?;
+        let (key, wraps) = prepare_keys(repo, &opts.keys, backup_id).await?;
         let leader = Leader::begin(&opts.db).await?;
         let source = catalog::source_info(&leader.conn.client).await?;
         let rels = catalog::select_tables(&leader.conn.client, &opts.catalog).await?;

@@ -97,10 +97,9 @@ async fn copy_items(
     Ok(())
 }
 
-/// Streams one work item: COPY rows → frames → encode (blocking pool, in
-/// order, at most `encode_ahead` in flight) → pack. A chain table's rows
-/// also pass through the chain verifier, collecting only heads: no second
-/// pass over the table.
+/// Streams one work item: COPY rows → [`frame_stream`]. A chain table's
+/// rows also pass through the chain verifier, collecting only heads: no
+/// second pass over the table.
 async fn copy_stream(
     worker: &Worker,
     item: &WorkItem,
@@ -116,11 +115,7 @@ async fn copy_stream(
         .copy_out(&sql)
         .await
         .map_err(|e| copy_error(&item.label, e))?;
-    futures::pin_mut!(copy);
-    let mut framer = Framer::new(shared.budget.frame_size, shared.bufs.plain.clone());
-    let mut ready: Vec<PlainFrame> = Vec::new();
-    let mut out = Encoder::new(item);
-    let mut done = false;
+    let rows = copy.map(|r| r.map_err(|e| copy_error(&item.label, e)));
     let mut heads = item.chain.as_ref().map(|p| {
         let opts = ChainOptions {
             heads_only: true,
@@ -128,41 +123,23 @@ async fn copy_stream(
         };
         (p.clone(), Verifier::new(p.clone(), opts))
     });
-    let ahead = shared.budget.encode_ahead.max(1);
-    while !done {
-        match copy.next().await {
-            Some(Ok(row)) => {
-                if let Some((_, v)) = heads.as_mut() {
-                    v.feed(&row)?;
-                }
-                // Room for the frame this row completes before the framer
-                // starts the next one, so a finished frame never waits for
-                // an encoder beside a fresh buffer.
-                if framer.would_emit(row.len()) {
-                    out.drain(ahead - 1, pack, shared).await?;
-                }
-                // A row larger than a frame is fed one frame at a time, each
-                // handed to an encoder before the next is filled: memory
-                // never follows row size.
-                let mut pos = 0;
-                while !framer.feed_row(&row, &mut pos, &mut ready) {
-                    for frame in ready.drain(..) {
-                        out.encode(frame, pack, shared).await?;
-                    }
-                }
-            }
-            Some(Err(e)) => return Err(copy_error(&item.label, e)),
-            None => {
-                ready.push(framer.finish());
-                done = true;
-            }
-        }
-        for frame in ready.drain(..) {
-            out.encode(frame, pack, shared).await?;
-        }
-    }
-    out.drain(0, pack, shared).await?;
-    let info = out.acc.finish();
+    let target = StreamTarget {
+        stream: item.stream,
+        toc_id: item.toc_id,
+        pages: match &item.source {
+            Source::Table {
+                pages: Some((s, e)),
+                ..
+            } => Some((*s, e.unwrap_or(u64::MAX))),
+            _ => None,
+        },
+        unit: Unit::Rows,
+    };
+    let inspect = |row: &[u8]| match heads.as_mut() {
+        Some((_, v)) => v.feed(row),
+        None => Ok(()),
+    };
+    let info = frame_stream(rows, &target, inspect, pack, shared).await?;
     progress.stream_finished(item.stream, info.rows, info.plain_bytes);
     let chain = match heads {
         Some((plan, v)) => Some(ChainRecord {
@@ -174,6 +151,75 @@ async fn copy_stream(
         None => None,
     };
     Ok((info, chain))
+}
+
+/// How a stream's chunks become frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// Each chunk is a row (COPY text, a scan record): frames end at row
+    /// boundaries when rows fit, and rows are counted.
+    Rows,
+    /// A byte stream cut anywhere (an RDB file): frames filled to the brim.
+    Bytes,
+}
+
+/// Where a stream's frames go in the manifest.
+#[derive(Clone, Debug)]
+pub struct StreamTarget {
+    pub stream: u32,
+    pub toc_id: u32,
+    /// ctid page range of a table slice.
+    pub pages: Option<(u64, u64)>,
+    pub unit: Unit,
+}
+
+/// Streams chunks → framer → encoders (blocking pool, in order, at most
+/// `encode_ahead` in flight) → pack, and returns the stream's manifest
+/// record. `inspect` sees every chunk on its way to the framer. Memory
+/// never follows chunk size: a chunk larger than a frame is fed one frame
+/// at a time, each handed to an encoder before the next is filled.
+pub async fn frame_stream<S, F>(
+    chunks: S,
+    target: &StreamTarget,
+    mut inspect: F,
+    pack: &mut PackSink,
+    shared: &Shared,
+) -> Result<StreamInfo>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes>>,
+    F: FnMut(&[u8]) -> Result<()>,
+{
+    futures::pin_mut!(chunks);
+    let mut framer = Framer::new(shared.budget.frame_size, shared.bufs.plain.clone());
+    let mut ready: Vec<PlainFrame> = Vec::new();
+    let mut out = Encoder::new(target);
+    let ahead = shared.budget.encode_ahead.max(1);
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        inspect(&chunk)?;
+        // Room for the frame this chunk completes before the framer
+        // starts the next one, so a finished frame never waits for an
+        // encoder beside a fresh buffer.
+        if framer.would_emit(chunk.len()) {
+            out.drain(ahead - 1, pack, shared).await?;
+        }
+        let mut pos = 0;
+        loop {
+            let done = match target.unit {
+                Unit::Rows => framer.feed_row(&chunk, &mut pos, &mut ready),
+                Unit::Bytes => framer.feed_bytes(&chunk, &mut pos, &mut ready),
+            };
+            for frame in ready.drain(..) {
+                out.encode(frame, pack, shared).await?;
+            }
+            if done {
+                break;
+            }
+        }
+    }
+    out.encode(framer.finish(), pack, shared).await?;
+    out.drain(0, pack, shared).await?;
+    Ok(out.acc.finish())
 }
 
 type Encoding = tokio::task::JoinHandle<Result<EncodedFrame>>;
@@ -188,11 +234,11 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn new(item: &WorkItem) -> Encoder {
+    fn new(target: &StreamTarget) -> Encoder {
         Encoder {
             inflight: FuturesOrdered::new(),
             index: 0,
-            acc: StreamAcc::new(item),
+            acc: StreamAcc::new(target),
         }
     }
 
@@ -257,18 +303,11 @@ struct StreamAcc {
 }
 
 impl StreamAcc {
-    fn new(item: &WorkItem) -> StreamAcc {
-        let pages = match &item.source {
-            Source::Table {
-                pages: Some((s, e)),
-                ..
-            } => Some((*s, e.unwrap_or(u64::MAX))),
-            _ => None,
-        };
+    fn new(target: &StreamTarget) -> StreamAcc {
         StreamAcc {
-            stream: item.stream,
-            toc_id: item.toc_id,
-            pages,
+            stream: target.stream,
+            toc_id: target.toc_id,
+            pages: target.pages,
             rows: 0,
             plain: 0,
             stored: 0,

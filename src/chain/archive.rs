@@ -8,46 +8,29 @@ use super::verify::{ChainOptions, ChainPlan, Verifier};
 use super::{ChainsReport, StreamFilter};
 use crate::archive::index::{read_manifest, resolve_backup_id};
 use crate::archive::manifest::ChainRecord;
-use crate::archive::stream::read_stream;
+use crate::archive::stream::read_stream_bytes;
 use crate::archive::Manifest;
 use crate::catalog::ObjectKind;
 use crate::config::ChainDef;
 use crate::error::{Error, Result};
 use crate::keys::Unlock;
-use crate::pipeline::{Budget, FrameBuffers};
 use crate::store::Repo;
 use bytes::Bytes;
-use futures::TryStreamExt;
 use futures::{Stream, StreamExt};
 use std::sync::Arc;
 
-/// Memory for reading one chain stream (frames in flight).
-const READ_MEMORY: usize = 64 << 20;
-
-/// The one place chain verification reads archived data: verified plaintext
-/// chunks of stream `index` (a decryption key parameter belongs here).
+/// The one place chain verification reads archived data: verified
+/// plaintext chunks of stream `index`, within 64 MiB.
 pub fn read_chain_stream(
     repo: &Repo,
     manifest: Arc<Manifest>,
     index: usize,
 ) -> Result<impl Stream<Item = Result<Bytes>> + Send + 'static> {
-    let frames = manifest
-        .body
-        .streams
-        .get(index)
-        .map(|s| s.frames.as_slice());
-    let max = |f: fn(&crate::archive::FrameRef) -> u32| {
-        frames.and_then(|fs| fs.iter().map(f).max()).unwrap_or(0)
-    };
-    // Reads of one stored frame each: a read of `max_frame` stored bytes
-    // would coalesce several compressed frames and hold all their
-    // plaintexts at once.
-    let (read_ahead, _) =
-        Budget::new(READ_MEMORY, 1, None)?.read_plan(max(|f| f.plain_len) as usize);
-    let max_read = u64::from(max(|f| f.len));
-    let bufs = FrameBuffers::new(max(|f| f.plain_len) as usize, READ_MEMORY);
-    Ok(read_stream(repo.clone(), manifest, index, read_ahead, max_read, bufs).map_ok(|v| v.bytes))
+    read_stream_bytes(repo, manifest, index, READ_MEMORY)
 }
+
+/// Memory for reading one chain stream (frames in flight).
+const READ_MEMORY: usize = 64 << 20;
 
 /// Verifies `chains` in backup `id` (or `latest`) of `repo`; with `against`,
 /// also that every head recorded by that older backup is still present.

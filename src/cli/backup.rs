@@ -1,16 +1,14 @@
 //! `pgkeep backup`.
 
 use super::common::{
-    human_bytes, print_json, run_context, DbArgs, OutputArgs, ParallelArgs, RepoArgs,
+    human_bytes, print_json, recorded_backup, run_context, DbArgs, OutputArgs, ParallelArgs,
+    RepoArgs,
 };
-use super::secrets::KeyArgs;
+use super::secrets::{EncryptArgs, KeyArgs};
 use clap::Args;
 use pgkeep::backup::{backup, BackupOptions, DEFAULT_LOCK_TIMEOUT, DEFAULT_SPLIT_BYTES};
 use pgkeep::catalog::CatalogOptions;
-use pgkeep::crypto::CipherKind;
 use pgkeep::error::{Error, Result};
-use pgkeep::keys::EncryptMode;
-use pgkeep::notify::RunNotices;
 use pgkeep::ops::copy::{offsite, CopyOptions, OffsiteReport, Selection};
 use pgkeep::ops::runs::{recorded, Action, RunFacts};
 use pgkeep::store::bandwidth::parse_rate;
@@ -52,17 +50,8 @@ pub struct BackupArgs {
     /// Frame size (default derived from --memory, at most 4MiB).
     #[arg(long)]
     pub frame_size: Option<String>,
-    /// Encrypt (the default once the repository has a master key). In a
-    /// repository without keys, the key given by --key-file/PGKEEP_KEY or
-    /// --passphrase-file/PGKEEP_PASSPHRASE becomes its first master key.
-    #[arg(long, conflicts_with = "no_encrypt")]
-    pub encrypt: bool,
-    /// Store plaintext frames even though the repository has keys.
-    #[arg(long)]
-    pub no_encrypt: bool,
-    /// Cipher for this backup (default: the repository's): aes-256-gcm or chacha20-poly1305.
-    #[arg(long)]
-    pub cipher: Option<String>,
+    #[command(flatten)]
+    pub encryption: EncryptArgs,
     #[command(flatten)]
     pub keys: KeyArgs,
     /// Cap the upload rate, e.g. 10MiB/s (an average over each part).
@@ -98,6 +87,7 @@ pub async fn run(mut args: BackupArgs, cancel: CancellationToken) -> Result<()> 
     }
     args.keys.default_from(job);
     let mut opts = BackupOptions::new(args.db.resolve_for(job)?);
+
     opts.jobs = args.parallel.jobs_for(job);
     opts.memory = args.parallel.memory_for(job);
     if let Some(c) = &args.compress {
@@ -112,16 +102,6 @@ pub async fn run(mut args: BackupArgs, cancel: CancellationToken) -> Result<()> 
         tables: args.tables,
         exclude_tables: args.exclude_tables,
     };
-    opts.cipher = args
-        .cipher
-        .as_deref()
-        .map(str::parse::<CipherKind>)
-        .transpose()?;
-    opts.encrypt = match (args.encrypt, args.no_encrypt) {
-        (true, _) => EncryptMode::On,
-        (_, true) => EncryptMode::Off,
-        _ => EncryptMode::Auto,
-    };
     let policy = args.repo.policy.load()?;
     if let Some(p) = &policy {
         opts.chains = p.chain.clone();
@@ -133,31 +113,10 @@ pub async fn run(mut args: BackupArgs, cancel: CancellationToken) -> Result<()> 
     if let Some(rate) = args.max_bandwidth.as_deref() {
         repo = repo.with_max_bandwidth(parse_rate(rate)?);
     }
-    if args.encrypt {
-        let mut given = args.keys.inputs()?;
-        if given.len() == 1 {
-            opts.first_key = Some(std::sync::Arc::new(given.remove(0)));
-        }
-    }
+    opts.keys = args.encryption.choice(&args.keys)?;
     let progress = pgkeep::progress::for_stderr("backup").into();
-    let ctx = run_context(Action::Backup, job);
-    let facts = |h: &pgkeep::archive::ManifestHeader| RunFacts {
-        backup_id: Some(h.id.clone()),
-        bytes: Some(h.stored_bytes),
-        rows: Some(h.rows),
-        rto_ms: None,
-    };
-    // The policy's [[notify]] targets hear of a job's backup: start, then
-    // success or failure.
-    let notices = match (&policy, job) {
-        (Some(p), Some(j)) => RunNotices::start(&p.notify, &j.name, j.kind, Action::Backup),
-        _ => None,
-    };
-    let header = recorded(&repo, &ctx, backup(&repo, &opts, progress, cancel), facts).await;
-    if let Some(n) = notices {
-        n.finish(header.as_ref().map(facts).as_ref().map_err(|e| *e))
-            .await;
-    }
+    let work = backup(&repo, &opts, progress, cancel);
+    let header = recorded_backup(&repo, policy.as_ref(), job, "postgres", work).await;
     let header = header?;
     if args.output.json {
         print_json(&header)?;

@@ -201,3 +201,36 @@ pub fn run_context(
         kind: job.map_or("postgres", |j| j.kind),
     }
 }
+
+/// Runs a backup (`kind` `postgres` or `redis`) as a recorded run of the
+/// policy job, if any; the policy's `[[notify]]` targets hear of its start,
+/// then of its success or failure.
+pub async fn recorded_backup(
+    repo: &pgkeep::store::Repo,
+    policy: Option<&pgkeep::config::Policy>,
+    job: Option<&Job>,
+    kind: &'static str,
+    work: impl std::future::Future<Output = Result<pgkeep::archive::ManifestHeader>>,
+) -> Result<pgkeep::archive::ManifestHeader> {
+    use pgkeep::ops::runs::{recorded, Action, RunFacts};
+    let mut ctx = run_context(Action::Backup, job);
+    ctx.kind = kind;
+    let facts = |h: &pgkeep::archive::ManifestHeader| RunFacts {
+        backup_id: Some(h.id.clone()),
+        bytes: Some(h.stored_bytes),
+        rows: Some(h.rows),
+        rto_ms: None,
+    };
+    let notices = match (policy, job) {
+        (Some(p), Some(j)) => {
+            pgkeep::notify::RunNotices::start(&p.notify, &j.name, j.kind, Action::Backup)
+        }
+        _ => None,
+    };
+    let header = recorded(repo, &ctx, work, facts).await;
+    if let Some(n) = notices {
+        n.finish(header.as_ref().map(facts).as_ref().map_err(|e| *e))
+            .await;
+    }
+    header
+}

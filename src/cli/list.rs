@@ -100,7 +100,7 @@ pub async fn run(args: ListArgs) -> Result<()> {
             None => "never".into(),
         };
         println!(
-            "{:<22} {:<20} {:>8.1}s {:>10} {:>10} {:>12}  {:<17} {:<27} {} (PostgreSQL {})",
+            "{:<22} {:<20} {:>8.1}s {:>10} {:>10} {:>12}  {:<17} {:<27} {} ({})",
             h.id,
             h.finished_at.get(..19).unwrap_or(&h.finished_at),
             h.duration_ms as f64 / 1000.0,
@@ -110,7 +110,7 @@ pub async fn run(args: ListArgs) -> Result<()> {
             h.cipher.map(|c| c.name()).unwrap_or("none"),
             verified,
             h.source,
-            h.server_version
+            h.server_label()
         );
     }
     Ok(())

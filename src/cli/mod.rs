@@ -12,6 +12,7 @@ pub mod key;
 pub mod list;
 pub mod policy;
 pub mod prune;
+pub mod redis;
 pub mod restore;
 pub mod secrets;
 pub mod serve;
@@ -74,6 +75,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// The scheduler daemon: every job on its schedules, /metrics, /health, /status and a status page, notifications.
     Serve(serve::ServeArgs),
+    /// Redis: snapshot a server into a repository, restore an RDB file or keys.
+    Redis(redis::RedisArgs),
     /// Pin a backup: retention never removes it.
     Pin(prune::PinArgs),
     /// Remove a backup's pin.

@@ -157,3 +157,48 @@ impl NewKeyArgs {
         }
     }
 }
+
+/// Whether a backup encrypts (`backup` and `redis backup`).
+#[derive(clap::Args, Debug)]
+pub struct EncryptArgs {
+    /// Encrypt (the default once the repository has a master key). In a
+    /// repository without keys, the key given by --key-file/PGKEEP_KEY or
+    /// --passphrase-file/PGKEEP_PASSPHRASE becomes its first master key.
+    #[arg(long, conflicts_with = "no_encrypt")]
+    pub encrypt: bool,
+    /// Store plaintext frames even though the repository has keys.
+    #[arg(long)]
+    pub no_encrypt: bool,
+    /// Cipher for this backup (default: the repository's): aes-256-gcm or chacha20-poly1305.
+    #[arg(long)]
+    pub cipher: Option<String>,
+}
+
+impl EncryptArgs {
+    /// The library's choice; with `--encrypt`, the one key given becomes
+    /// the first master key of a repository without keys.
+    pub fn choice(&self, keys: &KeyArgs) -> Result<pgkeep::backup::KeyChoice> {
+        let cipher = self
+            .cipher
+            .as_deref()
+            .map(str::parse::<pgkeep::crypto::CipherKind>)
+            .transpose()?;
+        let encrypt = match (self.encrypt, self.no_encrypt) {
+            (true, _) => pgkeep::keys::EncryptMode::On,
+            (_, true) => pgkeep::keys::EncryptMode::Off,
+            _ => pgkeep::keys::EncryptMode::Auto,
+        };
+        let mut first_key = None;
+        if self.encrypt {
+            let mut given = keys.inputs()?;
+            if given.len() == 1 {
+                first_key = Some(std::sync::Arc::new(given.remove(0)));
+            }
+        }
+        Ok(pgkeep::backup::KeyChoice {
+            encrypt,
+            cipher,
+            first_key,
+        })
+    }
+}

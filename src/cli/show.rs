@@ -73,13 +73,17 @@ pub async fn run(mut args: ShowArgs) -> Result<()> {
                 }
             })
             .collect();
-        return print_json(&serde_json::json!({ "header": m.header, "entries": entries }));
+        return print_json(
+            &serde_json::json!({ "header": m.header, "entries": entries, "redis": m.body.redis }),
+        );
     }
     let h = &m.header;
     println!(";");
     println!(
-        "; Backup {} of database {} (PostgreSQL {})",
-        h.id, h.database, h.server_version
+        "; Backup {} of database {} ({})",
+        h.id,
+        h.database,
+        h.server_label()
     );
     println!("; Source: {}", h.source);
     println!(
@@ -96,6 +100,25 @@ pub async fn run(mut args: ShowArgs) -> Result<()> {
         human_bytes(h.stored_bytes),
         h.compression
     );
+    if let Some(r) = &m.body.redis {
+        let method = match r.method {
+            pgkeep::archive::RedisMethod::Replication => "replication snapshot (point in time)",
+            pgkeep::archive::RedisMethod::Scan => "scan (SCAN + DUMP per key; not point in time)",
+        };
+        println!("; Method: {method}; server role {}", r.role);
+        if let (Some(magic), Some(crc)) = (&r.rdb_magic, &r.crc64) {
+            let version = r.rdb_version.map(|v| v.to_string()).unwrap_or_default();
+            println!("; RDB {magic} {version}, CRC64 {crc}");
+        }
+        let dbs: Vec<String> = r
+            .keyspace
+            .iter()
+            .map(|(db, keys)| format!("db{db}={keys}"))
+            .collect();
+        println!("; Keys at the start: {}", dbs.join(" "));
+        println!(";");
+        return Ok(());
+    }
     println!("; TOC entries: {}", m.body.toc.len());
     println!(";");
     for e in &m.body.toc {

@@ -76,14 +76,24 @@ impl Framer {
     /// Appends bytes without counting a row; frames that fill up on the way
     /// are emitted as not ending at a row boundary.
     pub fn push_bytes(&mut self, bytes: &[u8], out: &mut Vec<PlainFrame>) {
-        let mut rest = bytes;
-        while self.pending() + rest.len() > self.frame_size {
-            let take = self.frame_size - self.pending();
-            self.extend(&rest[..take]);
-            rest = &rest[take..];
+        let mut pos = 0;
+        while !self.feed_bytes(bytes, &mut pos, out) {}
+    }
+
+    /// Appends bytes from `pos` on without counting a row (a byte stream
+    /// such as an RDB file: frames are filled to the brim), stopping as soon
+    /// as a frame is complete, like [`Framer::feed_row`]. Returns true once
+    /// every byte is in.
+    pub fn feed_bytes(&mut self, bytes: &[u8], pos: &mut usize, out: &mut Vec<PlainFrame>) -> bool {
+        let rest = &bytes[(*pos).min(bytes.len())..];
+        if !rest.is_empty() && self.pending() == self.frame_size {
             self.emit(false, out);
+            return false;
         }
-        self.extend(rest);
+        let take = rest.len().min(self.frame_size - self.pending());
+        self.extend(&rest[..take]);
+        *pos += take;
+        *pos >= bytes.len()
     }
 
     fn extend(&mut self, bytes: &[u8]) {
@@ -175,6 +185,32 @@ mod tests {
                 off += f.data.len();
                 if f.row_boundary && off > 0 { prop_assert!(ends.contains(&off)); }
             }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fed_bytes_fill_frames_to_the_brim(
+            chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..700), 0..30),
+            size in 64usize..512,
+        ) {
+            let mut f = Framer::new(size, BufferPool::new(size, 2));
+            let mut out = Vec::new();
+            for c in &chunks {
+                let mut pos = 0;
+                loop {
+                    let before = out.len();
+                    let done = f.feed_bytes(c, &mut pos, &mut out);
+                    prop_assert!(out.len() - before <= 1);
+                    if done { break; }
+                }
+            }
+            out.push(f.finish());
+            let joined: Vec<u8> = out.iter().flat_map(|f| f.data.iter().copied()).collect();
+            prop_assert_eq!(joined, chunks.concat());
+            // Every frame but the last is full; no rows are counted.
+            prop_assert!(out[..out.len() - 1].iter().all(|f| f.data.len() == size));
+            prop_assert!(out.iter().all(|f| f.rows == 0));
         }
     }
 

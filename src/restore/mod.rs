@@ -106,24 +106,12 @@ pub async fn restore(
     cancel: CancellationToken,
 ) -> Result<RestoreSummary> {
     let id = resolve_backup_id(repo, id).await?;
-    // Retention never removes a held backup. A repository this restore may
-    // not write to (read-only credentials) still restores, unheld.
-    let hold = match Lease::hold(repo, &id, "restore", crate::store::lease::DEFAULT_TTL).await {
-        Ok(h) => Some(h),
-        Err(e) => {
-            tracing::warn!(backup = %id, error = %e, "could not hold the backup; retention could remove it during this restore");
-            None
-        }
-    };
-    let r = async {
+    // Retention never removes a held backup.
+    Lease::while_held(repo, &id, "restore", async {
         let manifest = Arc::new(read_manifest(repo, &id, opts.unlock.as_ref()).await?);
         restore_manifest(repo, manifest, opts, progress, cancel).await
-    }
-    .await;
-    if let Some(h) = hold {
-        h.release().await;
-    }
-    r
+    })
+    .await
 }
 
 /// Restores the backup `manifest` describes (read by the caller, who holds
@@ -159,6 +147,12 @@ async fn run(
 ) -> Result<RestoreSummary> {
     let t0 = Instant::now();
     let id = manifest.header.id.clone();
+    if manifest.header.kind != crate::archive::BackupKind::Postgres {
+        return Err(Error::Refused(format!(
+            "backup {id} is a {} backup: restore it with `pgkeep redis restore`",
+            manifest.header.kind.as_str()
+        )));
+    }
     let encoding = manifest.body.source.encoding.clone();
     let budget = Budget::new(opts.memory, opts.jobs, None)?;
     target::guard_source(&opts.db, &manifest.header, opts.force_source).await?;

@@ -189,6 +189,29 @@ impl Lease {
         Lease::write(repo, backup_id, hold_path(backup_id, &holder), ttl).await
     }
 
+    /// Runs `work` while holding backup `backup_id` for `purpose`. A
+    /// repository the caller may not write to (read-only credentials)
+    /// still lets the work run, unheld, with a warning.
+    pub async fn while_held<T>(
+        repo: &Repo,
+        backup_id: &str,
+        purpose: &str,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let hold = match Lease::hold(repo, backup_id, purpose, DEFAULT_TTL).await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(backup = %backup_id, error = %e, "could not hold the backup; retention could remove it during this {purpose}");
+                None
+            }
+        };
+        let r = work.await;
+        if let Some(h) = hold {
+            h.release().await;
+        }
+        r
+    }
+
     async fn write(repo: &Repo, backup_id: &str, path: Path, ttl: Duration) -> Result<Lease> {
         let ttl = ttl.max(Duration::from_secs(4));
         let now = OffsetDateTime::now_utc();

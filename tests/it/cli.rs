@@ -16,6 +16,7 @@ pub(crate) fn pgkeep_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.args(args);
     for v in [
         "DATABASE_URL",
+        "REDIS_URL",
         "PGKEEP_KEY",
         "PGKEEP_PASSPHRASE",
         "PGKEEP_NEW_KEY",

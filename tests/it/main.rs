@@ -19,6 +19,7 @@ mod operations;
 mod pgkeep;
 mod progress;
 mod prune;
+mod redis;
 mod retention;
 mod roundtrip;
 mod serve;

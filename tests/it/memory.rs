@@ -71,7 +71,7 @@ async fn a_row_of_many_frames_is_framed_within_the_budget() {
 /// Runs a command, sampling its `VmHWM` (peak resident set of its own
 /// address space) every 10 ms until it exits. `wait4`'s `ru_maxrss` would
 /// not do: Linux carries the forking test process's peak into the child's.
-fn run_measured(cmd: &mut Command) -> (std::process::ExitStatus, String, u64, Duration) {
+pub(crate) fn run_measured(cmd: &mut Command) -> (std::process::ExitStatus, String, u64, Duration) {
     let t0 = Instant::now();
     let mut child = cmd
         .stdout(std::process::Stdio::null())
@@ -165,12 +165,22 @@ async fn slow_store_keeps_the_backup_within_its_memory_budget() {
     // (less the last part, sent on credit).
     let floor = Duration::from_secs_f64((stored - (10 << 20)) as f64 / rate as f64);
     assert!(elapsed >= floor, "{elapsed:?} < {floor:?}: not throttled");
-    // Peak RSS: the budget plus the process's fixed cost (runtime, TLS,
-    // HTTP client, allocator slack), far below the data size.
+    assert_peak_within("slow store", stored, peak, elapsed, budget_mib);
+}
+
+/// Peak RSS: the budget plus the process's fixed cost (runtime, TLS,
+/// HTTP client, allocator slack), far below the data size.
+pub(crate) fn assert_peak_within(
+    what: &str,
+    data: u64,
+    peak: u64,
+    elapsed: Duration,
+    budget_mib: u64,
+) {
     let limit = (budget_mib + 16) << 20;
     eprintln!(
-        "slow store: {} MiB stored in {elapsed:?}, peak RSS {} MiB (limit {} MiB)",
-        stored >> 20,
+        "{what}: {} MiB in {elapsed:?}, peak RSS {} MiB (limit {} MiB)",
+        data >> 20,
         peak >> 20,
         limit >> 20
     );

@@ -17,6 +17,7 @@ mod fixtures;
 mod local;
 mod oracle;
 pub mod receiver;
+pub mod redis;
 pub mod s3;
 pub mod tls;
 
