@@ -131,33 +131,43 @@ pub async fn run(mut args: BackupArgs, cancel: CancellationToken) -> Result<()> 
             header.duration_ms as f64 / 1000.0
         );
     }
-    // The job's offsite copies follow each backup, each with its retention.
-    if let Some(job) = job.filter(|j| !j.copies.is_empty()) {
-        let unlock = pgkeep::keys::Unlock::new(args.keys.inputs()?);
-        let ctx = run_context(Action::Copy, Some(job));
-        let selection = Selection::One(header.id.clone());
-        let (silent, copy_opts) = (pgkeep::progress::Silent, CopyOptions::default());
-        let work = offsite(job, &repo, &selection, &unlock, &copy_opts, &silent);
-        let reports = recorded(&repo, &ctx, work, |r: &Vec<OffsiteReport>| RunFacts {
-            backup_id: Some(header.id.clone()),
-            bytes: Some(r.iter().flat_map(|o| &o.copy.copied).map(|c| c.bytes).sum()),
-            ..RunFacts::default()
-        })
-        .await
-        .inspect_err(|_| {
-            eprintln!(
-                "pgkeep: backup {} is complete, but its offsite copy failed:",
-                header.id
-            )
-        })?;
-        if !args.output.json {
-            for r in &reports {
-                let removed = r.retention.as_ref().map_or(0, |x| x.removed);
-                println!(
-                    "copied {} to {} ({} removed there by its retention)",
-                    header.id, r.target, removed
-                );
-            }
+    copy_after_backup(job, &repo, &header.id, &args.keys, args.output.json).await?;
+    Ok(())
+}
+
+/// The job's offsite copies follow each backup (`backup` and `redis
+/// backup`), each with its retention; recorded as a copy run.
+pub async fn copy_after_backup(
+    job: Option<&pgkeep::ops::job::Job>,
+    repo: &pgkeep::store::Repo,
+    backup_id: &str,
+    keys: &KeyArgs,
+    json: bool,
+) -> Result<()> {
+    let Some(job) = job.filter(|j| !j.copies.is_empty()) else {
+        return Ok(());
+    };
+    let unlock = pgkeep::keys::Unlock::new(keys.inputs()?);
+    let ctx = run_context(Action::Copy, Some(job));
+    let selection = Selection::One(backup_id.to_string());
+    let (silent, copy_opts) = (pgkeep::progress::Silent, CopyOptions::default());
+    let work = offsite(job, repo, &selection, &unlock, &copy_opts, &silent);
+    let reports = recorded(repo, &ctx, work, |r: &Vec<OffsiteReport>| RunFacts {
+        backup_id: Some(backup_id.to_string()),
+        bytes: Some(r.iter().flat_map(|o| &o.copy.copied).map(|c| c.bytes).sum()),
+        ..RunFacts::default()
+    })
+    .await
+    .inspect_err(|_| {
+        eprintln!("pgkeep: backup {backup_id} is complete, but its offsite copy failed:")
+    })?;
+    if !json {
+        for r in &reports {
+            let removed = r.retention.as_ref().map_or(0, |x| x.removed);
+            println!(
+                "copied {backup_id} to {} ({} removed there by its retention)",
+                r.target, removed
+            );
         }
     }
     Ok(())

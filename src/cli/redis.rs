@@ -189,17 +189,18 @@ async fn backup(mut args: RedisBackupArgs, cancel: CancellationToken) -> Result<
     let header = recorded_backup(&repo, policy.as_ref(), job, "redis", work).await;
     let header = header?;
     if args.output.json {
-        return print_json(&header);
+        print_json(&header)?;
+    } else {
+        println!(
+            "redis backup {} complete: {} keys, {} stored as {} in {:.1}s",
+            header.id,
+            header.rows,
+            human_bytes(header.plain_bytes),
+            human_bytes(header.stored_bytes),
+            header.duration_ms as f64 / 1000.0
+        );
     }
-    println!(
-        "redis backup {} complete: {} keys, {} stored as {} in {:.1}s",
-        header.id,
-        header.rows,
-        human_bytes(header.plain_bytes),
-        human_bytes(header.stored_bytes),
-        header.duration_ms as f64 / 1000.0
-    );
-    Ok(())
+    super::backup::copy_after_backup(job, &repo, &header.id, &args.keys, args.output.json).await
 }
 
 async fn restore(mut args: RedisRestoreArgs) -> Result<()> {

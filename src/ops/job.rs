@@ -183,6 +183,7 @@ impl Job {
                 job.retention = r.retention.clone();
                 job.rpo = r.rpo.map(|r| r.0);
                 job.schedule = r.schedule.clone();
+                job.verify_schedule = r.verify_schedule.clone();
                 &r.copy
             }
         };

@@ -70,11 +70,7 @@ fn load(path: &std::path::Path, delivery: Delivery) -> Result<Loaded> {
     let mut jobs = Vec::new();
     let names: Vec<String> = policy.jobs().iter().map(|j| j.name().to_string()).collect();
     for name in names {
-        let job = Job::resolve(&policy, &name)?;
-        if job.kind != "postgres" {
-            tracing::warn!(job = %name, kind = job.kind, "serve does not run this kind of job yet; it is shown in /status only");
-        }
-        jobs.push(job);
+        jobs.push(Job::resolve(&policy, &name)?);
     }
     let (listen, token, jitter) = match &policy.serve {
         Some(s) => (s.listen.clone(), s.token.clone(), s.jitter.map(|j| j.0)),
@@ -152,7 +148,7 @@ struct Entry {
 
 fn entries(jobs: &[Job]) -> Vec<Entry> {
     let mut out = Vec::new();
-    for j in jobs.iter().filter(|j| j.kind == "postgres") {
+    for j in jobs {
         let mut add = |task, s: &Option<Schedule>| {
             if let Some(s) = s {
                 out.push(Entry {

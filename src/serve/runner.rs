@@ -5,6 +5,7 @@
 
 use super::Daemon;
 use crate::archive::index::resolve_backup_id;
+use crate::archive::ManifestHeader;
 use crate::backup::{backup, BackupOptions};
 use crate::config::policy::Event;
 use crate::drill::{drill, DrillOptions};
@@ -16,6 +17,7 @@ use crate::ops::job::Job;
 use crate::ops::runs::{recorded, Action, RunContext, RunFacts};
 use crate::pipeline::budget::{DEFAULT_JOBS, DEFAULT_MEMORY, MAX_READ_REQUEST};
 use crate::progress::Silent;
+use crate::redis::{redis_backup, RedisBackupOptions, RedisTarget};
 use crate::store::{OpenMode, Repo};
 use crate::verify::{verify_backup, VerifyOptions};
 use std::sync::Arc;
@@ -140,30 +142,44 @@ pub async fn run(d: Arc<Daemon>, job: Job, task: Task, cancel: CancellationToken
     }
 }
 
+/// What a run record and a notice say of a finished backup.
+fn backup_facts(h: &ManifestHeader) -> RunFacts {
+    RunFacts {
+        backup_id: Some(h.id.clone()),
+        bytes: Some(h.stored_bytes),
+        rows: Some(h.rows),
+        rto_ms: None,
+    }
+}
+
+/// The job's backup: PostgreSQL, or a Redis snapshot (`auto` method).
+async fn take_backup(job: &Job, repo: &Repo, cancel: CancellationToken) -> Result<ManifestHeader> {
+    match (&job.db, &job.redis_url) {
+        (Some(db), _) => {
+            let mut opts = BackupOptions::new(db.clone());
+            opts.jobs = job.jobs.unwrap_or(DEFAULT_JOBS);
+            opts.memory = job.memory.unwrap_or(DEFAULT_MEMORY);
+            opts.chains = job.chains.clone();
+            backup(repo, &opts, Arc::new(Silent), cancel).await
+        }
+        (None, Some(url)) => {
+            let mut opts = RedisBackupOptions::new(RedisTarget::parse(url)?);
+            opts.memory = job.memory.unwrap_or(DEFAULT_MEMORY);
+            redis_backup(repo, &opts, Arc::new(Silent), cancel).await
+        }
+        (None, None) => Err(Error::Internal(format!(
+            "job {}: neither a database nor a Redis server",
+            job.name
+        ))),
+    }
+}
+
 async fn run_backup(d: &Daemon, job: &Job, cancel: CancellationToken) -> Result<()> {
-    let db = job.db.clone().ok_or_else(|| {
-        Error::Config(format!("job {}: serve runs PostgreSQL jobs only", job.name))
-    })?;
     let repo = repo(job)?;
-    let mut opts = BackupOptions::new(db);
-    opts.jobs = job.jobs.unwrap_or(DEFAULT_JOBS);
-    opts.memory = job.memory.unwrap_or(DEFAULT_MEMORY);
-    opts.chains = job.chains.clone();
     let t0 = Instant::now();
-    let work = backup(&repo, &opts, Arc::new(Silent), cancel.clone());
-    let header = recorded(&repo, &ctx(job, Action::Backup), work, |h| RunFacts {
-        backup_id: Some(h.id.clone()),
-        bytes: Some(h.stored_bytes),
-        rows: Some(h.rows),
-        rto_ms: None,
-    })
-    .await;
-    let facts = header.as_ref().map(|h| RunFacts {
-        backup_id: Some(h.id.clone()),
-        bytes: Some(h.stored_bytes),
-        rows: Some(h.rows),
-        rto_ms: None,
-    });
+    let work = take_backup(job, &repo, cancel.clone());
+    let header = recorded(&repo, &ctx(job, Action::Backup), work, backup_facts).await;
+    let facts = header.as_ref().map(backup_facts);
     report(d, job, Action::Backup, t0, facts.as_ref().map_err(|e| *e));
     let header = header?;
 

@@ -532,3 +532,83 @@ async fn the_status_page_renders_in_headless_chromium() {
     let out = wait_exit(child, 30);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_redis_jobs_with_retention_verify_status_and_heartbeats() {
+    let src = crate::support::redis::RedisServer::start(&[]);
+    src.load("SET a 1\nRPUSH l x y\nSELECT 3\nSET b 2\n");
+    let ok = Receiver::start(Answer::Ok).await;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let port = free_port();
+    let policy = dir.path().join("pgkeep.toml");
+    let text_policy = format!(
+        r#"
+[repository]
+url = "{repo}"
+
+[[redis]]
+name = "cache"
+url = "${{REDIS_URL}}"
+schedule = "*/2 * * * * *"
+verify_schedule = "*/3 * * * * *"
+rpo = "1h"
+retention = {{ keep_last = 1 }}
+
+[[notify]]
+kind = "http"
+on = ["success"]
+url = "{ok}/internal/backup/heartbeat"
+body = '{{"type": "{{kind}}", "ts": {{ts}}}}'
+"#,
+        repo = repo.display(),
+        ok = ok.url,
+    );
+    std::fs::write(&policy, &text_policy).unwrap();
+    let url = src.url();
+    let child = spawn_serve(&policy, port, &[("REDIS_URL", url.as_str())], &[]);
+    until("two redis heartbeats", 90, || async {
+        ok.received("/internal/backup/heartbeat").len() >= 2
+    })
+    .await;
+    for b in ok.received("/internal/backup/heartbeat") {
+        let v: serde_json::Value = serde_json::from_str(&b.body).unwrap();
+        assert_eq!(v["type"], "redis", "{}", b.body);
+    }
+    let job_repo = repo.join("cache");
+    until(
+        "retention and a verify of the newest backup",
+        60,
+        || async {
+            run_records(&job_repo, "-prune-success-") >= 1
+                && run_records(&job_repo, "-verify-success-") >= 1
+        },
+    )
+    .await;
+    assert!(
+        complete_backups(&job_repo) <= 2,
+        "retention keeps one (plus one being written)"
+    );
+    let (code, body) = get(port, "/status").await;
+    assert_eq!(code, 200, "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let job = &status["jobs"][0];
+    assert_eq!(
+        (job["job"].as_str(), job["kind"].as_str()),
+        (Some("cache"), Some("redis")),
+        "{body}"
+    );
+    assert_eq!(job["state"], "OK", "{body}");
+    let (_, metrics) = get(port, "/metrics").await;
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("pgkeep_backup_last_success_timestamp_seconds{")
+                && l.contains(r#"job="cache""#)
+                && l.contains(r#"kind="redis""#)
+        ),
+        "{metrics}"
+    );
+    signal(&child, libc::SIGTERM);
+    let out = wait_exit(child, 40);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

@@ -142,6 +142,8 @@ pub struct RedisDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_schedule: Option<Schedule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpo: Option<HumanDuration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<KeepPolicy>,
