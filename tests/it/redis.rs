@@ -359,3 +359,65 @@ fn a_snapshot_several_times_the_budget_backs_up_within_it() {
     );
     assert_peak_within("redis snapshot", plain, peak, elapsed, budget_mib);
 }
+
+#[test]
+fn rediss_verifies_the_server_against_the_given_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    crate::support::tls::make_certs(certs.path());
+    let file = |f: &str| certs.path().join(f).to_str().unwrap().to_string();
+    let tls_port = crate::support::redis::free_port().to_string();
+    let (cert, key, ca) = (file("server.crt"), file("server.key"), file("ca.crt"));
+    let src = RedisServer::start(&[
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--tls-auth-clients",
+        "no",
+    ]);
+    fill(&src);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let repo_s = repo.to_str().unwrap();
+    let url = format!("rediss://localhost:{tls_port}");
+    let o = pgkeep_env(
+        &[
+            "redis",
+            "backup",
+            "--redis",
+            &url,
+            "--repo",
+            repo_s,
+            "--redis-tls-ca",
+            &ca,
+            "--json",
+        ],
+        &[],
+    );
+    let id = backup_id(&o);
+    let out = dir.path().join("dump.rdb");
+    let o = redis_restore(&id, repo_s, &["--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(RedisServer::start_on(&out).fingerprint(), src.fingerprint());
+    // A CA that did not sign the server's certificate: refused.
+    let other = file("other-ca.crt");
+    let o = pgkeep_env(
+        &[
+            "redis",
+            "backup",
+            "--redis",
+            &url,
+            "--repo",
+            repo_s,
+            "--redis-tls-ca",
+            &other,
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("TLS handshake"), "{}", text(&o));
+}

@@ -33,18 +33,13 @@ pub fn enable_tls() -> &'static TlsFiles {
     TLS.get_or_init(setup)
 }
 
-fn setup() -> TlsFiles {
-    let c = cluster();
-    let socket_dir = c.socket_dir().expect(
-        "the TLS tests configure the server: run them on the harness's own cluster (unset DATABASE_URL)",
-    );
-    if Command::new("openssl").arg("version").output().is_err() {
-        panic!("openssl not found: install it (apt-get install openssl), or run scripts/test.sh, which does");
-    }
-    let dir = socket_dir.join("tls");
-    std::fs::create_dir_all(&dir).unwrap();
+/// A throwaway CA (`ca.crt`), a CA that signed nothing (`other-ca.crt`)
+/// and a server certificate for `localhost` (`server.crt`, `server.key`)
+/// in `dir`, made with the `openssl` CLI.
+pub fn make_certs(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
     openssl(
-        &dir,
+        dir,
         &[
             "req",
             "-x509",
@@ -64,7 +59,7 @@ fn setup() -> TlsFiles {
         ],
     );
     openssl(
-        &dir,
+        dir,
         &[
             "req",
             "-x509",
@@ -84,7 +79,7 @@ fn setup() -> TlsFiles {
         ],
     );
     openssl(
-        &dir,
+        dir,
         &[
             "req",
             "-new",
@@ -108,7 +103,7 @@ fn setup() -> TlsFiles {
     )
     .unwrap();
     openssl(
-        &dir,
+        dir,
         &[
             "x509",
             "-req",
@@ -128,6 +123,18 @@ fn setup() -> TlsFiles {
             "server.crt",
         ],
     );
+}
+
+fn setup() -> TlsFiles {
+    let c = cluster();
+    let socket_dir = c.socket_dir().expect(
+        "the TLS tests configure the server: run them on the harness's own cluster (unset DATABASE_URL)",
+    );
+    if Command::new("openssl").arg("version").output().is_err() {
+        panic!("openssl not found: install it (apt-get install openssl), or run scripts/test.sh, which does");
+    }
+    let dir = socket_dir.join("tls");
+    make_certs(&dir);
     // The server (another OS user when we are root) must own its key, 0600.
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let owner = std::fs::metadata(socket_dir).unwrap();
