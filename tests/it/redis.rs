@@ -35,6 +35,13 @@ fn show_json(repo: &str, id: &str, env: &[(&str, &str)]) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
+/// `pgkeep redis backup --redis URL --repo REPO --json ARGS...`
+fn redis_backup(url: &str, repo: &str, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["redis", "backup", "--redis", url, "--repo", repo, "--json"];
+    all.extend(args);
+    pgkeep_env(&all, &[])
+}
+
 /// `pgkeep redis restore ID --repo REPO ARGS...`
 fn redis_restore(id: &str, repo: &str, args: &[&str]) -> std::process::Output {
     let mut all = vec!["redis", "restore", id, "--repo", repo];
@@ -384,20 +391,7 @@ fn rediss_verifies_the_server_against_the_given_ca() {
     let repo = dir.path().join("repo");
     let repo_s = repo.to_str().unwrap();
     let url = format!("rediss://localhost:{tls_port}");
-    let o = pgkeep_env(
-        &[
-            "redis",
-            "backup",
-            "--redis",
-            &url,
-            "--repo",
-            repo_s,
-            "--redis-tls-ca",
-            &ca,
-            "--json",
-        ],
-        &[],
-    );
+    let o = redis_backup(&url, repo_s, &["--redis-tls-ca", &ca]);
     let id = backup_id(&o);
     let out = dir.path().join("dump.rdb");
     let o = redis_restore(&id, repo_s, &["--out", out.to_str().unwrap()]);
@@ -405,19 +399,7 @@ fn rediss_verifies_the_server_against_the_given_ca() {
     assert_eq!(RedisServer::start_on(&out).fingerprint(), src.fingerprint());
     // A CA that did not sign the server's certificate: refused.
     let other = file("other-ca.crt");
-    let o = pgkeep_env(
-        &[
-            "redis",
-            "backup",
-            "--redis",
-            &url,
-            "--repo",
-            repo_s,
-            "--redis-tls-ca",
-            &other,
-        ],
-        &[],
-    );
+    let o = redis_backup(&url, repo_s, &["--redis-tls-ca", &other]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("TLS handshake"), "{}", text(&o));
 }
