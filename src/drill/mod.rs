@@ -74,13 +74,13 @@ pub struct DrillResult {
 }
 
 /// The drill's log: timestamped lines, also sent to the tracing log.
-struct Log {
-    t0: Instant,
-    text: String,
+pub(crate) struct Log {
+    pub(crate) t0: Instant,
+    pub(crate) text: String,
 }
 
 impl Log {
-    fn line(&mut self, msg: impl AsRef<str>) {
+    pub(crate) fn line(&mut self, msg: impl AsRef<str>) {
         let msg = crate::redact::redact(msg.as_ref());
         tracing::info!("{msg}");
         self.text.push_str(&format!(
@@ -91,7 +91,7 @@ impl Log {
 }
 
 /// The backup `which` names.
-async fn select_backup(repo: &Repo, which: &str) -> Result<String> {
+pub(crate) async fn select_backup(repo: &Repo, which: &str) -> Result<String> {
     if which != LATEST_VERIFIED {
         return resolve_backup_id(repo, which).await;
     }
@@ -110,11 +110,11 @@ async fn select_backup(repo: &Repo, which: &str) -> Result<String> {
 
 /// What the drill learned before it ended (also when it was stopped).
 #[derive(Default)]
-struct Findings {
-    timings: Timings,
-    checks: Vec<CheckResult>,
-    key_tables: Vec<TableRows>,
-    created: bool,
+pub(crate) struct Findings {
+    pub(crate) timings: Timings,
+    pub(crate) checks: Vec<CheckResult>,
+    pub(crate) key_tables: Vec<TableRows>,
+    pub(crate) created: bool,
 }
 
 /// Runs a drill of `repo`'s backup `opts.backup`, records it (`runs/`)
@@ -128,13 +128,30 @@ pub async fn drill(
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
 ) -> Result<DrillResult> {
+    recorded(
+        repo,
+        opts.job.clone(),
+        "postgres",
+        run(repo, opts, progress, cancel),
+    )
+    .await
+}
+
+/// Runs a drill (`kind` `postgres` or `redis`) as a recorded run: its
+/// record says passed only when the drill passed.
+pub(crate) async fn recorded(
+    repo: &Repo,
+    job: Option<String>,
+    kind: &'static str,
+    work: impl std::future::Future<Output = Result<DrillResult>>,
+) -> Result<DrillResult> {
     let ctx = RunContext {
         action: Action::Drill,
-        job: opts.job.clone(),
-        kind: "postgres",
+        job,
+        kind,
     };
     let clock = RunClock::start(&ctx);
-    let result = run(repo, opts, progress, cancel).await;
+    let result = work.await;
     match &result {
         Ok(r) => match r.failure() {
             None => {
@@ -168,42 +185,30 @@ async fn run(
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
 ) -> Result<DrillResult> {
-    let started = OffsetDateTime::now_utc();
-    let t0 = Instant::now();
-    let drill_id = layout::new_backup_id(started);
-    let mut log = Log {
+    let Begun {
+        started,
         t0,
-        text: String::new(),
-    };
-    log.line(format!(
-        "drill {drill_id}{} on {} by pgkeep {}",
-        opts.job
-            .as_ref()
-            .map(|j| format!(" of job {j}"))
-            .unwrap_or_default(),
-        crate::store::lease::host_name(),
-        env!("CARGO_PKG_VERSION")
-    ));
-    let id = select_backup(repo, &opts.backup).await?;
-    let hold = Lease::hold(repo, &id, "drill", DEFAULT_TTL).await?;
-    log.line(format!("chose backup {id} ({}); holding it", opts.backup));
+        drill_id,
+        mut log,
+        hold,
+        manifest,
+        manifest_sha,
+    } = begin(
+        repo,
+        opts.job.as_deref(),
+        &opts.backup,
+        opts.unlock.as_ref(),
+    )
+    .await?;
     let scratch = Scratch::on(&opts.target, "pgkeep_drill", &drill_id);
     let mut found = Findings::default();
-    let body = async {
-        let (manifest, sha) = read_manifest_hashed(repo, &id, opts.unlock.as_ref()).await?;
-        Ok::<_, Error>((Arc::new(manifest), sha))
-    };
-    let (manifest, manifest_sha) = match body.await {
-        Ok(m) => m,
-        Err(e) => {
-            hold.release().await;
-            return Err(e);
-        }
-    };
     let h = &manifest.header;
     log.line(format!(
-        "manifest read and checked: sha256 {manifest_sha}, {} tables, {} rows, source {} (PostgreSQL {})",
-        h.tables, h.rows, h.source, h.server_version
+        "manifest read and checked: sha256 {manifest_sha}, {} tables, {} rows, source {} ({})",
+        h.tables,
+        h.rows,
+        h.source,
+        h.server_label()
     ));
     let stopped = tokio::select! {
         r = steps(repo, opts, &manifest, &scratch, &mut found, &mut log, progress, cancel.clone()) => r.err(),
@@ -231,6 +236,109 @@ async fn run(
     };
     hold.release().await;
 
+    let ending = Ending {
+        drill_id,
+        job: opts.job.clone(),
+        started,
+        header: h,
+        manifest_sha,
+        target: opts.target.with_dbname(scratch.name()).to_string(),
+        scratch_name: scratch.name().to_string(),
+        dropped,
+        stopped: stopped.as_ref(),
+        rto: opts.rto,
+        rpo: opts.rpo,
+    };
+    let created = found.created;
+    let (proof, failed) = conclude(repo, ending, found, &mut log).await?;
+    let kept = (created && !dropped).then(|| scratch.settings.clone());
+    Ok(DrillResult {
+        proof,
+        log: log.text,
+        kept,
+        stopped,
+        failed,
+    })
+}
+
+/// A drill under way: its id and log, the backup chosen, held and read.
+pub(crate) struct Begun {
+    pub(crate) started: OffsetDateTime,
+    pub(crate) t0: Instant,
+    pub(crate) drill_id: String,
+    pub(crate) log: Log,
+    pub(crate) hold: Lease,
+    pub(crate) manifest: Arc<Manifest>,
+    pub(crate) manifest_sha: String,
+}
+
+/// Starts a drill: its id and log, then the backup `which` names, held
+/// (retention cannot remove it mid-drill) and its manifest read.
+pub(crate) async fn begin(
+    repo: &Repo,
+    job: Option<&str>,
+    which: &str,
+    keys: &Unlock,
+) -> Result<Begun> {
+    let started = OffsetDateTime::now_utc();
+    let t0 = Instant::now();
+    let drill_id = layout::new_backup_id(started);
+    let mut log = Log {
+        t0,
+        text: String::new(),
+    };
+    log.line(format!(
+        "drill {drill_id}{} on {} by pgkeep {}",
+        job.map(|j| format!(" of job {j}")).unwrap_or_default(),
+        crate::store::lease::host_name(),
+        env!("CARGO_PKG_VERSION")
+    ));
+    let id = select_backup(repo, which).await?;
+    let hold = Lease::hold(repo, &id, "drill", DEFAULT_TTL).await?;
+    log.line(format!("chose backup {id} ({which}); holding it"));
+    match read_manifest_hashed(repo, &id, keys).await {
+        Ok((manifest, manifest_sha)) => Ok(Begun {
+            started,
+            t0,
+            drill_id,
+            log,
+            hold,
+            manifest: Arc::new(manifest),
+            manifest_sha,
+        }),
+        Err(e) => {
+            hold.release().await;
+            Err(e)
+        }
+    }
+}
+
+/// How a drill ended, for its proof: what was restored from where into
+/// which scratch, and what stopped it, if anything.
+pub(crate) struct Ending<'a> {
+    pub(crate) drill_id: String,
+    pub(crate) job: Option<String>,
+    pub(crate) started: OffsetDateTime,
+    pub(crate) header: &'a crate::archive::ManifestHeader,
+    pub(crate) manifest_sha: String,
+    /// The scratch's server, without a password.
+    pub(crate) target: String,
+    pub(crate) scratch_name: String,
+    pub(crate) dropped: bool,
+    pub(crate) stopped: Option<&'a Error>,
+    pub(crate) rto: Option<Duration>,
+    pub(crate) rpo: Option<Duration>,
+}
+
+/// The objectives measured, the verdict, the proof stored in the
+/// repository (`drills/<id>/`); also the error a failed drill exits with.
+pub(crate) async fn conclude(
+    repo: &Repo,
+    e: Ending<'_>,
+    mut found: Findings,
+    log: &mut Log,
+) -> Result<(Proof, Option<Error>)> {
+    let (h, stopped) = (e.header, e.stopped);
     let finished = OffsetDateTime::now_utc();
     // RPO: the data is as of the backup's snapshot, taken when it started
     // (what `status` measures freshness by, too).
@@ -239,16 +347,14 @@ async fn run(
         &time::format_description::well_known::Rfc3339,
     )
     .map_err(|e| Error::format("manifest", format!("started_at {:?}: {e}", h.started_at)))?;
-    let age = (started - snapshot).as_seconds_f64().max(0.0);
-    let mut rto = Objective::new(opts.rto, found.timings.rto_ms as f64 / 1000.0);
-    let mut rpo = Objective::new(opts.rpo, age);
+    let age = (e.started - snapshot).as_seconds_f64().max(0.0);
+    let mut rto = Objective::new(e.rto, found.timings.rto_ms as f64 / 1000.0);
+    let mut rpo = Objective::new(e.rpo, age);
     if stopped.is_some() {
         rto.verdict = "not measured".into();
         rpo.verdict = "not measured".into();
     }
-    let error = stopped
-        .as_ref()
-        .map(|e| crate::redact::redact(&e.to_string()));
+    let error = stopped.map(|e| crate::redact::redact(&e.to_string()));
     if stopped.is_none() {
         for (kind, name, o) in [("rto", "RTO", &rto), ("rpo", "RPO", &rpo)] {
             if let Some(obj) = o.objective_seconds {
@@ -286,12 +392,12 @@ async fn run(
         )),
     }
     let proof = Proof {
-        drill_id,
+        drill_id: e.drill_id,
         verdict,
-        job: opts.job.clone(),
+        job: e.job,
         backup: ProofBackup {
-            id: id.clone(),
-            manifest_sha256: manifest_sha,
+            id: h.id.clone(),
+            manifest_sha256: e.manifest_sha,
             finished_at: h.finished_at.clone(),
             source: crate::redact::redact(&h.source),
             server_version: h.server_version.clone(),
@@ -299,12 +405,12 @@ async fn run(
             rows: h.rows,
             plain_bytes: h.plain_bytes,
         },
-        target: opts.target.with_dbname(scratch.name()).to_string(),
-        scratch_database: scratch.name().to_string(),
-        scratch_dropped: dropped,
+        target: e.target,
+        scratch_database: e.scratch_name,
+        scratch_dropped: e.dropped,
         pgkeep_version: env!("CARGO_PKG_VERSION").to_string(),
         host: crate::store::lease::host_name(),
-        started_at: rfc3339(started)?,
+        started_at: rfc3339(e.started)?,
         finished_at: rfc3339(finished)?,
         timings: found.timings,
         rto,
@@ -314,7 +420,6 @@ async fn run(
         error,
     };
     proof::store(repo, &proof, &log.text).await?;
-    let kept = (found.created && !dropped).then(|| scratch.settings.clone());
     let failed = (proof.verdict == Verdict::Failed).then(|| {
         Error::Verification(format!(
             "drill {} of backup {} failed: {}",
@@ -323,13 +428,7 @@ async fn run(
             proof.failed_checks().join("; ")
         ))
     });
-    Ok(DrillResult {
-        proof,
-        log: log.text,
-        kept,
-        stopped,
-        failed,
-    })
+    Ok((proof, failed))
 }
 
 /// The drill's work on the scratch database: guard, create, restore,
