@@ -216,6 +216,9 @@ pub struct RedisFacts {
     pub trailer_crc: Option<String>,
     /// Keys per database from `INFO keyspace` when the backup started.
     pub keyspace: std::collections::BTreeMap<u32, u64>,
+    /// Of those, keys with an expiry (they may be gone at a restore).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub expires: std::collections::BTreeMap<u32, u64>,
     /// Keys written (scan) or found in the keyspace (replication).
     pub keys: u64,
     /// Bytes of the RDB file (replication) or of the records (scan).

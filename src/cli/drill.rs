@@ -7,6 +7,7 @@ use pgkeep::config::ConnSettings;
 use pgkeep::drill::{drill, DrillOptions};
 use pgkeep::error::{Error, Result};
 use pgkeep::pipeline::budget::MAX_READ_REQUEST;
+use pgkeep::redis::drill::{redis_drill, RedisDrillOptions};
 use pgkeep::store::OpenMode;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
@@ -44,45 +45,31 @@ pub async fn run(mut args: DrillArgs, cancel: CancellationToken) -> Result<()> {
     let job = args.repo.policy.job()?.ok_or_else(|| {
         Error::Config("drill needs --policy FILE --job NAME: its checks come from the job's [database.drill] section".into())
     })?;
-    let def = job.drill.clone().ok_or_else(|| {
-        Error::Config(format!(
-            "job {} has no [database.drill] section in the policy",
-            job.name
-        ))
-    })?;
     args.keys.default_from(Some(&job));
-    let target = match &args.target {
-        Some(t) => Some(ConnSettings::resolve(t).map_err(|e| match e {
-            Error::Config(m) => Error::Config(format!("--target: {m}")),
-            other => other,
-        })?),
-        None => job.drill_target()?,
-    };
-    let target = match target {
-        Some(t) => t,
-        None => {
-            return Err(Error::Config(format!(
-                "job {}: no drill target: set `target` in [database.drill] or give --target URL (a staging server)",
-                job.name
-            )))
-        }
-    };
     let repo = args
         .repo
         .open_for(Some(&job), MAX_READ_REQUEST, OpenMode::MustExist)?;
-    let opts = DrillOptions {
-        job: Some(job.name.clone()),
-        backup: args.backup.clone(),
-        target,
-        def,
-        chains: job.chains.clone(),
-        rto: job.rto,
-        rpo: job.rpo,
-        jobs: args.parallel.jobs_for(Some(&job)),
-        memory: args.parallel.memory_for(Some(&job)),
-        keep: args.keep,
-        hidden_variables: job.source_variables.clone(),
-        unlock: Default::default(),
+    let plan = if job.kind == "redis" {
+        if args.target.is_some() || args.keep {
+            return Err(Error::Config(format!(
+                "job {} is a Redis job: its drill starts a scratch redis-server of its own (no --target) and always stops it (no --keep)",
+                job.name
+            )));
+        }
+        Plan::Redis(RedisDrillOptions {
+            job: Some(job.name.clone()),
+            backup: args.backup.clone(),
+            server: job
+                .drill_server
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("redis-server")),
+            rto: job.rto,
+            rpo: job.rpo,
+            memory: args.parallel.memory_for(Some(&job)),
+            unlock: Default::default(),
+        })
+    } else {
+        Plan::Postgres(Box::new(postgres_plan(&args, &job)?))
     };
     let progress: std::sync::Arc<dyn pgkeep::progress::Progress> =
         pgkeep::progress::for_stderr("restore").into();
@@ -98,11 +85,19 @@ pub async fn run(mut args: DrillArgs, cancel: CancellationToken) -> Result<()> {
     let result = args
         .keys
         .with_unlock(|unlock| {
-            let mut opts = opts.clone();
-            opts.unlock = unlock;
+            let plan = plan.clone();
             let (repo, progress, cancel) = (repo.clone(), progress.clone(), cancel.clone());
             async move {
-                let r = drill(&repo, &opts, progress, cancel).await?;
+                let r = match plan {
+                    Plan::Postgres(mut opts) => {
+                        opts.unlock = unlock;
+                        drill(&repo, &opts, progress, cancel).await?
+                    }
+                    Plan::Redis(mut opts) => {
+                        opts.unlock = unlock;
+                        redis_drill(&repo, &opts, progress, cancel).await?
+                    }
+                };
                 // A key problem found while reading the backup asks for a
                 // passphrase and tries again (see KeyArgs::with_unlock).
                 match r.stopped {
@@ -156,6 +151,51 @@ pub async fn run(mut args: DrillArgs, cancel: CancellationToken) -> Result<()> {
             .or(result.failed)
             .unwrap_or_else(|| Error::Internal("drill failure without a cause".into()))),
     }
+}
+
+/// A PostgreSQL drill or a Redis one.
+#[derive(Clone)]
+enum Plan {
+    Postgres(Box<DrillOptions>),
+    Redis(RedisDrillOptions),
+}
+
+/// A database job's drill: its `[database.drill]` section and staging
+/// server.
+fn postgres_plan(args: &DrillArgs, job: &pgkeep::ops::job::Job) -> Result<DrillOptions> {
+    let def = job.drill.clone().ok_or_else(|| {
+        Error::Config(format!(
+            "job {} has no [database.drill] section in the policy",
+            job.name
+        ))
+    })?;
+    let target = match &args.target {
+        Some(t) => Some(ConnSettings::resolve(t).map_err(|e| match e {
+            Error::Config(m) => Error::Config(format!("--target: {m}")),
+            other => other,
+        })?),
+        None => job.drill_target()?,
+    };
+    let target = target.ok_or_else(|| {
+        Error::Config(format!(
+            "job {}: no drill target: set `target` in [database.drill] or give --target URL (a staging server)",
+            job.name
+        ))
+    })?;
+    Ok(DrillOptions {
+        job: Some(job.name.clone()),
+        backup: args.backup.clone(),
+        target,
+        def,
+        chains: job.chains.clone(),
+        rto: job.rto,
+        rpo: job.rpo,
+        jobs: args.parallel.jobs_for(Some(job)),
+        memory: args.parallel.memory_for(Some(job)),
+        keep: args.keep,
+        hidden_variables: job.source_variables.clone(),
+        unlock: Default::default(),
+    })
 }
 
 fn print_human(p: &pgkeep::drill::proof::Proof) {

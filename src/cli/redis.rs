@@ -29,6 +29,8 @@ pub enum RedisCommand {
     Backup(RedisBackupArgs),
     /// Write a backup's RDB file (--out), or load a scan backup's keys into a server (--to).
     Restore(RedisRestoreArgs),
+    /// Restore drill of a [[redis]] job: a scratch redis-server on the backup, keys per database checked, RTO, proof in the repository (exit 0 passed, 3 failed, 1 stopped).
+    Drill(super::drill::DrillArgs),
 }
 
 /// The server: a URL and its TLS files.
@@ -143,6 +145,15 @@ pub async fn run(args: RedisArgs, cancel: CancellationToken) -> Result<()> {
     match args.command {
         RedisCommand::Backup(a) => backup(a, cancel).await,
         RedisCommand::Restore(a) => restore(a).await,
+        RedisCommand::Drill(a) => {
+            // Checked here too: `redis drill` of a database job is refused.
+            if redis_job(&a.repo)?.is_none() {
+                return Err(Error::Config(
+                    "redis drill needs --policy FILE --job NAME (a [[redis]] job)".into(),
+                ));
+            }
+            super::drill::run(a, cancel).await
+        }
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Job {
     pub db: Option<ConnSettings>,
     /// Redis jobs: the server URL (expanded; a secret).
     pub redis_url: Option<String>,
+    /// Redis jobs: the `redis-server` a drill starts.
+    pub drill_server: Option<PathBuf>,
     pub jobs: Option<usize>,
     pub memory: Option<usize>,
     pub retention: Option<KeepPolicy>,
@@ -136,6 +138,7 @@ impl Job {
             repo_options: options_from(&repo.options, "repository", env)?,
             db: None,
             redis_url: None,
+            drill_server: None,
             jobs: None,
             memory: None,
             retention: None,
@@ -182,6 +185,8 @@ impl Job {
                 job.memory = r.memory.map(|m| m.0);
                 job.retention = r.retention.clone();
                 job.rpo = r.rpo.map(|r| r.0);
+                job.rto = r.rto.map(|r| r.0);
+                job.drill_server = r.drill_server.as_ref().map(PathBuf::from);
                 job.schedule = r.schedule.clone();
                 job.verify_schedule = r.verify_schedule.clone();
                 &r.copy

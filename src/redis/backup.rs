@@ -106,6 +106,7 @@ struct ServerFacts {
     version: String,
     role: String,
     keyspace: BTreeMap<u32, u64>,
+    expires: BTreeMap<u32, u64>,
 }
 
 async fn server_facts(conn: &mut RedisConn) -> Result<ServerFacts> {
@@ -127,22 +128,23 @@ async fn server_facts(conn: &mut RedisConn) -> Result<ServerFacts> {
         .find(|(k, _)| k == "role")
         .map(|(_, v)| v)
         .unwrap_or_else(|| "unknown".into());
-    let keyspace = parse_keyspace(&conn.info("keyspace").await?);
+    let info = conn.info("keyspace").await?;
     Ok(ServerFacts {
         version,
         role,
-        keyspace,
+        keyspace: parse_keyspace(&info, "keys"),
+        expires: parse_keyspace(&info, "expires"),
     })
 }
 
-/// `db0:keys=3,expires=1,avg_ttl=0` → {0: 3}.
-fn parse_keyspace(info: &[(String, String)]) -> BTreeMap<u32, u64> {
+/// `db0:keys=3,expires=1,avg_ttl=0` → {0: 3} for `field` `keys`.
+pub(crate) fn parse_keyspace(info: &[(String, String)], field: &str) -> BTreeMap<u32, u64> {
     info.iter()
         .filter_map(|(k, v)| {
             let db = k.strip_prefix("db")?.parse::<u32>().ok()?;
             let keys = v
                 .split(',')
-                .find_map(|kv| kv.strip_prefix("keys="))?
+                .find_map(|kv| kv.strip_prefix(field)?.strip_prefix('='))?
                 .parse::<u64>()
                 .ok()?;
             Some((db, keys))
@@ -224,6 +226,7 @@ async fn execute(
             .and_then(|r| r.trailer)
             .map(|t| format!("{t:016x}")),
         keyspace: facts.keyspace.clone(),
+        expires: facts.expires.clone(),
         keys: taken.keys,
         bytes: taken.stream.plain_bytes,
     };
@@ -610,7 +613,11 @@ mod tests {
             ),
             ("dbx".to_string(), "keys=1".to_string()),
         ];
-        let k = parse_keyspace(&info);
+        let k = parse_keyspace(&info, "keys");
         assert_eq!(k, BTreeMap::from([(0, 3), (12, 40)]));
+        assert_eq!(
+            parse_keyspace(&info, "expires"),
+            BTreeMap::from([(0, 1), (12, 0)])
+        );
     }
 }

@@ -11,6 +11,7 @@ use crate::memory::{assert_peak_within, run_measured};
 use crate::pgkeep::assert_secret_not_stored;
 use crate::support::redis::RedisServer;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
 use std::process::Command;
 
 /// Data of every type in databases 0, 1 and 5, with expiries, a stream
@@ -47,6 +48,20 @@ fn redis_restore(id: &str, repo: &str, args: &[&str]) -> std::process::Output {
     let mut all = vec!["redis", "restore", id, "--repo", repo];
     all.extend(args);
     pgkeep_env(&all, &[])
+}
+
+/// Flips a bit in the middle of the first pack under `data`.
+fn flip_a_byte(data: &Path) {
+    let pack = std::fs::read_dir(data)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    std::fs::write(&pack, bytes).unwrap();
 }
 
 fn backup_id(o: &std::process::Output) -> String {
@@ -154,16 +169,7 @@ fn verify_catches_a_flipped_byte_in_a_redis_backup() {
     ));
     let o = pgkeep_env(&["verify", &id, "--repo", repo_s], &[]);
     assert!(o.status.success(), "{}", text(&o));
-    let pack = std::fs::read_dir(repo.join("backups").join(&id).join("data"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let mut bytes = std::fs::read(&pack).unwrap();
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x10;
-    std::fs::write(&pack, bytes).unwrap();
+    flip_a_byte(&repo.join("backups").join(&id).join("data"));
     let o = pgkeep_env(&["verify", &id, "--repo", repo_s], &[]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     // The damaged backup is not written out as an RDB file either.
@@ -402,4 +408,75 @@ fn rediss_verifies_the_server_against_the_given_ca() {
     let o = redis_backup(&url, repo_s, &["--redis-tls-ca", &other]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("TLS handshake"), "{}", text(&o));
+}
+
+#[test]
+fn a_redis_drill_loads_the_backup_into_a_scratch_server_and_stores_its_proof() {
+    let src = RedisServer::start(&[]);
+    fill(&src);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let policy = dir.path().join("pgkeep.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[repository]\nurl = \"{}\"\n[[redis]]\nname = \"cache\"\nurl = \"${{CACHE_URL}}\"\nrpo = \"1h\"\nrto = \"5m\"\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let policy_s = policy.to_str().unwrap();
+    let url = src.url();
+    let env = [("CACHE_URL", url.as_str())];
+    let job = ["--policy", policy_s, "--job", "cache"];
+    let o = pgkeep_env(&[&["redis", "backup"][..], &job].concat(), &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = pgkeep_env(&[&["redis", "drill"][..], &job, &["--json"]].concat(), &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let proof: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(proof["verdict"], "passed", "{proof}");
+    let checks: Vec<(&str, &str)> = proof["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            ("keys per database", "passed"),
+            ("RTO", "passed"),
+            ("RPO", "passed")
+        ]
+    );
+    assert_eq!(proof["checks"][0]["value"], "4 databases, 20015 keys");
+    assert!(proof["timings"]["data_ms"].as_u64().unwrap() > 0);
+    assert_eq!(proof["scratch_dropped"], true);
+    let scratch = proof["scratch_database"].as_str().unwrap();
+    assert!(!Path::new(scratch).exists(), "{scratch} removed");
+    let drill_id = proof["drill_id"].as_str().unwrap();
+    assert!(repo
+        .join("cache/drills")
+        .join(drill_id)
+        .join("proof.json")
+        .is_file());
+    let o = pgkeep_env(&[&["list", "--drills"][..], &job].concat(), &env);
+    assert!(
+        text(&o).contains(drill_id) && text(&o).contains("passed"),
+        "{}",
+        text(&o)
+    );
+
+    // A damaged backup fails the drill (exit 3), and the scratch is gone.
+    let id = proof["backup"]["id"].as_str().unwrap();
+    flip_a_byte(&repo.join("cache/backups").join(id).join("data"));
+    let o = pgkeep_env(&[&["redis", "drill"][..], &job, &["--json"]].concat(), &env);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let proof: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(proof["verdict"], "failed");
+    assert_eq!(proof["checks"][0]["name"], "restore integrity");
+    assert!(!Path::new(proof["scratch_database"].as_str().unwrap()).exists());
+    // A database job is not a Redis drill.
+    let o = pgkeep_env(&["redis", "drill", "--policy", policy_s], &env);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }

@@ -145,6 +145,12 @@ pub struct RedisDef {
     pub verify_schedule: Option<Schedule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpo: Option<HumanDuration>,
+    /// The drill's restore-time objective (time to a loaded server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rto: Option<HumanDuration>,
+    /// The `redis-server` a drill starts (default: `redis-server` from PATH).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill_server: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<KeepPolicy>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
