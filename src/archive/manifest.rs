@@ -216,6 +216,10 @@ pub struct RedisFacts {
     pub trailer_crc: Option<String>,
     /// Keys per database from `INFO keyspace` when the backup started.
     pub keyspace: std::collections::BTreeMap<u32, u64>,
+    /// `DEBUG DIGEST` of the dataset, when asked for (`--digest`) and
+    /// the same before and after the data was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     /// Of those, keys with an expiry (they may be gone at a restore).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub expires: std::collections::BTreeMap<u32, u64>,

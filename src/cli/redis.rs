@@ -92,6 +92,11 @@ pub struct RedisBackupArgs {
     /// Memory budget for frames, encoders and uploads in flight.
     #[arg(long)]
     pub memory: Option<Size>,
+    /// Record the dataset's DEBUG DIGEST (before and after, kept when they
+    /// agree) for drills to compare. DEBUG DIGEST blocks the server while
+    /// it reads every key: for quiet or small servers.
+    #[arg(long)]
+    pub digest: bool,
     /// Compression: zstd:LEVEL (1-19) or none (default zstd:1).
     #[arg(long)]
     pub compress: Option<String>,
@@ -181,6 +186,7 @@ async fn backup(mut args: RedisBackupArgs, cancel: CancellationToken) -> Result<
         .or_else(|| job.and_then(|j| j.redis_url.clone()));
     let mut opts = RedisBackupOptions::new(args.server.target(url.as_deref())?);
     opts.method = args.method;
+    opts.digest = args.digest;
     opts.memory = args
         .memory
         .map(|m| m.0)

@@ -78,6 +78,10 @@ pub struct RedisBackupOptions {
     pub lease_ttl: Duration,
     /// Keys per `SCAN` (scan method).
     pub scan_count: usize,
+    /// Record `DEBUG DIGEST` (taken before and after the data; kept only
+    /// when they agree) for drills to compare. Blocks the server while it
+    /// walks the whole dataset, twice: off by default.
+    pub digest: bool,
 }
 
 impl RedisBackupOptions {
@@ -91,6 +95,7 @@ impl RedisBackupOptions {
             pack_bytes: DEFAULT_PACK_BYTES,
             lease_ttl: crate::store::lease::DEFAULT_TTL,
             scan_count: DEFAULT_SCAN_COUNT,
+            digest: false,
         }
     }
 
@@ -135,6 +140,18 @@ async fn server_facts(conn: &mut RedisConn) -> Result<ServerFacts> {
         keyspace: parse_keyspace(&info, "keys"),
         expires: parse_keyspace(&info, "expires"),
     })
+}
+
+/// `DEBUG DIGEST` of the dataset, or `None` (with a warning) when the
+/// server refuses it (`enable-debug-command` off, an ACL without it).
+pub(crate) async fn digest(conn: &mut RedisConn) -> Result<Option<String>> {
+    match conn.call(&[b"DEBUG", b"DIGEST"]).await? {
+        Reply::Error(e) => {
+            tracing::warn!(source = %conn.target, reply = %e, "DEBUG DIGEST refused: no digest recorded");
+            Ok(None)
+        }
+        r => Ok(r.text()),
+    }
 }
 
 /// `db0:keys=3,expires=1,avg_ttl=0` → {0: 3} for `field` `keys`.
@@ -184,6 +201,10 @@ async fn execute(
     let (key, wraps) = prepare_keys(repo, &opts.keys, id).await?;
     let mut conn = RedisConn::connect(&opts.target).await?;
     let facts = server_facts(&mut conn).await?;
+    let before = match opts.digest {
+        true => digest(&mut conn).await?,
+        false => None,
+    };
     tracing::info!(backup = %id, source = %opts.target, version = %facts.version, role = %facts.role, keys = facts.keyspace.values().sum::<u64>(), "redis server");
     let shared = Shared {
         budget,
@@ -211,6 +232,18 @@ async fn execute(
         }
     };
     let packs: Vec<_> = sink.finish().await?.into_iter().map(|(_, p)| p).collect();
+    let digest = match before {
+        Some(b) => {
+            let after = digest(&mut RedisConn::connect(&opts.target).await?).await?;
+            if after.as_deref() == Some(b.as_str()) {
+                Some(b)
+            } else {
+                tracing::warn!(source = %opts.target, "the dataset changed while the backup ran: its DEBUG DIGEST is not recorded");
+                None
+            }
+        }
+        None => None,
+    };
     progress.end();
     let redis = RedisFacts {
         method: taken.method,
@@ -227,6 +260,7 @@ async fn execute(
             .map(|t| format!("{t:016x}")),
         keyspace: facts.keyspace.clone(),
         expires: facts.expires.clone(),
+        digest,
         keys: taken.keys,
         bytes: taken.stream.plain_bytes,
     };

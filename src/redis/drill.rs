@@ -178,7 +178,8 @@ async fn steps(
     }
     found.timings.fetch_and_verify_ms = t0.elapsed().as_millis() as u64;
     let t_load = Instant::now();
-    let s = server.insert(start_server(&opts.server, dir).await?);
+    let debug = facts.digest.is_some();
+    let s = server.insert(start_server(&opts.server, dir, debug).await?);
     found.created = true;
     let target = s.target.clone();
     let mut conn = wait_loaded(s).await?;
@@ -220,7 +221,30 @@ async fn steps(
         c.value,
         if c.passed() { "passed" } else { "FAILED" }
     ));
+    let counts_equal = c.passed() && restored == facts.keyspace;
     found.checks.push(c);
+    if let Some(want) = &facts.digest {
+        let t = Instant::now();
+        let got = super::backup::digest(&mut conn).await?;
+        let mut c = CheckResult::new("DEBUG DIGEST", "digest", t);
+        c.value = got.clone().unwrap_or_else(|| "refused".into());
+        c.expected = Some(want.clone());
+        if !counts_equal {
+            c.details = vec!["not compared: keys with an expiry are gone since the backup".into()];
+        } else if got.as_deref() != Some(want.as_str()) {
+            c.outcome = crate::drill::checks::CheckOutcome::Failed;
+            c.details = vec![format!(
+                "the copy's digest {} differs from the source's {want}",
+                c.value
+            )];
+        }
+        log.line(format!(
+            "check DEBUG DIGEST: {} ({})",
+            c.value,
+            if c.passed() { "passed" } else { "FAILED" }
+        ));
+        found.checks.push(c);
+    }
     found.timings.checks_ms = t_checks.elapsed().as_millis() as u64;
     Ok(())
 }
@@ -265,9 +289,38 @@ fn keys_check(
     c
 }
 
+/// `DEBUG` for local clients, when wanted: Redis 7 turned it off by
+/// default and added the option; older servers have it on and would
+/// refuse the option.
+async fn debug_option(bin: &std::path::Path, wanted: bool) -> Vec<&'static str> {
+    if !wanted {
+        return vec![];
+    }
+    let version = tokio::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .await
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let major = version
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("v="))
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse::<u32>().ok());
+    match major {
+        Some(m) if m >= 7 => vec!["--enable-debug-command", "local"],
+        _ => vec![],
+    }
+}
+
 /// Starts `redis-server` on a free loopback port in `dir` (its file, if
-/// any, is `dump.rdb` there), without persistence of its own.
-async fn start_server(bin: &std::path::Path, dir: &std::path::Path) -> Result<ScratchServer> {
+/// any, is `dump.rdb` there), without persistence of its own; `debug`
+/// lets local clients use `DEBUG DIGEST`.
+async fn start_server(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    debug: bool,
+) -> Result<ScratchServer> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -280,6 +333,7 @@ async fn start_server(bin: &std::path::Path, dir: &std::path::Path) -> Result<Sc
         .arg("--dir")
         .arg(dir)
         .args(["--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no"])
+        .args(debug_option(bin, debug).await)
         .arg("--logfile")
         .arg(dir.join("redis.log"))
         .stdin(std::process::Stdio::null())

@@ -98,7 +98,8 @@ impl EofScanner {
 
     /// Takes the next bytes received; returns the payload bytes now known
     /// not to be part of the mark. After the mark, [`EofScanner::done`] is
-    /// true and any further bytes are an error.
+    /// true: bytes after it (the replication stream of an older server)
+    /// are not payload, and further calls are an error.
     pub fn push(&mut self, data: &[u8]) -> Result<Vec<u8>, String> {
         if self.done {
             return if data.is_empty() {
@@ -109,9 +110,12 @@ impl EofScanner {
         }
         let mut all = std::mem::take(&mut self.tail);
         all.extend_from_slice(data);
-        if all.len() >= EOF_MARK_LEN && all[all.len() - EOF_MARK_LEN..] == self.mark {
+        // Anywhere in what came, not only at its end: a server without
+        // `rdb-only` (before 7.0) goes on with the replication stream,
+        // which may arrive in the same read as the mark (and is dropped).
+        if let Some(at) = memchr::memmem::find(&all, &self.mark) {
             self.done = true;
-            all.truncate(all.len() - EOF_MARK_LEN);
+            all.truncate(at);
             return Ok(all);
         }
         let keep = all.len().min(EOF_MARK_LEN);
@@ -176,6 +180,28 @@ mod tests {
             let mut out = Vec::new();
             for w in cuts.windows(2) {
                 out.extend(s.push(&wire[w[0]..w[1]]).unwrap());
+            }
+            prop_assert!(s.done());
+            prop_assert_eq!(out, payload);
+        }
+
+        /// Bytes after the mark (an older server's replication stream) are
+        /// not part of the file, however they arrive.
+        #[test]
+        fn bytes_after_the_mark_are_dropped(
+            payload in proptest::collection::vec(any::<u8>(), 0..200),
+            after in proptest::collection::vec(any::<u8>(), 1..50),
+            cut in 0usize..300,
+        ) {
+            let mark = *b"0123456789abcdef0123456789abcdef01234567";
+            let mut wire = payload.clone();
+            wire.extend_from_slice(&mark);
+            wire.extend_from_slice(&after);
+            let cut = cut.min(wire.len());
+            let mut s = EofScanner::new(mark);
+            let mut out = s.push(&wire[..cut]).unwrap();
+            if !s.done() {
+                out.extend(s.push(&wire[cut..]).unwrap());
             }
             prop_assert!(s.done());
             prop_assert_eq!(out, payload);

@@ -429,7 +429,7 @@ fn a_redis_drill_loads_the_backup_into_a_scratch_server_and_stores_its_proof() {
     let url = src.url();
     let env = [("CACHE_URL", url.as_str())];
     let job = ["--policy", policy_s, "--job", "cache"];
-    let o = pgkeep_env(&[&["redis", "backup"][..], &job].concat(), &env);
+    let o = pgkeep_env(&[&["redis", "backup", "--digest"][..], &job].concat(), &env);
     assert!(o.status.success(), "{}", text(&o));
     let o = pgkeep_env(&[&["redis", "drill"][..], &job, &["--json"]].concat(), &env);
     assert!(o.status.success(), "{}", text(&o));
@@ -445,11 +445,16 @@ fn a_redis_drill_loads_the_backup_into_a_scratch_server_and_stores_its_proof() {
         checks,
         [
             ("keys per database", "passed"),
+            ("DEBUG DIGEST", "passed"),
             ("RTO", "passed"),
             ("RPO", "passed")
         ]
     );
     assert_eq!(proof["checks"][0]["value"], "4 databases, 20015 keys");
+    assert_eq!(
+        proof["checks"][1]["value"],
+        src.cli(0, &["DEBUG", "DIGEST"])
+    );
     assert!(proof["timings"]["data_ms"].as_u64().unwrap() > 0);
     assert_eq!(proof["scratch_dropped"], true);
     let scratch = proof["scratch_database"].as_str().unwrap();
