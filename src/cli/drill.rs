@@ -56,18 +56,9 @@ pub async fn run(mut args: DrillArgs, cancel: CancellationToken) -> Result<()> {
                 job.name
             )));
         }
-        Plan::Redis(RedisDrillOptions {
-            job: Some(job.name.clone()),
-            backup: args.backup.clone(),
-            server: job
-                .drill_server
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("redis-server")),
-            rto: job.rto,
-            rpo: job.rpo,
-            memory: args.parallel.memory_for(Some(&job)),
-            unlock: Default::default(),
-        })
+        let mut opts = RedisDrillOptions::for_job(&job, &args.backup);
+        opts.memory = args.parallel.memory_for(Some(&job));
+        Plan::Redis(opts)
     } else {
         Plan::Postgres(Box::new(postgres_plan(&args, &job)?))
     };

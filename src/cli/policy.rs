@@ -212,7 +212,9 @@ fn plan(p: &Policy, origin: &str) -> PlanView {
                 view.source = shown_url(&r.url);
                 view.memory = r.memory.map(|m| m.to_string());
                 view.schedule = schedule(r.schedule.as_ref(), &tz);
+                view.verify_schedule = schedule(r.verify_schedule.as_ref(), &tz);
                 view.rpo = r.rpo.map(|r| r.to_string());
+                view.rto = r.rto.map(|r| r.to_string());
                 view.retention = r.retention.as_ref().map(|k| k.describe());
                 &r.copy
             }

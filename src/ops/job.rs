@@ -52,6 +52,9 @@ pub struct Job {
     /// (`${PROD_DIRECT_URL}`): kept from a drill's command.
     pub source_variables: Vec<String>,
     pub schedule: Option<Schedule>,
+    /// When `serve` drills the newest backup (`[database.drill] schedule`,
+    /// or a `[[redis]]` job's `drill_schedule`).
+    pub drill_schedule: Option<Schedule>,
     pub verify_schedule: Option<Schedule>,
     pub copies: Vec<CopyTarget>,
     pub passphrase_file: Option<PathBuf>,
@@ -149,6 +152,7 @@ impl Job {
             drill_target_template: None,
             source_variables: Vec::new(),
             schedule: None,
+            drill_schedule: None,
             verify_schedule: None,
             copies: Vec::new(),
             passphrase_file: match &repo.passphrase_file {
@@ -174,6 +178,7 @@ impl Job {
                 job.rpo = d.rpo.map(|r| r.0);
                 job.rto = d.rto.map(|r| r.0);
                 job.drill = d.drill.clone();
+                job.drill_schedule = d.drill.as_ref().and_then(|x| x.schedule.clone());
                 job.schedule = d.schedule.clone();
                 job.verify_schedule = d.verify_schedule.clone();
                 &d.copy
@@ -187,6 +192,7 @@ impl Job {
                 job.rpo = r.rpo.map(|r| r.0);
                 job.rto = r.rto.map(|r| r.0);
                 job.drill_server = r.drill_server.as_ref().map(PathBuf::from);
+                job.drill_schedule = r.drill_schedule.clone();
                 job.schedule = r.schedule.clone();
                 job.verify_schedule = r.verify_schedule.clone();
                 &r.copy

@@ -38,6 +38,27 @@ pub struct RedisDrillOptions {
     pub unlock: Arc<Unlock>,
 }
 
+impl RedisDrillOptions {
+    /// A `[[redis]]` job's drill of `backup` (an id, `latest` or
+    /// `latest-verified`): its server binary, objectives and memory.
+    pub fn for_job(job: &crate::ops::job::Job, backup: &str) -> RedisDrillOptions {
+        RedisDrillOptions {
+            job: Some(job.name.clone()),
+            backup: backup.to_string(),
+            server: job
+                .drill_server
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("redis-server")),
+            rto: job.rto,
+            rpo: job.rpo,
+            memory: job
+                .memory
+                .unwrap_or(crate::pipeline::budget::DEFAULT_MEMORY),
+            unlock: Default::default(),
+        }
+    }
+}
+
 /// A scratch `redis-server`: killed and its directory removed on drop.
 struct ScratchServer {
     child: tokio::process::Child,

@@ -160,10 +160,7 @@ fn entries(jobs: &[Job]) -> Vec<Entry> {
         };
         add(Task::Backup, &j.schedule);
         add(Task::Verify, &j.verify_schedule);
-        add(
-            Task::Drill,
-            &j.drill.as_ref().and_then(|d| d.schedule.clone()),
-        );
+        add(Task::Drill, &j.drill_schedule);
     }
     out
 }

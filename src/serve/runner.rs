@@ -17,6 +17,7 @@ use crate::ops::job::Job;
 use crate::ops::runs::{recorded, Action, RunContext, RunFacts};
 use crate::pipeline::budget::{DEFAULT_JOBS, DEFAULT_MEMORY, MAX_READ_REQUEST};
 use crate::progress::Silent;
+use crate::redis::drill::{redis_drill, RedisDrillOptions};
 use crate::redis::{redis_backup, RedisBackupOptions, RedisTarget};
 use crate::store::{OpenMode, Repo};
 use crate::verify::{verify_backup, VerifyOptions};
@@ -268,6 +269,41 @@ async fn run_verify(d: &Daemon, job: &Job, cancel: CancellationToken) -> Result<
 async fn run_drill(d: &Daemon, job: &Job, cancel: CancellationToken) -> Result<()> {
     let repo = repo(job)?;
     let t0 = Instant::now();
+    // The drill records its own run.
+    let r = match job.kind {
+        "redis" => {
+            let mut opts = RedisDrillOptions::for_job(job, "latest");
+            opts.unlock = d.unlock.clone();
+            redis_drill(&repo, &opts, Arc::new(Silent), cancel).await
+        }
+        _ => postgres_drill(d, job, &repo, cancel).await,
+    };
+    match &r {
+        Ok(res) => match res.failure() {
+            None => report(
+                d,
+                job,
+                Action::Drill,
+                t0,
+                Ok(&RunFacts {
+                    backup_id: Some(res.proof.backup.id.clone()),
+                    rto_ms: Some(res.proof.timings.rto_ms),
+                    ..RunFacts::default()
+                }),
+            ),
+            Some(e) => report(d, job, Action::Drill, t0, Err(e)),
+        },
+        Err(e) => report(d, job, Action::Drill, t0, Err(e)),
+    }
+    r.map(|_| ())
+}
+
+async fn postgres_drill(
+    d: &Daemon,
+    job: &Job,
+    repo: &Repo,
+    cancel: CancellationToken,
+) -> Result<crate::drill::DrillResult> {
     let def = job
         .drill
         .clone()
@@ -289,24 +325,5 @@ async fn run_drill(d: &Daemon, job: &Job, cancel: CancellationToken) -> Result<(
         hidden_variables: job.source_variables.clone(),
         unlock: d.unlock.clone(),
     };
-    // The drill records its own run.
-    let r = drill(&repo, &opts, Arc::new(Silent), cancel).await;
-    match &r {
-        Ok(res) => match res.failure() {
-            None => report(
-                d,
-                job,
-                Action::Drill,
-                t0,
-                Ok(&RunFacts {
-                    backup_id: Some(res.proof.backup.id.clone()),
-                    rto_ms: Some(res.proof.timings.rto_ms),
-                    ..RunFacts::default()
-                }),
-            ),
-            Some(e) => report(d, job, Action::Drill, t0, Err(e)),
-        },
-        Err(e) => report(d, job, Action::Drill, t0, Err(e)),
-    }
-    r.map(|_| ())
+    drill(repo, &opts, Arc::new(Silent), cancel).await
 }

@@ -534,7 +534,7 @@ async fn the_status_page_renders_in_headless_chromium() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_runs_redis_jobs_with_retention_verify_status_and_heartbeats() {
+async fn serve_runs_redis_jobs_with_retention_verify_drills_status_and_heartbeats() {
     let src = crate::support::redis::RedisServer::start(&[]);
     src.load("SET a 1\nRPUSH l x y\nSELECT 3\nSET b 2\n");
     let ok = Receiver::start(Answer::Ok).await;
@@ -552,6 +552,7 @@ name = "cache"
 url = "${{REDIS_URL}}"
 schedule = "*/2 * * * * *"
 verify_schedule = "*/3 * * * * *"
+drill_schedule = "*/4 * * * * *"
 rpo = "1h"
 retention = {{ keep_last = 1 }}
 
@@ -577,14 +578,17 @@ body = '{{"type": "{{kind}}", "ts": {{ts}}}}'
     }
     let job_repo = repo.join("cache");
     until(
-        "retention and a verify of the newest backup",
+        "retention, a verify and a drill of the newest backup",
         60,
         || async {
             run_records(&job_repo, "-prune-success-") >= 1
                 && run_records(&job_repo, "-verify-success-") >= 1
+                && run_records(&job_repo, "-drill-success-") >= 1
         },
     )
     .await;
+    let drills = std::fs::read_dir(job_repo.join("drills")).unwrap().count();
+    assert!(drills >= 1, "a drill proof in the repository");
     assert!(
         complete_backups(&job_repo) <= 2,
         "retention keeps one (plus one being written)"

@@ -151,6 +151,9 @@ pub struct RedisDef {
     /// The `redis-server` a drill starts (default: `redis-server` from PATH).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drill_server: Option<String>,
+    /// When `serve` runs a drill of the newest backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill_schedule: Option<Schedule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<KeepPolicy>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
