@@ -374,7 +374,7 @@ fn a_snapshot_several_times_the_budget_backs_up_within_it() {
 }
 
 #[test]
-fn rediss_verifies_the_server_against_the_given_ca() {
+fn rediss_verifies_the_server_against_the_given_ca_with_a_client_certificate() {
     let certs = tempfile::tempdir().unwrap();
     crate::support::tls::make_certs(certs.path());
     let file = |f: &str| certs.path().join(f).to_str().unwrap().to_string();
@@ -390,14 +390,26 @@ fn rediss_verifies_the_server_against_the_given_ca() {
         "--tls-ca-cert-file",
         &ca,
         "--tls-auth-clients",
-        "no",
+        "yes",
     ]);
     fill(&src);
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let repo_s = repo.to_str().unwrap();
     let url = format!("rediss://localhost:{tls_port}");
+    // The server asks for a client certificate.
     let o = redis_backup(&url, repo_s, &["--redis-tls-ca", &ca]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let (client_cert, client_key) = (file("client.crt"), file("client.key"));
+    let tls = [
+        "--redis-tls-ca",
+        &ca,
+        "--redis-tls-cert",
+        &client_cert,
+        "--redis-tls-key",
+        &client_key,
+    ];
+    let o = redis_backup(&url, repo_s, &tls);
     let id = backup_id(&o);
     let out = dir.path().join("dump.rdb");
     let o = redis_restore(&id, repo_s, &["--out", out.to_str().unwrap()]);
@@ -405,7 +417,18 @@ fn rediss_verifies_the_server_against_the_given_ca() {
     assert_eq!(RedisServer::start_on(&out).fingerprint(), src.fingerprint());
     // A CA that did not sign the server's certificate: refused.
     let other = file("other-ca.crt");
-    let o = redis_backup(&url, repo_s, &["--redis-tls-ca", &other]);
+    let o = redis_backup(
+        &url,
+        repo_s,
+        &[
+            "--redis-tls-ca",
+            &other,
+            "--redis-tls-cert",
+            &client_cert,
+            "--redis-tls-key",
+            &client_key,
+        ],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("TLS handshake"), "{}", text(&o));
 }
