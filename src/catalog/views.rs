@@ -51,7 +51,7 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
                 .unwrap_or_default();
             let ts = row
                 .val::<Option<String>>("tablespace")?
-                .map(|t| format!(" TABLESPACE {t}"))
+                .map(|t| format!("\nTABLESPACE {t}"))
                 .unwrap_or_default();
             format!(
                 "CREATE MATERIALIZED VIEW {qname}{am}{options}{ts} AS\n{def}\n  WITH NO DATA;\n"

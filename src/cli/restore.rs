@@ -41,6 +41,21 @@ pub struct RestoreArgs {
     /// Leave out comments (pg_restore --no-comments).
     #[arg(long)]
     pub no_comments: bool,
+    /// Leave out publications and their members (pg_restore --no-publications).
+    #[arg(long)]
+    pub no_publications: bool,
+    /// Create tables and materialized views in the target's default
+    /// tablespace (pg_restore --no-tablespaces).
+    #[arg(long)]
+    pub no_tablespaces: bool,
+    /// Accepted as pg_restore's: pgkeep backups hold no subscriptions
+    /// (their connection strings stay with the source), so none are restored.
+    #[arg(long)]
+    pub no_subscriptions: bool,
+    /// Accepted as pg_restore's: pgkeep backups hold no security labels
+    /// (docs/compatibility.md), so none are restored.
+    #[arg(long)]
+    pub no_security_labels: bool,
     /// Pre-data and post-data only: the schema, no rows (pg_restore --schema-only).
     #[arg(long, short = 's', conflicts_with_all = ["data_only", "section"])]
     pub schema_only: bool,
@@ -107,6 +122,8 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
         owner: args.no_owner,
         acl: args.no_acl,
         comments: args.no_comments,
+        publications: args.no_publications,
+        tablespaces: args.no_tablespaces,
     };
     if let Some(m) = args.maintenance_work_mem {
         opts.maintenance_work_mem = m;

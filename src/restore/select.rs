@@ -108,29 +108,82 @@ pub struct Omit {
     pub owner: bool,
     pub acl: bool,
     pub comments: bool,
+    /// Publications and their tables and schemas.
+    pub publications: bool,
+    /// `TABLESPACE` clauses: objects go to the target's default.
+    pub tablespaces: bool,
 }
 
 impl Omit {
     pub fn any(&self) -> bool {
-        self.owner || self.acl || self.comments
+        self.owner || self.acl || self.comments || self.publications || self.tablespaces
     }
 
-    /// The entries to run, with owner statements removed when asked.
+    /// The entries to run, with owner statements and tablespace clauses
+    /// removed when asked.
     pub fn apply(&self, toc: &[TocEntry]) -> Vec<TocEntry> {
         toc.iter()
             .filter(|e| {
                 !(self.acl && matches!(e.kind, ObjectKind::Acl | ObjectKind::DefaultAcl)
-                    || self.comments && e.kind == ObjectKind::Comment)
+                    || self.comments && e.kind == ObjectKind::Comment
+                    || self.publications
+                        && matches!(
+                            e.kind,
+                            ObjectKind::Publication | ObjectKind::PublicationMember
+                        ))
             })
             .map(|e| {
                 let mut e = e.clone();
                 if self.owner {
                     e.sql = strip_owner_statements(&e.sql);
                 }
+                if self.tablespaces {
+                    e.sql = strip_tablespace_clauses(&e.sql);
+                }
                 e
             })
             .collect()
     }
+}
+
+/// Removes the `TABLESPACE name` clauses pgkeep writes at the start of a
+/// line of a table's or materialized view's statement (what follows the
+/// name, `;` or ` AS`, stays). As for owners, only outside quoted text.
+pub fn strip_tablespace_clauses(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut state = Quote::None;
+    for line in sql.split_inclusive('\n') {
+        let at_top = state == Quote::None;
+        state = scan(line, state);
+        match line.strip_prefix("TABLESPACE ").filter(|_| at_top) {
+            Some(rest) => out.push_str(&rest[identifier_len(rest)..]),
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// The length of the identifier `text` starts with, as `quote_ident`
+/// writes one: `"..."` with `""` inside, or a bare name.
+fn identifier_len(text: &str) -> usize {
+    let b = text.as_bytes();
+    if b.first() == Some(&b'"') {
+        let mut i = 1;
+        while i < b.len() {
+            if b[i] == b'"' {
+                if b.get(i + 1) == Some(&b'"') {
+                    i += 2;
+                    continue;
+                }
+                return i + 1;
+            }
+            i += 1;
+        }
+        return b.len();
+    }
+    b.iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_' || **c == b'$' || **c >= 0x80)
+        .count()
 }
 
 /// Removes the `ALTER ... OWNER TO ...;` lines pgkeep writes after each
@@ -290,6 +343,22 @@ mod tests {
     }
 
     #[test]
+    fn tablespace_clauses_go_but_not_inside_bodies() {
+        let table = "CREATE TABLE public.t (\n    a integer\n)\nTABLESPACE \"fast ts\";\nALTER TABLE public.t OWNER TO app;\n";
+        assert_eq!(
+            strip_tablespace_clauses(table),
+            "CREATE TABLE public.t (\n    a integer\n)\n;\nALTER TABLE public.t OWNER TO app;\n"
+        );
+        let mv = "CREATE MATERIALIZED VIEW public.m\nTABLESPACE fast AS\n SELECT 1;\n";
+        assert_eq!(
+            strip_tablespace_clauses(mv),
+            "CREATE MATERIALIZED VIEW public.m\n AS\n SELECT 1;\n"
+        );
+        let body = "CREATE FUNCTION f() RETURNS int AS $$\nTABLESPACE x;\n$$ LANGUAGE sql;\n";
+        assert_eq!(strip_tablespace_clauses(body), body);
+    }
+
+    #[test]
     fn lists_parse_like_pg_restores() {
         let ids = parse_list(";\n; header\n12; pre-data TABLE public t app\n;13; post-data INDEX public i app\n\n  7; data TABLE DATA public t app\n").unwrap();
         assert_eq!(ids, [12, 7].into_iter().collect());
@@ -320,6 +389,10 @@ mod tests {
         fn stripping_is_safe(s in "[ -~\\n]{0,200}") {
             let out = strip_owner_statements(&s);
             if !s.contains("OWNER TO") {
+                prop_assert_eq!(out, s.clone());
+            }
+            let out = strip_tablespace_clauses(&s);
+            if !s.contains("TABLESPACE ") {
                 prop_assert_eq!(out, s);
             }
         }

@@ -253,13 +253,31 @@ async fn foreign_tables_and_commented_event_triggers_round_trip() {
 
 /// `--no-owner --no-acl --no-comments`, as the runbooks restore: objects
 /// belong to the restoring role, no grants, no comments; a function body
-/// that itself says `OWNER TO` is kept whole.
+/// that itself says `OWNER TO` is kept whole. With `--no-publications
+/// --no-tablespaces` too: no publication, and a table and a materialized
+/// view of a tablespace land in the default one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_owner_no_acl_no_comments() {
+async fn no_owner_no_acl_no_comments_no_publications_no_tablespaces() {
     let c = cluster();
     let owner = format!("rt_owner_{}", std::process::id());
     let reader = format!("rt_reader_{}", std::process::id());
     let src = c.create_db("rt_noown_src").await;
+    // A tablespace in a directory the server's OS user owns.
+    let socket_dir = c.socket_dir().expect(
+        "this test creates a tablespace: run it on the harness's own cluster (unset DATABASE_URL)",
+    );
+    let ts_dir = socket_dir.join(format!("ts_{}", std::process::id()));
+    std::fs::create_dir_all(&ts_dir).unwrap();
+    {
+        use std::os::unix::fs::MetadataExt;
+        let o = std::fs::metadata(&socket_dir).unwrap();
+        std::os::unix::fs::chown(&ts_dir, Some(o.uid()), Some(o.gid())).unwrap();
+    }
+    let ts = format!("rt_ts_{}", std::process::id());
+    c.psql(
+        "postgres",
+        &format!("CREATE TABLESPACE {ts} LOCATION '{}'", ts_dir.display()),
+    );
     c.psql(
         &src,
         &format!(
@@ -272,7 +290,10 @@ BEGIN
 ALTER TABLE t OWNER TO {owner};
 END
 $fn$;
-             ALTER FUNCTION f() OWNER TO {owner};"
+             ALTER FUNCTION f() OWNER TO {owner};
+             CREATE TABLE in_ts (a int) TABLESPACE {ts};
+             CREATE MATERIALIZED VIEW mv_ts TABLESPACE {ts} AS SELECT 1 AS one;
+             CREATE PUBLICATION pub_t FOR TABLE t;"
         ),
     );
     let dir = tempfile::tempdir().unwrap();
@@ -291,6 +312,8 @@ $fn$;
             "--no-owner",
             "--no-privileges",
             "--no-comments",
+            "--no-publications",
+            "--no-tablespaces",
         ],
         &[],
     );
@@ -322,6 +345,32 @@ $fn$;
         "the body is whole"
     );
     assert_eq!(row.get::<_, i64>(5), 5);
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_publication),
+                    (SELECT count(*) FROM pg_class WHERE relname IN ('in_ts', 'mv_ts') AND reltablespace = 0)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 0, "no publication");
+    assert_eq!(row.get::<_, i64>(1), 2, "both in the default tablespace");
+    // Without the flags, the tablespace and the publication come back.
+    let dst2 = c.create_db("rt_noown_dst2").await;
+    let o = crate::cli::pgkeep_env(&["restore", "--repo", repo_s, "--db", &c.url(&dst2)], &[]);
+    assert!(o.status.success(), "{}", crate::cli::text(&o));
+    let row = c
+        .client(&dst2)
+        .await
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_publication),
+                    (SELECT count(*) FROM pg_class c JOIN pg_tablespace s ON s.oid = c.reltablespace
+                      WHERE c.relname IN ('in_ts', 'mv_ts') AND s.spcname = $1)",
+            &[&ts],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (1, 2));
 }
 
 /// `--section pre-data`, then `--section data`, then `--section post-data`
