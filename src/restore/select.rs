@@ -310,11 +310,14 @@ mod tests {
             e(2, ObjectKind::Comment),
             e(3, ObjectKind::TableData),
             e(4, ObjectKind::DefaultAcl),
+            e(5, ObjectKind::Publication),
+            e(6, ObjectKind::PublicationMember),
         ];
         let omit = Omit {
             owner: true,
             acl: true,
-            comments: false,
+            publications: true,
+            ..Omit::default()
         };
         let kept = omit.apply(&toc);
         assert_eq!(kept.iter().map(|e| e.id).collect::<Vec<_>>(), [2, 3]);
@@ -326,7 +329,7 @@ mod tests {
             }
             .apply(&toc)
             .len(),
-            3
+            5
         );
     }
 
