@@ -270,7 +270,7 @@ async fn no_owner_no_acl_no_comments_no_publications_no_tablespaces() {
     std::fs::create_dir_all(&ts_dir).unwrap();
     {
         use std::os::unix::fs::MetadataExt;
-        let o = std::fs::metadata(&socket_dir).unwrap();
+        let o = std::fs::metadata(socket_dir).unwrap();
         std::os::unix::fs::chown(&ts_dir, Some(o.uid()), Some(o.gid())).unwrap();
     }
     let ts = format!("rt_ts_{}", std::process::id());
