@@ -21,6 +21,7 @@ mod depend;
 mod event_triggers;
 mod extensions;
 mod filter;
+pub use filter::Filter;
 mod foreign;
 mod functions;
 mod indexes;
@@ -46,7 +47,6 @@ mod views;
 pub use toc::{ObjRef, ObjectKind, Section, TableData, TocEntry};
 
 use crate::error::{Error, Result};
-use filter::Filter;
 use serde::{Deserialize, Serialize};
 use sql::{not_extension_member, query, user_schema, RowExt};
 use std::collections::{HashMap, HashSet};

@@ -2,12 +2,11 @@
 
 use super::common::{
     human_bytes, print_json, recorded_backup, run_context, DbArgs, OutputArgs, ParallelArgs,
-    RepoArgs,
+    RepoArgs, SelectArgs,
 };
 use super::secrets::{EncryptArgs, KeyArgs};
 use clap::Args;
 use pgkeep::backup::{backup, BackupOptions, DEFAULT_LOCK_TIMEOUT, DEFAULT_SPLIT_BYTES};
-use pgkeep::catalog::CatalogOptions;
 use pgkeep::error::{Error, Result};
 use pgkeep::ops::copy::{offsite, CopyOptions, OffsiteReport, Selection};
 use pgkeep::ops::runs::{recorded, Action, RunFacts};
@@ -29,18 +28,8 @@ pub struct BackupArgs {
     /// ~2.5x faster than level 3 at a similar ratio; docs/benchmarks.md).
     #[arg(long)]
     pub compress: Option<String>,
-    /// Only these tables (pattern, may be schema-qualified; repeatable).
-    #[arg(long = "table", short = 't')]
-    pub tables: Vec<String>,
-    /// Only these schemas (repeatable).
-    #[arg(long = "schema", short = 'n')]
-    pub schemas: Vec<String>,
-    /// Skip these tables (repeatable).
-    #[arg(long = "exclude-table", short = 'T')]
-    pub exclude_tables: Vec<String>,
-    /// Skip these schemas (repeatable).
-    #[arg(long = "exclude-schema", short = 'N')]
-    pub exclude_schemas: Vec<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// Seconds to wait for each table lock before failing the backup.
     #[arg(long, default_value_t = DEFAULT_LOCK_TIMEOUT.as_secs())]
     pub lock_timeout: u64,
@@ -96,12 +85,7 @@ pub async fn run(mut args: BackupArgs, cancel: CancellationToken) -> Result<()> 
     opts.lock_timeout = Duration::from_secs(args.lock_timeout);
     opts.split_bytes = args.split_size.0 as u64;
     opts.frame_size = args.frame_size.as_deref().map(parse_size).transpose()?;
-    opts.catalog = CatalogOptions {
-        schemas: args.schemas,
-        exclude_schemas: args.exclude_schemas,
-        tables: args.tables,
-        exclude_tables: args.exclude_tables,
-    };
+    opts.catalog = args.select.patterns();
     let policy = args.repo.policy.load()?;
     if let Some(p) = &policy {
         opts.chains = p.chain.clone();

@@ -234,3 +234,32 @@ pub async fn recorded_backup(
     }
     header
 }
+
+/// `-t/-n/-T/-N`: the backup's patterns, for `backup` (what is dumped) and
+/// `restore` (what is restored).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SelectArgs {
+    /// Only these tables (pattern, may be schema-qualified; repeatable).
+    #[arg(long = "table", short = 't')]
+    pub tables: Vec<String>,
+    /// Only these schemas (repeatable).
+    #[arg(long = "schema", short = 'n')]
+    pub schemas: Vec<String>,
+    /// Skip these tables (repeatable).
+    #[arg(long = "exclude-table", short = 'T')]
+    pub exclude_tables: Vec<String>,
+    /// Skip these schemas (repeatable).
+    #[arg(long = "exclude-schema", short = 'N')]
+    pub exclude_schemas: Vec<String>,
+}
+
+impl SelectArgs {
+    pub fn patterns(&self) -> pgkeep::catalog::CatalogOptions {
+        pgkeep::catalog::CatalogOptions {
+            schemas: self.schemas.clone(),
+            exclude_schemas: self.exclude_schemas.clone(),
+            tables: self.tables.clone(),
+            exclude_tables: self.exclude_tables.clone(),
+        }
+    }
+}

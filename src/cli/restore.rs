@@ -1,7 +1,9 @@
 //! `pgkeep restore`.
 
 use super::chain;
-use super::common::{human_bytes, print_json, DbArgs, OutputArgs, ParallelArgs, RepoArgs};
+use super::common::{
+    human_bytes, print_json, DbArgs, OutputArgs, ParallelArgs, RepoArgs, SelectArgs,
+};
 use super::secrets::KeyArgs;
 use clap::Args;
 use pgkeep::chain::{verify_live, StreamFilter};
@@ -67,6 +69,11 @@ pub struct RestoreArgs {
     /// lines commented out by `;`), in dependency order (pg_restore -L).
     #[arg(long, short = 'L', value_name = "FILE")]
     pub use_list: Option<std::path::PathBuf>,
+    /// -t/-n/-T/-N: only what the patterns select; a table comes with its
+    /// data, indexes, constraints, triggers, policies, owned sequences,
+    /// comments and ACLs (pg_restore -t/-n).
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// Restore only this section (repeatable): pre-data, data, post-data.
     #[arg(long, value_parser = parse_section)]
     pub section: Vec<pgkeep::catalog::Section>,
@@ -117,6 +124,10 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
             Some(pgkeep::restore::select::parse_list(&text).map_err(|e| {
                 pgkeep::Error::Config(format!("--use-list {}: {e}", path.display()))
             })?);
+    }
+    let patterns = args.select.patterns();
+    if patterns != pgkeep::catalog::CatalogOptions::default() {
+        opts.select = Some(patterns);
     }
     opts.omit = pgkeep::restore::select::Omit {
         owner: args.no_owner,
@@ -198,6 +209,9 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
             s.data_ms as f64 / 1000.0,
             s.post_data_ms as f64 / 1000.0
         );
+        for fk in &s.skipped_foreign_keys {
+            println!("  left out foreign key {fk}: it points at a table not selected");
+        }
         if let Some(r) = &report {
             chain::print_human(r);
         }

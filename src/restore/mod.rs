@@ -50,11 +50,20 @@ pub struct RestoreOptions {
     pub sections: select::Sections,
     /// Only these entries (`--use-list`), with their data streams.
     pub only: Option<std::collections::HashSet<u32>>,
+    /// Only what these patterns select (`-t/-n/-T/-N`, the backup's
+    /// pattern syntax), with what is attached to it.
+    pub select: Option<crate::catalog::CatalogOptions>,
     /// Secrets that open an encrypted backup.
     pub unlock: Arc<Unlock>,
 }
 
 impl RestoreOptions {
+    /// Whether only some entries are restored (`-t/-n/-T/-N`,
+    /// `--use-list`).
+    pub fn selective(&self) -> bool {
+        self.only.is_some() || self.select.is_some()
+    }
+
     pub fn new(db: ConnSettings) -> RestoreOptions {
         RestoreOptions {
             db,
@@ -67,6 +76,7 @@ impl RestoreOptions {
             omit: select::Omit::default(),
             sections: select::Sections::default(),
             only: None,
+            select: None,
             unlock: Arc::new(Unlock::default()),
         }
     }
@@ -84,6 +94,10 @@ pub struct RestoreSummary {
     pub pre_data_ms: u64,
     pub data_ms: u64,
     pub post_data_ms: u64,
+    /// Foreign keys left out by `-t/-n/-T/-N`: they point at a table not
+    /// selected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_foreign_keys: Vec<String>,
 }
 
 /// What `--clean` would drop in `opts.db` before restoring backup `id`
@@ -157,6 +171,13 @@ async fn run(
     let budget = Budget::new(opts.memory, opts.jobs, None)?;
     target::guard_source(&opts.db, &manifest.header, opts.force_source).await?;
 
+    if opts.selective() && opts.clean {
+        // --clean drops every user object of the target, not only the
+        // selected ones: never with a selection.
+        return Err(Error::Config(
+            "--clean drops the whole target's contents: it does not combine with -t/-n/-T/-N or --use-list".into(),
+        ));
+    }
     if opts.create {
         target::create_database(&opts.db, &encoding, opts.clean).await?;
     }
@@ -164,7 +185,9 @@ async fn run(
     let sections = opts.sections;
     // Only a restore that creates objects needs an empty target; data or
     // post-data alone go into the schema already there.
-    let existing = if sections.pre_data {
+    // A selection (`-t/-n/-T/-N`, `--use-list`) goes into a target that
+    // holds what the selected objects need, as with pg_restore.
+    let existing = if sections.pre_data && !opts.selective() {
         count_user_objects(&main).await?
     } else {
         0
@@ -181,10 +204,24 @@ async fn run(
     tracing::info!(backup = %id, target = %opts.db, "restoring");
 
     // Pre-data, in TOC order (sorted by dependencies).
+    let mut only = opts.only.clone();
+    let mut skipped_foreign_keys = Vec::new();
+    if let Some(patterns) = &opts.select {
+        let filter = crate::catalog::Filter::new(patterns)?;
+        let chosen = select::by_patterns(&manifest.body.toc, &filter);
+        for fk in &chosen.skipped_foreign_keys {
+            tracing::warn!(foreign_key = %fk, "left out: it points at a table the selection leaves out");
+        }
+        skipped_foreign_keys = chosen.skipped_foreign_keys;
+        only = Some(match only {
+            Some(listed) => listed.intersection(&chosen.keep).copied().collect(),
+            None => chosen.keep,
+        });
+    }
     let selected;
-    let toc = if opts.omit.any() || opts.only.is_some() {
+    let toc = if opts.omit.any() || only.is_some() {
         let mut entries = opts.omit.apply(&manifest.body.toc);
-        if let Some(keep) = &opts.only {
+        if let Some(keep) = opts.only.as_ref() {
             // Dependencies in sections this restore does not run are
             // expected to be in the target already.
             let running: Vec<TocEntry> = manifest
@@ -201,6 +238,8 @@ async fn run(
                     missing.join("; ")
                 )));
             }
+        }
+        if let Some(keep) = &only {
             entries.retain(|e| keep.contains(&e.id));
         }
         selected = entries;
@@ -219,7 +258,16 @@ async fn run(
     // Data streams in parallel.
     let t_data = Instant::now();
     let (rows, bytes, streams) = if sections.data {
-        load_data(repo, &manifest, opts, &budget, &encoding, progress.clone()).await?
+        load_data(
+            repo,
+            &manifest,
+            opts,
+            only.as_ref(),
+            &budget,
+            &encoding,
+            progress.clone(),
+        )
+        .await?
     } else {
         (0, 0, 0)
     };
@@ -265,6 +313,7 @@ async fn run(
         pre_data_ms,
         data_ms,
         post_data_ms,
+        skipped_foreign_keys,
     })
 }
 
@@ -358,16 +407,18 @@ fn plan_units(manifest: &Manifest, jobs: usize) -> Result<Vec<Unit>> {
     Ok(units)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn load_data(
     repo: &Repo,
     manifest: &Arc<Manifest>,
     opts: &RestoreOptions,
+    only: Option<&std::collections::HashSet<u32>>,
     budget: &Budget,
     encoding: &str,
     progress: Arc<dyn Progress>,
 ) -> Result<(u64, u64, usize)> {
     let mut units = plan_units(manifest, opts.jobs)?;
-    if let Some(keep) = &opts.only {
+    if let Some(keep) = only {
         let ids: HashMap<u32, u32> = manifest
             .body
             .streams

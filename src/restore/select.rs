@@ -57,6 +57,151 @@ pub fn missing_dependencies(
     out
 }
 
+/// What `-t/-n/-T/-N` select from a backup: the entries to restore and
+/// the foreign keys left out because they point at a table not selected.
+#[derive(Debug, Default)]
+pub struct Selection {
+    pub keep: std::collections::HashSet<u32>,
+    /// `FK name ON table` of each foreign key skipped.
+    pub skipped_foreign_keys: Vec<String>,
+}
+
+fn is_relation(kind: ObjectKind) -> bool {
+    matches!(
+        kind,
+        ObjectKind::Table | ObjectKind::View | ObjectKind::MaterializedView | ObjectKind::Sequence
+    )
+}
+
+/// Objects of no schema that `-n`/`-t` leave out, as pg_dump does.
+fn database_wide(kind: ObjectKind) -> bool {
+    matches!(
+        kind,
+        ObjectKind::Extension
+            | ObjectKind::LargeObject
+            | ObjectKind::LargeObjectData
+            | ObjectKind::EventTrigger
+            | ObjectKind::Publication
+            | ObjectKind::PublicationMember
+            | ObjectKind::ForeignDataWrapper
+            | ObjectKind::ForeignServer
+            | ObjectKind::UserMapping
+            | ObjectKind::Cast
+    )
+}
+
+/// Entries that belong to another (data, indexes, constraints, triggers,
+/// rules, policies, defaults, statistics, comments, ACLs, ...): kept with
+/// what they belong to.
+fn attached(kind: ObjectKind) -> bool {
+    matches!(
+        kind,
+        ObjectKind::TableData
+            | ObjectKind::Index
+            | ObjectKind::IndexAttach
+            | ObjectKind::PartitionAttach
+            | ObjectKind::Constraint
+            | ObjectKind::CheckConstraint
+            | ObjectKind::ForeignKey
+            | ObjectKind::Trigger
+            | ObjectKind::Rule
+            | ObjectKind::RowSecurity
+            | ObjectKind::Policy
+            | ObjectKind::Default
+            | ObjectKind::SequenceOwnedBy
+            | ObjectKind::SequenceSet
+            | ObjectKind::Statistics
+            | ObjectKind::MaterializedViewData
+            | ObjectKind::Comment
+            | ObjectKind::Acl
+    )
+}
+
+/// Restore selection with the backup's patterns (`-t/-n/-T/-N`): the
+/// relations `filter` selects, the schema-level objects of selected
+/// schemas (none with `-t`), and everything attached to a kept entry
+/// (its data, indexes, constraints, triggers, policies, the sequences it
+/// owns, comments, ACLs). An attached entry that also depends on a
+/// relation left out is left out too; a foreign key so dropped is named
+/// in [`Selection::skipped_foreign_keys`]. Dependencies on anything else
+/// left out are expected in the target, as with pg_restore.
+pub fn by_patterns(toc: &[TocEntry], filter: &crate::catalog::Filter) -> Selection {
+    use std::collections::HashSet;
+    let by_id: std::collections::HashMap<u32, &TocEntry> = toc.iter().map(|e| (e.id, e)).collect();
+    let mut keep: HashSet<u32> = HashSet::new();
+    let mut dropped_relations: HashSet<u32> = HashSet::new();
+    for e in toc {
+        let schema = e.schema.as_deref().unwrap_or("");
+        if is_relation(e.kind) {
+            if filter.relation(schema, &e.name) {
+                keep.insert(e.id);
+            } else {
+                dropped_relations.insert(e.id);
+            }
+        } else if database_wide(e.kind) {
+            if filter.whole_database() {
+                keep.insert(e.id);
+            }
+        } else if e.kind == ObjectKind::Schema {
+            if filter.schema_objects(&e.name) {
+                keep.insert(e.id);
+            }
+        } else if !attached(e.kind) && (e.schema.is_none() || filter.schema_objects(schema)) {
+            // Types, functions, collations, ...: with their schema; default
+            // privileges of no schema only for the whole database.
+            if e.schema.is_some() || filter.whole_database() {
+                keep.insert(e.id);
+            }
+        }
+    }
+    // A table's own sequences come with it, even when -t named only it.
+    for e in toc.iter().filter(|e| e.kind == ObjectKind::SequenceOwnedBy) {
+        if e.deps
+            .iter()
+            .any(|d| keep.contains(d) && by_id.get(d).is_some_and(|t| t.kind == ObjectKind::Table))
+        {
+            for d in &e.deps {
+                if by_id.get(d).is_some_and(|t| t.kind == ObjectKind::Sequence) {
+                    keep.insert(*d);
+                    dropped_relations.remove(d);
+                }
+            }
+        }
+    }
+    // Attached entries follow what they are attached to, until nothing
+    // changes (a comment on an index, the ACL of an owned sequence).
+    let mut skipped = Vec::new();
+    loop {
+        let mut changed = false;
+        let waiting: Vec<&TocEntry> = toc
+            .iter()
+            .filter(|e| attached(e.kind) && !keep.contains(&e.id))
+            .collect();
+        for e in waiting {
+            if !e.deps.iter().any(|d| keep.contains(d)) {
+                continue;
+            }
+            if e.deps.iter().any(|d| dropped_relations.contains(d)) {
+                if e.kind == ObjectKind::ForeignKey
+                    && !skipped.iter().any(|s: &String| s == &e.name)
+                {
+                    skipped.push(e.name.clone());
+                }
+                continue;
+            }
+            keep.insert(e.id);
+            changed = true;
+        }
+        if !changed {
+            break;
+        }
+    }
+    Selection {
+        keep,
+        skipped_foreign_keys: skipped,
+    }
+}
+
 /// The sections a restore runs (all by default).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sections {
