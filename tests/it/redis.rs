@@ -169,6 +169,19 @@ fn verify_catches_a_flipped_byte_in_a_redis_backup() {
     ));
     let o = pgkeep_env(&["verify", &id, "--repo", repo_s], &[]);
     assert!(o.status.success(), "{}", text(&o));
+    // An offsite copy holds the same backup, restorable from there.
+    let offsite = dir.path().join("offsite");
+    let offsite_s = offsite.to_str().unwrap();
+    let o = pgkeep_env(&["copy", &id, "--repo", repo_s, "--to", offsite_s], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let copied = dir.path().join("copied.rdb");
+    let o = redis_restore(&id, offsite_s, &["--out", copied.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        RedisServer::start_on(&copied).fingerprint(),
+        src.fingerprint()
+    );
+    std::fs::remove_file(&copied).unwrap();
     flip_a_byte(&repo.join("backups").join(&id).join("data"));
     let o = pgkeep_env(&["verify", &id, "--repo", repo_s], &[]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
@@ -179,8 +192,8 @@ fn verify_catches_a_flipped_byte_in_a_redis_backup() {
     assert!(!out.exists());
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
-        1,
-        "no temporary file left"
+        2,
+        "no temporary file left beside the two repositories"
     );
 }
 
