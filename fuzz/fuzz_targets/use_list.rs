@@ -9,10 +9,17 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(ids) = parse_list(s) {
+        // Each id is the digits before the `;` of a line that is not a
+        // comment.
+        let line_ids: Vec<u32> = s
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with(';'))
+            .filter_map(|l| l.split_once(';'))
+            .filter_map(|(id, _)| id.trim().parse::<u32>().ok())
+            .collect();
         for id in ids {
-            assert!(s
-                .lines()
-                .any(|l| !l.trim().starts_with(';') && l.trim().starts_with(&id.to_string())));
+            assert!(line_ids.contains(&id), "{id} from {s:?}");
         }
     }
 });

@@ -19,7 +19,9 @@ pub fn parse_list(text: &str) -> std::result::Result<std::collections::HashSet<u
         }
         let id = t
             .split_once(';')
-            .and_then(|(id, _)| id.trim().parse::<u32>().ok())
+            .map(|(id, _)| id.trim())
+            .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|id| id.parse::<u32>().ok())
             .ok_or_else(|| {
                 format!(
                     "line {}: {:?} is neither a comment (;) nor an entry (ID; ...)",
@@ -512,6 +514,9 @@ mod tests {
         assert_eq!(ids, [12, 7].into_iter().collect());
         let e = parse_list("12; ok\nnonsense\n").unwrap_err();
         assert!(e.starts_with("line 2:"), "{e}");
+        // Ids are digits, as `show --list` prints them (found by fuzzing:
+        // `+1` parsed as 1).
+        assert!(parse_list("+1; x\n").is_err());
     }
 
     proptest! {
