@@ -62,6 +62,15 @@ fn wants(def: &NotifyDef, event: Event) -> bool {
     }
 }
 
+/// Delivered and failed deliveries, counted across notifiers: `serve`
+/// keeps one pair for its whole life, so a reload (a new notifier) does
+/// not start the counts again.
+#[derive(Clone, Debug, Default)]
+pub struct NotifyCounters {
+    failures: Arc<AtomicU64>,
+    delivered: Arc<AtomicU64>,
+}
+
 /// Delivers notices to the policy's targets.
 pub struct Notifier {
     targets: Vec<NotifyDef>,
@@ -74,6 +83,15 @@ pub struct Notifier {
 
 impl Notifier {
     pub fn new(targets: Vec<NotifyDef>, delivery: Delivery) -> Notifier {
+        Notifier::with_counters(targets, delivery, &NotifyCounters::default())
+    }
+
+    /// A notifier that counts into `counters`.
+    pub fn with_counters(
+        targets: Vec<NotifyDef>,
+        delivery: Delivery,
+        counters: &NotifyCounters,
+    ) -> Notifier {
         crate::store::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(delivery.timeout)
@@ -85,8 +103,8 @@ impl Notifier {
             client,
             delivery,
             pending: Mutex::new(JoinSet::new()),
-            failures: Arc::new(AtomicU64::new(0)),
-            delivered: Arc::new(AtomicU64::new(0)),
+            failures: counters.failures.clone(),
+            delivered: counters.delivered.clone(),
         }
     }
 
@@ -298,5 +316,50 @@ impl RunNotices {
             self.notifier.send(&n);
         }
         self.notifier.flush(ONE_SHOT_FLUSH).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::policy::NotifyKind;
+
+    /// A reload makes a new notifier: with the daemon's counters, what the
+    /// old one counted stays counted.
+    #[tokio::test]
+    async fn counters_outlive_a_notifier() {
+        let counters = NotifyCounters::default();
+        let delivery = Delivery {
+            timeout: Duration::from_millis(200),
+            attempts: 1,
+            backoff: Duration::from_millis(1),
+        };
+        // Nothing listens on port 1: the delivery fails.
+        let target = NotifyDef {
+            kind: NotifyKind::Http,
+            on: vec![Event::Failure],
+            url: "http://127.0.0.1:1/hook".into(),
+            method: None,
+            headers: Default::default(),
+            body: None,
+        };
+        let first = Notifier::with_counters(vec![target.clone()], delivery, &counters);
+        first.send(&Notice {
+            event: Event::Failure,
+            job: "app".into(),
+            kind: "postgres".into(),
+            action: "backup".into(),
+            ts: 0,
+            backup_id: None,
+            duration_s: None,
+            bytes: None,
+            rows: None,
+            error: None,
+        });
+        first.flush(Duration::from_secs(5)).await;
+        assert_eq!(first.failures(), 1);
+        let second = Notifier::with_counters(vec![target], delivery, &counters);
+        assert_eq!((second.failures(), second.delivered()), (1, 0));
+        assert_eq!(Notifier::new(vec![], delivery).failures(), 0);
     }
 }

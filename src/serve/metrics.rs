@@ -147,8 +147,8 @@ impl DaemonMetrics {
     }
 }
 
-/// Raises a counter to `total` (the notifier counts for itself; a reload
-/// starts a new notifier, so only growth is added).
+/// Raises a counter to `total`, the notifiers' count (which a reload
+/// keeps: `serve` hands every notifier the same counters).
 fn bump_to(c: &IntCounter, total: u64) {
     let now = c.get();
     if total > now {

@@ -19,7 +19,7 @@ mod runner;
 use crate::config::policy::{Event, Policy, Schedule};
 use crate::error::{Error, Result};
 use crate::keys::Unlock;
-use crate::notify::{Delivery, Notice, Notifier};
+use crate::notify::{Delivery, Notice, Notifier, NotifyCounters};
 use crate::ops::job::Job;
 use crate::ops::runs;
 use crate::ops::status::{status, State};
@@ -65,7 +65,7 @@ struct Loaded {
     jitter: Duration,
 }
 
-fn load(path: &std::path::Path, delivery: Delivery) -> Result<Loaded> {
+fn load(path: &std::path::Path, delivery: Delivery, counters: &NotifyCounters) -> Result<Loaded> {
     let policy = Policy::load(path)?;
     let mut jobs = Vec::new();
     let names: Vec<String> = policy.jobs().iter().map(|j| j.name().to_string()).collect();
@@ -87,7 +87,11 @@ fn load(path: &std::path::Path, delivery: Delivery) -> Result<Loaded> {
     }
     Ok(Loaded {
         jobs,
-        notifier: Arc::new(Notifier::new(policy.notify.clone(), delivery)),
+        notifier: Arc::new(Notifier::with_counters(
+            policy.notify.clone(),
+            delivery,
+            counters,
+        )),
         token,
         listen: listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
         jitter: jitter.unwrap_or(Duration::ZERO),
@@ -104,6 +108,8 @@ pub struct Daemon {
     /// Jobs last seen stale.
     stale: Mutex<HashSet<String>>,
     metrics: metrics::DaemonMetrics,
+    /// Notification counts, kept across reloads.
+    counters: NotifyCounters,
     /// Unix seconds of the scheduler's last pass (`/health`).
     last_tick: AtomicI64,
     unlock: Arc<Unlock>,
@@ -182,7 +188,8 @@ pub async fn serve(
             "[serve] concurrency must be at least 1".into(),
         ));
     }
-    let loaded = Arc::new(load(&opts.policy_path, opts.delivery)?);
+    let counters = NotifyCounters::default();
+    let loaded = Arc::new(load(&opts.policy_path, opts.delivery, &counters)?);
     let listen = opts.listen.clone().unwrap_or_else(|| loaded.listen.clone());
     let daemon = Arc::new(Daemon {
         loaded: RwLock::new(loaded),
@@ -190,6 +197,7 @@ pub async fn serve(
         outcomes: Mutex::new(HashMap::new()),
         stale: Mutex::new(HashSet::new()),
         metrics: metrics::DaemonMetrics::new()?,
+        counters,
         last_tick: AtomicI64::new(time::OffsetDateTime::now_utc().unix_timestamp()),
         unlock: opts.unlock.clone(),
         permits: Arc::new(tokio::sync::Semaphore::new(concurrency)),
@@ -262,7 +270,7 @@ async fn scheduler(
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = reload.notified() => {
-                match load(&opts.policy_path, opts.delivery) {
+                match load(&opts.policy_path, opts.delivery, &d.counters) {
                     Ok(l) => {
                         tracing::warn!(jobs = l.jobs.len(), "policy reloaded");
                         if let Ok(mut w) = d.loaded.write() {
