@@ -259,40 +259,44 @@ async fn restore(mut args: RedisRestoreArgs) -> Result<()> {
         async move {
             let manifest = Arc::new(read_manifest(&repo, &id, unlock.as_ref()).await?);
             match (out, to) {
-                (Some(out), _) => {
-                    let r = restore_rdb(&repo, manifest, &out, force, memory, progress).await?;
-                    Ok(serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()))?)
-                }
-                (None, Some(to)) => {
-                    let r = restore_keys(&repo, manifest, &to, replace, memory, progress).await?;
-                    Ok(serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()))?)
-                }
+                (Some(out), _) => restore_rdb(&repo, manifest, &out, force, memory, progress)
+                    .await
+                    .map(Restored::File),
+                (None, Some(to)) => restore_keys(&repo, manifest, &to, replace, memory, progress)
+                    .await
+                    .map(Restored::Keys),
                 (None, None) => Err(Error::Config("give --out PATH or --to URL".into())),
             }
         }
     });
     let report = Lease::while_held(&repo, &id, "restore", work).await?;
-    if args.output.json {
-        return print_json(&report);
-    }
-    let ms = report["duration_ms"].as_u64().unwrap_or(0) as f64 / 1000.0;
-    match (&args.out, report["keys"].as_u64()) {
-        (Some(out), _) => {
+    match report {
+        Restored::File(r) if args.output.json => print_json(&r)?,
+        Restored::Keys(r) if args.output.json => print_json(&r)?,
+        Restored::File(r) => {
             println!(
-                "wrote backup {id} to {} ({}, CRC64 {}, every frame verified) in {ms:.1}s",
-                out.display(),
-                human_bytes(report["bytes"].as_u64().unwrap_or(0)),
-                report["crc64"].as_str().unwrap_or("")
+                "wrote backup {id} to {} ({}, CRC64 {}, every frame verified) in {:.1}s",
+                r.path.display(),
+                human_bytes(r.bytes),
+                r.crc64,
+                r.duration_ms as f64 / 1000.0
             );
             println!("to load it: stop redis-server, copy the file to its `dir` as its `dbfilename` (CONFIG GET dir / dbfilename),");
             println!("turn appendonly off for the first start (or the AOF wins over the RDB), start the server, check DBSIZE per database.");
         }
-        (None, Some(keys)) => println!(
-            "restored {keys} keys of backup {id} into {} ({} expired since the backup, not created) in {ms:.1}s",
-            report["target"].as_str().unwrap_or(""),
-            report["expired"].as_u64().unwrap_or(0)
+        Restored::Keys(r) => println!(
+            "restored {} keys of backup {id} into {} ({} expired since the backup, not created) in {:.1}s",
+            r.keys,
+            r.target,
+            r.expired,
+            r.duration_ms as f64 / 1000.0
         ),
-        _ => {}
     }
     Ok(())
+}
+
+/// What `redis restore` did: a file written, or keys loaded.
+enum Restored {
+    File(pgkeep::redis::restore::RdbRestored),
+    Keys(pgkeep::redis::restore::KeysRestored),
 }

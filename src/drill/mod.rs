@@ -185,10 +185,15 @@ async fn run(
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
 ) -> Result<DrillResult> {
-    let b = begin(repo, opts.job.as_deref(), &opts.backup, &opts.unlock).await?;
-    let Begun { mut log, hold, .. } = b;
-    let (started, t0, drill_id) = (b.started, b.t0, b.drill_id);
-    let (manifest, manifest_sha) = (b.manifest, b.manifest_sha);
+    let Begun {
+        started,
+        t0,
+        drill_id,
+        mut log,
+        hold,
+        manifest,
+        manifest_sha,
+    } = begin(repo, opts.job.as_deref(), &opts.backup, &opts.unlock).await?;
     let scratch = Scratch::on(&opts.target, "pgkeep_drill", &drill_id);
     let mut found = Findings::default();
     let h = &manifest.header;

@@ -12,7 +12,7 @@
 
 use super::conn::RedisConn;
 use super::rdb::{RdbCheck, RdbFacts};
-use super::records::{Record, MAGIC};
+use super::records::MAGIC;
 use super::resp::Reply;
 use super::target::RedisTarget;
 use super::transfer::{next_step, EofScanner, Preamble, Step};
@@ -501,14 +501,14 @@ impl ScanState {
                     Reply::Error(e) => return Err(redis_err("DUMP", e)),
                     other => return Err(unexpected("DUMP", &other)),
                 };
-                let rec = Record {
-                    db: self.db.unwrap_or(0),
-                    key,
+                let mut out = Vec::new();
+                super::records::encode(
+                    self.db.unwrap_or(0),
+                    &key,
                     expire_at_ms,
-                    payload: payload.to_vec(),
-                };
-                let mut out = Vec::with_capacity(rec.key.len() + rec.payload.len() + 20);
-                rec.encode(&mut out);
+                    &payload,
+                    &mut out,
+                );
                 return Ok(Some(Bytes::from(out)));
             }
             match (&self.db, &self.cursor) {

@@ -32,13 +32,20 @@ pub struct Record {
 
 impl Record {
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.db.to_le_bytes());
-        out.extend_from_slice(&(self.key.len() as u32).to_le_bytes());
-        out.extend_from_slice(&self.key);
-        out.extend_from_slice(&self.expire_at_ms.to_le_bytes());
-        out.extend_from_slice(&(self.payload.len() as u32).to_le_bytes());
-        out.extend_from_slice(&self.payload);
+        encode(self.db, &self.key, self.expire_at_ms, &self.payload, out);
     }
+}
+
+/// Appends one record made of borrowed parts (the scan writes a `DUMP`
+/// reply straight in, without a [`Record`] copy of it).
+pub fn encode(db: u32, key: &[u8], expire_at_ms: i64, payload: &[u8], out: &mut Vec<u8>) {
+    out.reserve(key.len() + payload.len() + 20);
+    out.extend_from_slice(&db.to_le_bytes());
+    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(&expire_at_ms.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(payload);
 }
 
 /// Records back from the stream's bytes, cut anywhere.

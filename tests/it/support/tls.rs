@@ -33,139 +33,83 @@ pub fn enable_tls() -> &'static TlsFiles {
     TLS.get_or_init(setup)
 }
 
-/// A throwaway CA (`ca.crt`), a CA that signed nothing (`other-ca.crt`)
-/// and a server certificate for `localhost` (`server.crt`, `server.key`)
-/// in `dir`, made with the `openssl` CLI.
+/// A throwaway CA (`ca.crt`), a CA that signed nothing (`other-ca.crt`),
+/// a server certificate for `localhost` (`server.crt`, `server.key`) and
+/// a client certificate (`client.crt`, `client.key`) in `dir`, made with
+/// the `openssl` CLI.
 pub fn make_certs(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    openssl(
+    self_signed(dir, "ca", "/CN=pgkeep test CA");
+    self_signed(dir, "other-ca", "/CN=pgkeep other CA");
+    signed(
         dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "3650",
-            "-subj",
-            "/CN=pgkeep test CA",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "other-ca.key",
-            "-out",
-            "other-ca.crt",
-            "-days",
-            "3650",
-            "-subj",
-            "/CN=pgkeep other CA",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    std::fs::write(
-        dir.join("server.ext"),
+        "server",
+        "/CN=localhost",
         "subjectAltName=DNS:localhost\nbasicConstraints=critical,CA:FALSE\n\
          keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-set_serial",
-            "2",
-            "-days",
-            "3650",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.crt",
-        ],
+        "2",
     );
-    // A client certificate (`client.crt`, `client.key`) from the same CA.
-    openssl(
+    signed(
         dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "client.key",
-            "-out",
-            "client.csr",
-            "-subj",
-            "/CN=pgkeep client",
-        ],
-    );
-    std::fs::write(
-        dir.join("client.ext"),
+        "client",
+        "/CN=pgkeep client",
         "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
+        "3",
+    );
+}
+
+/// A P-256 key: `-newkey` arguments of `openssl req`.
+const EC_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+];
+
+/// `NAME.crt` and `NAME.key`, a self-signed CA.
+fn self_signed(dir: &Path, name: &str, subject: &str) {
+    let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
+    let mut args = vec!["req", "-x509"];
+    args.extend(EC_KEY);
+    args.extend([
+        "-keyout", &key, "-out", &crt, "-days", "3650", "-subj", subject,
+    ]);
+    openssl(dir, &args);
+}
+
+/// `NAME.crt` and `NAME.key`, signed by `ca.crt` with the extensions `ext`.
+fn signed(dir: &Path, name: &str, subject: &str, ext: &str, serial: &str) {
+    let (key, csr, crt, ext_file) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.crt"),
+        format!("{name}.ext"),
+    );
+    let mut args = vec!["req", "-new"];
+    args.extend(EC_KEY);
+    args.extend(["-keyout", &key, "-out", &csr, "-subj", subject]);
+    openssl(dir, &args);
+    std::fs::write(dir.join(&ext_file), ext).unwrap();
     openssl(
         dir,
         &[
             "x509",
             "-req",
             "-in",
-            "client.csr",
+            &csr,
             "-CA",
             "ca.crt",
             "-CAkey",
             "ca.key",
             "-set_serial",
-            "3",
+            serial,
             "-days",
             "3650",
             "-extfile",
-            "client.ext",
+            &ext_file,
             "-out",
-            "client.crt",
+            &crt,
         ],
     );
 }
