@@ -15,10 +15,12 @@
 # Installed when missing (checked first, so a ready machine installs
 # nothing): PostgreSQL server binaries (apt postgresql), pg_dump/psql
 # (postgresql-client), runuser (util-linux, as root), python3, openssl, redis-server,
-# chromium, faketime; a `postgres` system user when run as root (initdb
+# chromium, faketime, systemd (systemd-analyze), docker-compose; a `postgres` system user when run as root (initdb
 # refuses root; the tests start the server as that user); moto_server (PyPI
 # moto[server] in a venv at /opt/pgkeep-moto, linked into /usr/local/bin);
 # azurite-blob (npm azurite; nodejs and npm from apt when there is no npm);
+# promtool (unpacked from Debian's prometheus .deb into /opt/pgkeep-promtool);
+# kubernetes-validate (PyPI, in a venv at /opt/pgkeep-kubeval);
 # the rustfmt and clippy toolchain components (rustup).
 #
 # Runs as root (CI) or as a user with sudo; without either it stops with a
@@ -59,6 +61,10 @@ have openssl || want openssl
 have redis-server || want redis-server
 have chromium || want chromium
 have faketime || want faketime
+# The deployment recipes' checks (tests/it/recipes.rs): systemd-analyze
+# verifies the units, docker-compose (v1, no engine needed) the Compose file.
+have systemd-analyze || want systemd
+have docker-compose || want docker-compose
 # moto_server needs a python3 with venv and ensurepip (Debian: python3-venv).
 if ! have moto_server; then
   if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
@@ -107,6 +113,34 @@ if ! have azurite-blob; then
   say "azurite install took $((SECONDS - t0)) s"
 fi
 
+# promtool checks the documented alert rules, scrape config and metrics
+# text: from Debian's prometheus package, unpacked (not installed: that
+# would start a Prometheus server) into /opt/pgkeep-promtool.
+if ! have promtool; then
+  can_root || die "promtool missing (not root, no sudo): install Debian's prometheus package or put promtool on PATH"
+  say "installing: promtool (from the prometheus .deb, unpacked) into /opt/pgkeep-promtool"
+  t0=$SECONDS
+  deb_dir=$(mktemp -d) && chmod 0755 "$deb_dir"   # apt downloads as _apt
+  (cd "$deb_dir" && apt-get download prometheus >/dev/null) || { as_root apt-get update -qq && (cd "$deb_dir" && apt-get download prometheus >/dev/null); }
+  as_root mkdir -p /opt/pgkeep-promtool
+  as_root dpkg -x "$deb_dir"/prometheus_*.deb /opt/pgkeep-promtool
+  as_root ln -sf /opt/pgkeep-promtool/usr/bin/promtool /usr/local/bin/promtool
+  rm -rf "$deb_dir"
+  say "promtool install took $((SECONDS - t0)) s"
+fi
+
+# kubernetes-validate (PyPI, with the Kubernetes schemas inside) checks the
+# documented Kubernetes manifests offline.
+if ! have kubernetes-validate; then
+  can_root || die "kubernetes-validate missing (not root, no sudo): pip install kubernetes-validate and put it on PATH"
+  say "installing: kubernetes-validate into /opt/pgkeep-kubeval"
+  t0=$SECONDS
+  as_root python3 -m venv /opt/pgkeep-kubeval
+  as_root /opt/pgkeep-kubeval/bin/pip install --quiet kubernetes-validate
+  as_root ln -sf /opt/pgkeep-kubeval/bin/kubernetes-validate /usr/local/bin/kubernetes-validate
+  say "kubernetes-validate install took $((SECONDS - t0)) s"
+fi
+
 have cargo || die "cargo missing: install a Rust toolchain (1.85+, https://rustup.rs)"
 # The format and lint steps need the rustfmt and clippy components.
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
@@ -117,7 +151,8 @@ fi
 
 # Whatever was installed must now be found.
 [ "$(id -u)" != 0 ] || have runuser || die "runuser still not on PATH after installing util-linux"
-for c in pg_dump psql python3 openssl redis-server chromium faketime moto_server azurite-blob; do
+for c in pg_dump psql python3 openssl redis-server chromium faketime moto_server azurite-blob \
+         systemd-analyze docker-compose promtool kubernetes-validate; do
   have "$c" || die "$c still not on PATH after installing"
 done
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || die "no /usr/lib/postgresql/*/bin/initdb after installing postgresql"
@@ -132,6 +167,7 @@ say "python3: $(first python3 --version); openssl: $(first openssl version)"
 say "redis: $(first redis-server --version)"
 say "chromium: $(first chromium --version)"
 say "faketime: $(first faketime --version)"
+say "recipe checks: $(first systemd-analyze --version); $(first docker-compose --version); $(first promtool --version); kubernetes-validate $(first kubernetes-validate --version)"
 say "S3 / Azure test servers: $(command -v moto_server) $(command -v azurite-blob) (azurite $(first azurite-blob --version))"
 
 if [ -n "${PGKEEP_TEST_INSTALL_ONLY:-}" ]; then

@@ -124,6 +124,13 @@ impl DaemonMetrics {
         }
     }
 
+    /// Starts the skip counter of each scheduled task at 0, so the series
+    /// exists before the first skip and `increase()` sees that one too.
+    pub fn scheduled(&self, job: &Job, action: Action) {
+        self.skipped
+            .with_label_values(&[&job.name, job.kind, action.name()]);
+    }
+
     pub fn skipped(&self, job: &Job, action: Action) {
         self.skipped
             .with_label_values(&[&job.name, job.kind, action.name()])

@@ -243,7 +243,7 @@ async fn scheduler(
     runs_stop: &CancellationToken,
     tasks: &mut tokio::task::JoinSet<()>,
 ) {
-    let mut plan = entries(&d.current().jobs);
+    let mut plan = planned(d);
     let mut next = first_times(d, &plan).await;
     let mut last_stale: Option<std::time::Instant> = None;
     loop {
@@ -276,7 +276,7 @@ async fn scheduler(
                         if let Ok(mut w) = d.loaded.write() {
                             *w = Arc::new(l);
                         }
-                        plan = entries(&d.current().jobs);
+                        plan = planned(d);
                         let now = Timestamp::now();
                         next = plan.iter().map(|e| e.schedule.next_after(now, &job_tz(d, &e.job))).collect();
                     }
@@ -286,6 +286,18 @@ async fn scheduler(
             _ = tokio::time::sleep(wake.max(Duration::from_millis(20))) => {}
         }
     }
+}
+
+/// The schedule entries of the current policy, their skip counters started.
+fn planned(d: &Daemon) -> Vec<Entry> {
+    let loaded = d.current();
+    let plan = entries(&loaded.jobs);
+    for e in &plan {
+        if let Some(job) = loaded.jobs.iter().find(|j| j.name == e.job) {
+            d.metrics.scheduled(job, e.task.action());
+        }
+    }
+    plan
 }
 
 fn job_tz(d: &Daemon, name: &str) -> jiff::tz::TimeZone {

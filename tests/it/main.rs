@@ -19,6 +19,7 @@ mod operations;
 mod pgkeep;
 mod progress;
 mod prune;
+mod recipes;
 mod redis;
 mod retention;
 mod roundtrip;

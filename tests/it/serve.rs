@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -29,7 +29,7 @@ async fn get(port: u16, path: &str) -> (u16, String) {
 }
 
 /// A GET with a bearer token.
-async fn get_with(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+pub(crate) async fn get_with(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
     let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
         return (0, String::new());
     };
@@ -57,7 +57,7 @@ async fn get_with(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
 }
 
 /// Polls `cond` every 50 ms until it holds; fails after `secs`.
-async fn until<F, Fut>(what: &str, secs: u64, mut cond: F)
+pub(crate) async fn until<F, Fut>(what: &str, secs: u64, mut cond: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -87,7 +87,7 @@ fn spawn_serve(policy: &Path, port: u16, env: &[(&str, &str)], extra: &[&str]) -
     cmd.spawn().unwrap()
 }
 
-fn signal(child: &Child, sig: i32) {
+pub(crate) fn signal(child: &Child, sig: i32) {
     // SAFETY: signals a child process this test started.
     unsafe {
         libc::kill(child.id() as i32, sig);
@@ -95,7 +95,7 @@ fn signal(child: &Child, sig: i32) {
 }
 
 /// Waits for the child to exit within `secs`; returns its output.
-fn wait_exit(mut child: Child, secs: u64) -> std::process::Output {
+pub(crate) fn wait_exit(mut child: Child, secs: u64) -> std::process::Output {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if child.try_wait().unwrap().is_some() {
@@ -121,7 +121,7 @@ fn complete_backups(repo: &Path) -> usize {
         .unwrap_or(0)
 }
 
-fn run_records(repo: &Path, action_outcome: &str) -> usize {
+pub(crate) fn run_records(repo: &Path, action_outcome: &str) -> usize {
     std::fs::read_dir(repo.join("runs"))
         .map(|d| {
             d.filter(|e| {
