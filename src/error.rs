@@ -105,6 +105,11 @@ pub enum Error {
     #[error("{0}")]
     Unknown(String),
 
+    /// The work finished, but parts of it failed and were gone past
+    /// (`restore --continue-on-error`): exit 1.
+    #[error("{0}")]
+    Incomplete(String),
+
     /// A bug: an invariant of pgkeep itself did not hold.
     #[error("internal error: {0}")]
     Internal(String),

@@ -77,6 +77,21 @@ pub struct RestoreArgs {
     /// Restore only this section (repeatable): pre-data, data, post-data.
     #[arg(long, value_parser = parse_section)]
     pub section: Vec<pgkeep::catalog::Section>,
+    /// Stop at the first failure: the default (pg_restore --exit-on-error).
+    #[arg(long, short = 'e', conflicts_with = "continue_on_error")]
+    pub exit_on_error: bool,
+    /// Go on past failing statements and data loads; report every failure
+    /// and their count at the end, and exit 1 (pg_restore without -e).
+    #[arg(long)]
+    pub continue_on_error: bool,
+    /// The whole restore in one transaction: all or nothing; one
+    /// connection (--jobs 1 unless given) and no --create (pg_restore -1).
+    #[arg(long, short = '1', conflicts_with_all = ["continue_on_error", "create"])]
+    pub single_transaction: bool,
+    /// Restore a backup of a newer PostgreSQL major into an older server
+    /// (refused otherwise).
+    #[arg(long)]
+    pub allow_downgrade: bool,
     /// With --clean: list what would be dropped in the target; change nothing.
     #[arg(long, requires = "clean")]
     pub dry_run: bool,
@@ -110,6 +125,14 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
     opts.clean = args.clean;
     opts.create = args.create;
     opts.force_source = args.force_source;
+    opts.allow_downgrade = args.allow_downgrade;
+    opts.single_transaction = args.single_transaction;
+    if args.single_transaction && args.parallel.jobs.is_none() {
+        opts.jobs = 1;
+    }
+    if args.continue_on_error {
+        opts.on_error = pgkeep::restore::OnError::Continue;
+    }
     opts.sections = pgkeep::restore::select::Sections::from_flags(
         args.schema_only,
         args.data_only,
@@ -198,7 +221,7 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
         }
     } else {
         println!(
-            "restored {} into {}: {} streams, {} rows, {} in {:.1}s (pre-data {:.1}s, data {:.1}s, post-data {:.1}s); row counts verified",
+            "restored {} into {}: {} streams, {} rows, {} in {:.1}s (pre-data {:.1}s, data {:.1}s, post-data {:.1}s); {}",
             s.backup_id,
             s.target,
             s.streams,
@@ -207,14 +230,30 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
             s.duration_ms as f64 / 1000.0,
             s.pre_data_ms as f64 / 1000.0,
             s.data_ms as f64 / 1000.0,
-            s.post_data_ms as f64 / 1000.0
+            s.post_data_ms as f64 / 1000.0,
+            if s.failures.is_empty() {
+                "row counts verified"
+            } else {
+                "row counts verified for what loaded"
+            }
         );
         for fk in &s.skipped_foreign_keys {
             println!("  left out foreign key {fk}: it points at a table not selected");
         }
+        for f in &s.failures {
+            println!("  failed: {f}");
+        }
         if let Some(r) = &report {
             chain::print_human(r);
         }
+    }
+    if !s.failures.is_empty() {
+        let n = s.failures.len();
+        return Err(pgkeep::Error::Incomplete(format!(
+            "restore of {} finished with {n} failure{} (--continue-on-error): the target is incomplete",
+            s.backup_id,
+            if n == 1 { "" } else { "s" }
+        )));
     }
     report.map_or(Ok(()), |r| chain::check(&r))
 }

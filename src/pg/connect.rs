@@ -23,6 +23,18 @@ impl Conn {
             tls: self.tls.clone(),
         }
     }
+
+    /// The server's `server_version_num` (150004 for 15.4).
+    pub async fn server_version_num(&self) -> Result<i32> {
+        self.client
+            .query_one(
+                "SELECT pg_catalog.current_setting('server_version_num')::int4",
+                &[],
+            )
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(Error::db("reading the server version"))
+    }
 }
 
 /// Cancels a connection's running query. Dropping a COPY stream does not

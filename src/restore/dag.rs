@@ -3,6 +3,7 @@
 //! Used for post-data, where index builds and constraint checks run in
 //! parallel. A statement that loses a deadlock is retried.
 
+use super::onerror::Failed;
 use crate::catalog::TocEntry;
 use crate::error::{Error, Result};
 use crate::pg::Conn;
@@ -30,12 +31,15 @@ impl Runner for Conn {
 /// Executes `entries` over `conns`, respecting `deps` among them, and
 /// reports each entry as it starts and finishes to `progress` (as `phase`).
 /// The first failure stops new entries from starting; the ones running
-/// finish, and the failure is returned.
+/// finish, and the failure is returned. When `failed` keeps going
+/// (`--continue-on-error`), a failure is recorded there instead and the
+/// entries after it still run (they may fail in turn, as with pg_restore).
 pub async fn run_entries<R: Runner>(
     conns: Vec<R>,
     entries: Vec<TocEntry>,
     progress: &dyn Progress,
     phase: &'static str,
+    failed: &Failed,
 ) -> Result<Vec<R>> {
     let ids: HashSet<u32> = entries.iter().map(|e| e.id).collect();
     let mut waiting_on: HashMap<u32, usize> = HashMap::new();
@@ -99,8 +103,10 @@ pub async fn run_entries<R: Runner>(
         done += 1;
         progress.step(phase, done, total, None);
         if let Err(e) = r {
-            first_error.get_or_insert(e);
-            continue;
+            if let Err(e) = failed.absorb(e) {
+                first_error.get_or_insert(e);
+                continue;
+            }
         }
         if let Some(ds) = dependents.get(&id) {
             let mut newly: Vec<u32> = Vec::new();
@@ -253,9 +259,15 @@ mod tests {
             entry(5, &[]),
         ];
         let (conns, log) = fakes(3, &[]);
-        let back = run_entries(conns, entries.clone(), &Silent, "post-data")
-            .await
-            .unwrap();
+        let back = run_entries(
+            conns,
+            entries.clone(),
+            &Silent,
+            "post-data",
+            &Failed::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(back.len(), 3, "every connection comes back");
         let log = log.lock().unwrap();
         let at = |k: char, id: u32| log.iter().position(|&x| x == (k, id)).unwrap();
@@ -275,7 +287,7 @@ mod tests {
     async fn a_failure_stops_new_entries_and_is_returned() {
         let entries = vec![entry(1, &[]), entry(2, &[1]), entry(3, &[2])];
         let (conns, log) = fakes(1, &[1]);
-        let e = run_entries(conns, entries, &Silent, "post-data")
+        let e = run_entries(conns, entries, &Silent, "post-data", &Failed::default())
             .await
             .unwrap_err();
         assert!(e.to_string().contains("entry 1 failed"), "{e}");
@@ -283,10 +295,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn going_on_past_failures_runs_everything_and_records_each() {
+        let entries = vec![entry(1, &[]), entry(2, &[1]), entry(3, &[]), entry(4, &[3])];
+        let (conns, log) = fakes(2, &[1, 3]);
+        let failed = Failed::new(super::super::onerror::OnError::Continue);
+        let back = run_entries(conns, entries, &Silent, "post-data", &failed)
+            .await
+            .unwrap();
+        assert_eq!(back.len(), 2);
+        let started: Vec<u32> = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| *k == 's')
+            .map(|(_, id)| *id)
+            .collect();
+        assert_eq!(started.len(), 4, "every entry ran: {started:?}");
+        let list = failed.list();
+        assert_eq!(list.len(), 2, "{list:?}");
+        assert!(list.iter().any(|f| f.contains("entry 1 failed")));
+        assert!(list.iter().any(|f| f.contains("entry 3 failed")));
+    }
+
+    #[tokio::test]
     async fn a_cycle_is_an_error_not_a_hang() {
         let entries = vec![entry(1, &[2]), entry(2, &[1])];
         let (conns, _) = fakes(2, &[]);
-        let e = run_entries(conns, entries, &Silent, "post-data")
+        let e = run_entries(conns, entries, &Silent, "post-data", &Failed::default())
             .await
             .unwrap_err();
         assert!(e.to_string().contains("dependency cycle"), "{e}");

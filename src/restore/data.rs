@@ -47,6 +47,9 @@ pub struct LoadContext {
     /// Frame buffers shared by every stream being loaded.
     pub bufs: FrameBuffers,
     pub progress: Arc<dyn Progress>,
+    /// Units load inside the restore's one transaction
+    /// (`--single-transaction`): no BEGIN/COMMIT of their own.
+    pub in_transaction: bool,
 }
 
 /// Loads one unit in one transaction; returns the rows the server loaded.
@@ -74,10 +77,12 @@ pub async fn load_unit(conn: &Conn, unit: &Unit, ctx: &LoadContext) -> Result<u6
             None,
         ),
     };
-    conn.client
-        .batch_execute("BEGIN")
-        .await
-        .map_err(ctx_err("starting the load of"))?;
+    if !ctx.in_transaction {
+        conn.client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(ctx_err("starting the load of"))?;
+    }
     if !prelude.is_empty() {
         conn.client
             .batch_execute(&prelude)
@@ -96,10 +101,12 @@ pub async fn load_unit(conn: &Conn, unit: &Unit, ctx: &LoadContext) -> Result<u6
             .await
             .map_err(ctx_err("finishing"))?;
     }
-    conn.client
-        .batch_execute("COMMIT")
-        .await
-        .map_err(ctx_err("committing"))?;
+    if !ctx.in_transaction {
+        conn.client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(ctx_err("committing"))?;
+    }
     Ok(total)
 }
 

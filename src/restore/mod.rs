@@ -6,6 +6,7 @@
 
 mod dag;
 mod data;
+mod onerror;
 pub mod scratch;
 pub mod select;
 mod target;
@@ -28,6 +29,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use onerror::Failed;
+pub use onerror::OnError;
 pub use target::{count_user_objects, guard_cluster};
 
 #[derive(Clone, Debug)]
@@ -53,6 +56,14 @@ pub struct RestoreOptions {
     /// Only what these patterns select (`-t/-n/-T/-N`, the backup's
     /// pattern syntax), with what is attached to it.
     pub select: Option<crate::catalog::CatalogOptions>,
+    /// Stop at the first failure (default) or go on and report every one.
+    pub on_error: OnError,
+    /// The whole restore in one transaction on one connection: all or
+    /// nothing (`--single-transaction`; `jobs` 1, no `create`).
+    pub single_transaction: bool,
+    /// Restore a backup of a newer PostgreSQL major into an older server,
+    /// which is refused otherwise.
+    pub allow_downgrade: bool,
     /// Secrets that open an encrypted backup.
     pub unlock: Arc<Unlock>,
 }
@@ -77,6 +88,9 @@ impl RestoreOptions {
             sections: select::Sections::default(),
             only: None,
             select: None,
+            on_error: OnError::Exit,
+            single_transaction: false,
+            allow_downgrade: false,
             unlock: Arc::new(Unlock::default()),
         }
     }
@@ -98,6 +112,9 @@ pub struct RestoreSummary {
     /// selected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped_foreign_keys: Vec<String>,
+    /// What failed and was gone past (`--continue-on-error`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
 }
 
 /// What `--clean` would drop in `opts.db` before restoring backup `id`
@@ -169,7 +186,10 @@ async fn run(
     }
     let encoding = manifest.body.source.encoding.clone();
     let budget = Budget::new(opts.memory, opts.jobs, None)?;
+    check_options(opts)?;
     target::guard_source(&opts.db, &manifest.header, opts.force_source).await?;
+    target::guard_version(&opts.db, &manifest.header, opts.allow_downgrade).await?;
+    let failed = Failed::new(opts.on_error);
 
     if opts.selective() && opts.clean {
         // --clean drops every user object of the target, not only the
@@ -182,6 +202,13 @@ async fn run(
         target::create_database(&opts.db, &encoding, opts.clean).await?;
     }
     let main = open_session(&opts.db, &encoding).await?;
+    if opts.single_transaction {
+        // Dropping the connection on any failure rolls everything back.
+        main.client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(Error::db("starting the restore's transaction"))?;
+    }
     let sections = opts.sections;
     // Only a restore that creates objects needs an empty target; data or
     // post-data alone go into the schema already there.
@@ -251,7 +278,9 @@ async fn run(
         .iter()
         .filter(|e| e.section == Section::PreData && sections.pre_data)
     {
-        dag::run_one(&main, e).await?;
+        if let Err(err) = dag::run_one(&main, e).await {
+            failed.absorb(err)?;
+        }
     }
     let pre_data_ms = t0.elapsed().as_millis() as u64;
 
@@ -264,8 +293,9 @@ async fn run(
             opts,
             only.as_ref(),
             &budget,
-            &encoding,
+            (&encoding, opts.single_transaction.then_some(&main)),
             progress.clone(),
+            &failed,
         )
         .await?
     } else {
@@ -275,7 +305,9 @@ async fn run(
         .iter()
         .filter(|e| e.section == Section::Data && e.data.is_none() && sections.data)
     {
-        dag::run_one(&main, e).await?;
+        if let Err(err) = dag::run_one(&main, e).await {
+            failed.absorb(err)?;
+        }
     }
     let data_ms = t_data.elapsed().as_millis() as u64;
 
@@ -299,7 +331,15 @@ async fn run(
             .await
             .map_err(Error::db("setting maintenance_work_mem"))?;
     }
-    dag::run_entries(conns, post, progress.as_ref(), "post-data").await?;
+    let conns = dag::run_entries(conns, post, progress.as_ref(), "post-data", &failed).await?;
+    if opts.single_transaction {
+        if let Some(main) = conns.first() {
+            main.client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(Error::db("committing the restore's transaction"))?;
+        }
+    }
     let post_data_ms = t_post.elapsed().as_millis() as u64;
 
     Ok(RestoreSummary {
@@ -314,7 +354,32 @@ async fn run(
         data_ms,
         post_data_ms,
         skipped_foreign_keys,
+        failures: failed.list(),
     })
+}
+
+/// Refuses option combinations that cannot work, before anything changes.
+fn check_options(opts: &RestoreOptions) -> Result<()> {
+    if !opts.single_transaction {
+        return Ok(());
+    }
+    if opts.jobs > 1 {
+        return Err(Error::Config(
+            "--single-transaction runs on one connection: it does not combine with --jobs above 1"
+                .into(),
+        ));
+    }
+    if opts.create {
+        return Err(Error::Config(
+            "--single-transaction does not combine with --create (CREATE DATABASE cannot run inside a transaction): create the database first".into(),
+        ));
+    }
+    if opts.on_error == OnError::Continue {
+        return Err(Error::Config(
+            "--single-transaction does not combine with --continue-on-error: any failure rolls the whole restore back".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Groups streams into load units, biggest first. A table loads as one unit
@@ -407,6 +472,9 @@ fn plan_units(manifest: &Manifest, jobs: usize) -> Result<Vec<Unit>> {
     Ok(units)
 }
 
+/// Loads the data units over `--jobs` connections of their own, or, with
+/// `single` (`--single-transaction`), one after another on that connection
+/// inside its transaction.
 #[allow(clippy::too_many_arguments)]
 async fn load_data(
     repo: &Repo,
@@ -414,8 +482,9 @@ async fn load_data(
     opts: &RestoreOptions,
     only: Option<&std::collections::HashSet<u32>>,
     budget: &Budget,
-    encoding: &str,
+    (encoding, single): (&str, Option<&Conn>),
     progress: Arc<dyn Progress>,
+    failed: &Failed,
 ) -> Result<(u64, u64, usize)> {
     let mut units = plan_units(manifest, opts.jobs)?;
     if let Some(keep) = only {
@@ -454,27 +523,18 @@ async fn load_data(
             budget.total,
         ),
         progress: progress.clone(),
+        in_transaction: single.is_some(),
     });
+    if let Some(conn) = single {
+        let (rows, bytes) = drain(conn, &queue, &ctx, failed).await?;
+        progress.end();
+        return Ok((rows, bytes, manifest.body.streams.len()));
+    }
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..opts.jobs.max(1).min(n.max(1)) {
         let conn = open_session(&opts.db, encoding).await?;
-        let queue = queue.clone();
-        let ctx = ctx.clone();
-        set.spawn(async move {
-            let mut rows = 0u64;
-            let mut bytes = 0u64;
-            loop {
-                // A poisoned queue is an error, never an empty queue: the
-                // restore must not finish without some of its units.
-                let unit = queue.lock().map(|mut q| q.pop_front()).map_err(|_| {
-                    Error::Internal("restore work queue poisoned by a failed loader".into())
-                })?;
-                let Some(unit) = unit else { break };
-                rows += data::load_unit(&conn, &unit, &ctx).await?;
-                bytes += unit.streams.iter().map(|s| s.plain_bytes).sum::<u64>();
-            }
-            Ok::<_, Error>((rows, bytes))
-        });
+        let (queue, ctx, failed) = (queue.clone(), ctx.clone(), failed.clone());
+        set.spawn(async move { drain(&conn, &queue, &ctx, &failed).await });
     }
     let mut rows = 0;
     let mut bytes = 0;
@@ -501,6 +561,41 @@ async fn load_data(
         Some(e) => Err(e),
         None => Ok((rows, bytes, manifest.body.streams.len())),
     }
+}
+
+/// Loads units from `queue` on `conn` until it is empty: (rows, bytes).
+/// A failed unit ends the loader, unless `failed` goes on past it: then its
+/// transaction is rolled back and the next unit loads.
+async fn drain(
+    conn: &Conn,
+    queue: &Mutex<VecDeque<Unit>>,
+    ctx: &LoadContext,
+    failed: &Failed,
+) -> Result<(u64, u64)> {
+    let mut rows = 0u64;
+    let mut bytes = 0u64;
+    loop {
+        // A poisoned queue is an error, never an empty queue: the restore
+        // must not finish without some of its units.
+        let unit = queue.lock().map(|mut q| q.pop_front()).map_err(|_| {
+            Error::Internal("restore work queue poisoned by a failed loader".into())
+        })?;
+        let Some(unit) = unit else { break };
+        match data::load_unit(conn, &unit, ctx).await {
+            Ok(n) => {
+                rows += n;
+                bytes += unit.streams.iter().map(|s| s.plain_bytes).sum::<u64>();
+            }
+            Err(e) => {
+                failed.absorb(e)?;
+                conn.client
+                    .batch_execute("ROLLBACK")
+                    .await
+                    .map_err(Error::db("rolling back a failed load"))?;
+            }
+        }
+    }
+    Ok((rows, bytes))
 }
 
 #[cfg(test)]

@@ -47,15 +47,7 @@ impl Scratch {
     pub async fn drop_database(&self) -> Result<()> {
         let admin = admin_connection(&self.settings).await?;
         let name = self.name();
-        let version: i32 = admin
-            .client
-            .query_one(
-                "SELECT pg_catalog.current_setting('server_version_num')::int4",
-                &[],
-            )
-            .await
-            .and_then(|r| r.try_get(0))
-            .map_err(Error::db("reading the server version"))?;
+        let version = admin.server_version_num().await?;
         let sql = if version >= 130000 {
             format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name))
         } else {

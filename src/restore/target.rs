@@ -76,6 +76,53 @@ pub async fn guard_source(
     }
 }
 
+/// Refuses to restore a backup of a newer PostgreSQL major into an older
+/// server unless `allow`: its DDL may use syntax and catalog features the
+/// older server lacks, and a restore that fails halfway leaves a partial
+/// database. A version that cannot be read is not compared.
+pub async fn guard_version(
+    settings: &ConnSettings,
+    source: &ManifestHeader,
+    allow: bool,
+) -> Result<()> {
+    let Some(from) = major_of(&source.server_version) else {
+        return Ok(());
+    };
+    let admin = admin_connection(settings).await?;
+    let target: i32 = admin
+        .client
+        .query_one(
+            "SELECT pg_catalog.current_setting('server_version_num')::int4",
+            &[],
+        )
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(Error::db("reading the target's server version"))?;
+    let into = u32::try_from(target / 10000).unwrap_or(0);
+    if from <= into {
+        return Ok(());
+    }
+    if allow {
+        tracing::warn!(
+            source = from,
+            target = into,
+            "restoring into an older PostgreSQL major (--allow-downgrade)"
+        );
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "the backup comes from PostgreSQL {from} ({}) and the target server runs PostgreSQL {into}: a newer major's schema may not load into an older server. Restore into PostgreSQL {from} or newer, or give --allow-downgrade to try anyway",
+        source.server_version
+    )))
+}
+
+/// The major of a `server_version` string (`15.4`, `16.1 (Debian ...)`,
+/// `18beta1`).
+fn major_of(version: &str) -> Option<u32> {
+    let digits: String = version.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 /// The system identifier of the server `settings` names, when the role may
 /// read it (`pg_control_system()`).
 async fn system_identifier(settings: &ConnSettings) -> Result<Option<String>> {
@@ -263,4 +310,17 @@ $pgkeep_clean$"#;
         .batch_execute(sql)
         .await
         .map_err(Error::db("cleaning the target database (--clean)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::major_of;
+
+    #[test]
+    fn majors_read_from_server_version_strings() {
+        assert_eq!(major_of("15.20 (Debian 15.20-0+deb12u1)"), Some(15));
+        assert_eq!(major_of("18beta1"), Some(18));
+        assert_eq!(major_of("9.6.24"), Some(9));
+        assert_eq!(major_of(""), None);
+    }
 }

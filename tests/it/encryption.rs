@@ -178,7 +178,7 @@ fn rewrite(path: &Path, f: impl FnOnce(&mut Vec<u8>)) {
 
 /// Edits the manifest's public header JSON and recomputes the trailing
 /// checksum, as an attacker who understands the format would.
-fn tamper_header(path: &Path, from: &str, to: &str) {
+pub(crate) fn tamper_header(path: &Path, from: &str, to: &str) {
     rewrite(path, |bytes| {
         let hl = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
         let header = String::from_utf8(bytes[16..16 + hl].to_vec()).unwrap();

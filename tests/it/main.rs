@@ -21,6 +21,7 @@ mod progress;
 mod prune;
 mod recipes;
 mod redis;
+mod restore_errors;
 mod retention;
 mod roundtrip;
 mod serve;

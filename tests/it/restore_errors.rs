@@ -1,0 +1,229 @@
+//! How a restore meets failures, through the CLI as a user runs it:
+//! `--exit-on-error` (the default) stops at the first; `--continue-on-error`
+//! goes past each, lists them and their count, and exits 1;
+//! `--single-transaction` is all or nothing; a backup of a newer major is
+//! refused unless `--allow-downgrade`.
+
+use crate::cli::{pgkeep_env, text};
+use crate::support::{assert_same_database, cluster};
+use std::process::Output;
+
+const SOURCE: &str = "
+CREATE SCHEMA app;
+CREATE TABLE app.a (id int PRIMARY KEY, v text);
+INSERT INTO app.a SELECT g, 'a' || g FROM generate_series(1, 10) g;
+CREATE TABLE app.b (id int PRIMARY KEY, v text);
+INSERT INTO app.b SELECT g, 'b' || g FROM generate_series(1, 5) g;
+CREATE INDEX b_v_idx ON app.b (v);
+CREATE VIEW app.v AS SELECT count(*) AS n FROM app.a;
+";
+
+/// A target already holding schema `app` and a table `app.b` of another
+/// shape (a NOT NULL column the backup's rows leave empty): creating the
+/// schema and the table fails, and so does loading `app.b`'s rows.
+const CONFLICTING: &str = "
+CREATE SCHEMA app;
+CREATE TABLE app.b (id int, v text, extra int NOT NULL);
+";
+
+struct Case {
+    _dir: tempfile::TempDir,
+    repo: String,
+}
+
+impl Case {
+    async fn new(prefix: &str) -> Case {
+        let c = cluster();
+        let src = crate::pgkeep::db_with(&format!("{prefix}_src"), SOURCE).await;
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo").to_str().unwrap().to_string();
+        let o = pgkeep_env(&["backup", "--db", &c.url(&src), "--repo", &repo], &[]);
+        assert!(o.status.success(), "{}", text(&o));
+        Case { _dir: dir, repo }
+    }
+
+    fn restore(&self, db: &str, extra: &[&str]) -> Output {
+        let url = cluster().url(db);
+        let mut args = vec!["restore", "--repo", &self.repo, "--db", &url];
+        args.extend_from_slice(extra);
+        pgkeep_env(&args, &[])
+    }
+}
+
+async fn count(db: &str, sql: &str) -> Option<i64> {
+    cluster()
+        .client(db)
+        .await
+        .query_one(sql, &[])
+        .await
+        .ok()
+        .map(|r| r.get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_on_error_stops_and_continue_on_error_reports_every_failure() {
+    let case = Case::new("rerr").await;
+
+    // The default stops at the first failure (the schema exists): nothing
+    // of the backup is created.
+    let dst = crate::pgkeep::db_with("rerr_exit", CONFLICTING).await;
+    let o = case.restore(&dst, &["-n", "app"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("schema app") || text(&o).contains("SCHEMA app"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        count(&dst, "SELECT count(*) FROM app.a").await,
+        None,
+        "app.a created"
+    );
+    // -e says the same explicitly.
+    let o = case.restore(&dst, &["-n", "app", "-e"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+
+    // --continue-on-error: everything else is restored; each failure is
+    // named and counted; exit 1.
+    let dst = crate::pgkeep::db_with("rerr_go", CONFLICTING).await;
+    let o = case.restore(&dst, &["-n", "app", "--continue-on-error", "--jobs", "2"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert_eq!(
+        count(&dst, "SELECT count(*) FROM app.a").await,
+        Some(10),
+        "{out}"
+    );
+    assert_eq!(count(&dst, "SELECT n FROM app.v").await, Some(10), "{out}");
+    assert_eq!(
+        count(&dst, "SELECT count(*) FROM app.b").await,
+        Some(0),
+        "{out}"
+    );
+    let failed: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("failed:"))
+        .collect();
+    assert!(failed.iter().any(|l| l.contains("app")), "{out}");
+    assert!(
+        failed
+            .iter()
+            .any(|l| l.contains("app.b") && l.contains("extra")),
+        "the data load into app.b is named: {out}"
+    );
+    assert!(
+        out.contains(&format!("finished with {} failures", failed.len())),
+        "{out}"
+    );
+    assert!(failed.len() >= 3, "schema, table and data of app.b: {out}");
+
+    // --json carries the same list.
+    let dst = crate::pgkeep::db_with("rerr_json", CONFLICTING).await;
+    let o = case.restore(&dst, &["-n", "app", "--continue-on-error", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        summary["failures"].as_array().map(Vec::len),
+        Some(failed.len())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_transaction_is_all_or_nothing() {
+    let c = cluster();
+    // A failure anywhere leaves nothing, not even what came before it.
+    let case = Case::new("rone").await;
+    let dst = crate::pgkeep::db_with(
+        "rone_fail",
+        "CREATE SCHEMA app; CREATE TABLE app.b (id int, v text, extra int NOT NULL); CREATE TABLE app.keep (x int);",
+    )
+    .await;
+    // The schema entry is skipped by the selection of one table, so the
+    // failure comes at app.b's creation, after app.a's.
+    let o = case.restore(
+        &dst,
+        &["-t", "app.a", "-t", "app.b", "--single-transaction"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(
+        count(&dst, "SELECT count(*) FROM app.a").await,
+        None,
+        "{}",
+        text(&o)
+    );
+    assert_eq!(count(&dst, "SELECT count(*) FROM app.keep").await, Some(0));
+
+    // The kitchen sink round-trips in one transaction (-1, jobs 1 implied).
+    let src = c.create_db("rone_ks_src").await;
+    c.load_kitchen_sink(&src);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let o = pgkeep_env(&["backup", "--db", &c.url(&src), "--repo", repo], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let dst = c.create_db("rone_ks_dst").await;
+    let o = pgkeep_env(
+        &["restore", "--repo", repo, "--db", &c.url(&dst), "-1"],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_same_database(c, &src, &dst).await;
+
+    // Combinations that cannot work are refused before anything runs.
+    for (flags, says) in [
+        (&["-1", "--jobs", "2"][..], "--jobs"),
+        (&["-1", "--continue-on-error"][..], "continue-on-error"),
+        (&["-1", "--create"][..], "create"),
+    ] {
+        let mut args = vec![
+            "restore",
+            "--repo",
+            repo,
+            "--db",
+            "postgres://x@127.0.0.1:1/none",
+        ];
+        args.extend_from_slice(flags);
+        let o = pgkeep_env(&args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {}", text(&o));
+        assert!(text(&o).contains(says), "{flags:?}: {}", text(&o));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_of_a_newer_major_is_refused_unless_allow_downgrade() {
+    let c = cluster();
+    let case = Case::new("rdown").await;
+    // The manifest header says the source ran PostgreSQL 99 (its checksum
+    // recomputed, as a newer pgkeep on a newer server would have written).
+    let backups = std::path::Path::new(&case.repo).join("backups");
+    let id = std::fs::read_dir(&backups)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let manifest = id.join("manifest");
+    let header = std::fs::read(&manifest).unwrap();
+    let version = {
+        let hl = u32::from_le_bytes(header[12..16].try_into().unwrap()) as usize;
+        let h: serde_json::Value = serde_json::from_slice(&header[16..16 + hl]).unwrap();
+        h["server_version"].as_str().unwrap().to_string()
+    };
+    crate::encryption::tamper_header(
+        &manifest,
+        &format!("\"server_version\":\"{version}\""),
+        "\"server_version\":\"99.1\"",
+    );
+    let dst = c.create_db("rdown_dst").await;
+    let o = case.restore(&dst, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("PostgreSQL 99") && out.contains("--allow-downgrade"),
+        "{out}"
+    );
+    assert_eq!(count(&dst, "SELECT count(*) FROM app.a").await, None);
+    let o = case.restore(&dst, &["--allow-downgrade"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(count(&dst, "SELECT count(*) FROM app.a").await, Some(10));
+}
