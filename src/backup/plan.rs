@@ -151,6 +151,7 @@ mod tests {
                 pages,
                 splittable: true,
             }),
+            drop: None,
         }
     }
 

@@ -1,10 +1,11 @@
 //! Default privileges (`pg_default_acl`) as `ALTER DEFAULT PRIVILEGES`
 //! entries. They come last in post-data so they do not change the privileges
-//! of objects the restore itself creates.
+//! of objects the restore itself creates. Their drop statement (`restore
+//! --clean --if-exists`) undoes them, back to the built-in defaults.
 
 use super::acl::commands;
 use super::obj::Obj;
-use super::sql::{query, quote_ident, RowExt};
+use super::sql::{query, quote_ident, quote_literal, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
 use crate::error::Result;
@@ -55,6 +56,17 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
         if sql.is_empty() {
             continue;
         }
+        // `--clean --if-exists` turns them back into the built-in ones, so
+        // the objects the restore creates are not given the target's.
+        // In a schema, only while the schema is there.
+        let mut undo = commands(&base, &acl, &role, on, None, &prefix);
+        if let Some(s) = &schema {
+            undo = format!(
+                "DO $pgkeep_undo$ BEGIN IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = {}) THEN EXECUTE {}; END IF; END $pgkeep_undo$;\n",
+                quote_literal(s),
+                quote_literal(&undo)
+            );
+        }
         let mut obj = Obj::new(
             ObjectKind::DefaultAcl,
             Section::PostData,
@@ -63,6 +75,7 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
         )
         .owner(role);
         obj.schema = schema;
+        obj.drop = Some(undo);
         out.push(obj);
     }
     Ok(())

@@ -129,11 +129,14 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
             row.val::<String>("usename")?,
             row.val::<String>("srvname")?
         );
-        out.push(
-            Obj::new(ObjectKind::UserMapping, Section::PreData, name, sql)
-                .owns(oref(class::USER_MAPPING, row.val("umid")?), None)
-                .after(oref(class::FOREIGN_SERVER, row.val("srvid")?)),
-        );
+        let mut obj = Obj::new(ObjectKind::UserMapping, Section::PreData, name, sql)
+            .owns(oref(class::USER_MAPPING, row.val("umid")?), None)
+            .after(oref(class::FOREIGN_SERVER, row.val("srvid")?));
+        obj.drop = Some(format!(
+            "DROP USER MAPPING IF EXISTS FOR {user} SERVER {};\n",
+            row.val::<String>("qserver")?
+        ));
+        out.push(obj);
     }
     Ok(())
 }

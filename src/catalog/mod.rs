@@ -18,6 +18,7 @@ mod comments;
 mod constraints;
 mod default_acl;
 mod depend;
+mod drop;
 mod event_triggers;
 mod extensions;
 mod filter;

@@ -83,6 +83,9 @@ pub struct Obj {
     /// Comments and ACL go into this entry's own SQL (large objects).
     pub inline_extras: bool,
     pub data: Option<TableData>,
+    /// The entry's drop statement when it is not `DROP <keyword> IF EXISTS
+    /// <comment name>` (see `drop.rs`).
+    pub drop: Option<String>,
 }
 
 impl Obj {
@@ -100,6 +103,7 @@ impl Obj {
             acl: None,
             inline_extras: false,
             data: None,
+            drop: None,
         }
     }
 

@@ -134,6 +134,7 @@ pub fn finish(objs: Vec<Obj>, deps: Vec<BTreeSet<usize>>) -> Vec<TocEntry> {
         }
         let id = u32::try_from(entries.len() + 1).unwrap_or(u32::MAX);
         id_of[i] = Some(id);
+        let drop = super::drop::statement(&obj);
         entries.push(TocEntry {
             id,
             kind: obj.kind,
@@ -144,6 +145,7 @@ pub fn finish(objs: Vec<Obj>, deps: Vec<BTreeSet<usize>>) -> Vec<TocEntry> {
             sql: obj.sql,
             deps: mine.into_iter().collect(),
             data: obj.data,
+            drop,
         });
     }
     entries

@@ -158,4 +158,9 @@ pub struct TocEntry {
     /// For `TableData` entries: what COPY loads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<TableData>,
+    /// What `restore --clean --if-exists` runs to drop the entry's object
+    /// (standalone objects only; absent in backups made before 0.1.0's
+    /// drop statements, and for sub-objects that go with their table).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop: Option<String>,
 }

@@ -24,9 +24,15 @@ pub struct RestoreArgs {
     pub db: DbArgs,
     #[command(flatten)]
     pub parallel: ParallelArgs,
-    /// Drop the target's existing objects first (with --create: drop and recreate the database).
+    /// Drop the target's existing user objects first, all of them (with
+    /// --if-exists: only what the backup holds; with --create: drop and
+    /// recreate the database).
     #[arg(long)]
     pub clean: bool,
+    /// With --clean: drop only what the backup holds, with IF EXISTS,
+    /// instead of every user object of the target (pg_restore --if-exists).
+    #[arg(long, requires = "clean")]
+    pub if_exists: bool,
     /// Create the target database (named in --db) first.
     #[arg(long)]
     pub create: bool,
@@ -124,6 +130,7 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
     opts.memory = args.parallel.memory_for(job);
     opts.clean = args.clean;
     opts.create = args.create;
+    opts.if_exists = args.if_exists;
     opts.force_source = args.force_source;
     opts.allow_downgrade = args.allow_downgrade;
     opts.single_transaction = args.single_transaction;
@@ -184,11 +191,19 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
                 &serde_json::json!({ "target": opts.db.to_string(), "would_drop": dropped }),
             );
         }
-        println!(
-            "--clean would drop {} object(s) in {}:",
-            dropped.len(),
-            opts.db
-        );
+        if args.if_exists {
+            println!(
+                "--clean --if-exists would run {} drop statement(s) in {} (each skips what is not there):",
+                dropped.len(),
+                opts.db
+            );
+        } else {
+            println!(
+                "--clean would drop {} object(s) in {}:",
+                dropped.len(),
+                opts.db
+            );
+        }
         for d in &dropped {
             println!("  {d}");
         }

@@ -209,6 +209,7 @@ mod tests {
             sql: format!("-- {id}"),
             deps: deps.to_vec(),
             data: None,
+            drop: None,
         }
     }
 

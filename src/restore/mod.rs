@@ -56,6 +56,9 @@ pub struct RestoreOptions {
     /// Only what these patterns select (`-t/-n/-T/-N`, the backup's
     /// pattern syntax), with what is attached to it.
     pub select: Option<crate::catalog::CatalogOptions>,
+    /// With `clean`: drop only what the backup holds (what this restore
+    /// creates), with `IF EXISTS`, instead of every user object.
+    pub if_exists: bool,
     /// Stop at the first failure (default) or go on and report every one.
     pub on_error: OnError,
     /// The whole restore in one transaction on one connection: all or
@@ -88,6 +91,7 @@ impl RestoreOptions {
             sections: select::Sections::default(),
             only: None,
             select: None,
+            if_exists: false,
             on_error: OnError::Exit,
             single_transaction: false,
             allow_downgrade: false,
@@ -119,11 +123,21 @@ pub struct RestoreSummary {
 
 /// What `--clean` would drop in `opts.db` before restoring backup `id`
 /// into it: the same checks as a restore (the backup exists, the target is
-/// not its source unless forced), then the list; nothing is changed.
+/// not its source unless forced), then the list (with `if_exists`, the drop
+/// statements it would run, which skip what is not there); nothing is
+/// changed.
 pub async fn clean_preview(repo: &Repo, id: &str, opts: &RestoreOptions) -> Result<Vec<String>> {
     let id = resolve_backup_id(repo, id).await?;
     let manifest = read_manifest(repo, &id, opts.unlock.as_ref()).await?;
     target::guard_source(&opts.db, &manifest.header, opts.force_source).await?;
+    check_options(opts)?;
+    if opts.if_exists {
+        let chosen = choose(&manifest, opts)?;
+        return Ok(drop_statements(&chosen.toc)?
+            .iter()
+            .map(|d| d.trim_end().trim_end_matches(';').to_string())
+            .collect());
+    }
     let conn = connect(&opts.db).await?;
     target::clean_preview(&conn).await
 }
@@ -191,13 +205,6 @@ async fn run(
     target::guard_version(&opts.db, &manifest.header, opts.allow_downgrade).await?;
     let failed = Failed::new(opts.on_error);
 
-    if opts.selective() && opts.clean {
-        // --clean drops every user object of the target, not only the
-        // selected ones: never with a selection.
-        return Err(Error::Config(
-            "--clean drops the whole target's contents: it does not combine with -t/-n/-T/-N or --use-list".into(),
-        ));
-    }
     if opts.create {
         target::create_database(&opts.db, &encoding, opts.clean).await?;
     }
@@ -214,7 +221,7 @@ async fn run(
     // post-data alone go into the schema already there.
     // A selection (`-t/-n/-T/-N`, `--use-list`) goes into a target that
     // holds what the selected objects need, as with pg_restore.
-    let existing = if sections.pre_data && !opts.selective() {
+    let existing = if sections.pre_data && !opts.selective() && !opts.if_exists {
         count_user_objects(&main).await?
     } else {
         0
@@ -231,49 +238,17 @@ async fn run(
     tracing::info!(backup = %id, target = %opts.db, "restoring");
 
     // Pre-data, in TOC order (sorted by dependencies).
-    let mut only = opts.only.clone();
-    let mut skipped_foreign_keys = Vec::new();
-    if let Some(patterns) = &opts.select {
-        let filter = crate::catalog::Filter::new(patterns)?;
-        let chosen = select::by_patterns(&manifest.body.toc, &filter);
-        for fk in &chosen.skipped_foreign_keys {
-            tracing::warn!(foreign_key = %fk, "left out: it points at a table the selection leaves out");
-        }
-        skipped_foreign_keys = chosen.skipped_foreign_keys;
-        only = Some(match only {
-            Some(listed) => listed.intersection(&chosen.keep).copied().collect(),
-            None => chosen.keep,
-        });
+    let Chosen {
+        toc,
+        only,
+        skipped_foreign_keys,
+    } = choose(&manifest, opts)?;
+    for fk in &skipped_foreign_keys {
+        tracing::warn!(foreign_key = %fk, "left out: it points at a table the selection leaves out");
     }
-    let selected;
-    let toc = if opts.omit.any() || only.is_some() {
-        let mut entries = opts.omit.apply(&manifest.body.toc);
-        if let Some(keep) = opts.only.as_ref() {
-            // Dependencies in sections this restore does not run are
-            // expected to be in the target already.
-            let running: Vec<TocEntry> = manifest
-                .body
-                .toc
-                .iter()
-                .filter(|e| sections.runs(e.section))
-                .cloned()
-                .collect();
-            let missing = select::missing_dependencies(&running, keep);
-            if !missing.is_empty() {
-                return Err(Error::Config(format!(
-                    "--use-list leaves out entries that kept ones need: {}; keep them too, or comment out the entries that need them",
-                    missing.join("; ")
-                )));
-            }
-        }
-        if let Some(keep) = &only {
-            entries.retain(|e| keep.contains(&e.id));
-        }
-        selected = entries;
-        &selected
-    } else {
-        &manifest.body.toc
-    };
+    if opts.clean && opts.if_exists {
+        drop_entries(&main, &toc).await?;
+    }
     for e in toc
         .iter()
         .filter(|e| e.section == Section::PreData && sections.pre_data)
@@ -358,8 +333,96 @@ async fn run(
     })
 }
 
+/// What a restore runs: the TOC after `--no-*`, `--use-list` and
+/// `-t/-n/-T/-N`; the ids kept (`None`: all); the foreign keys a selection
+/// left out.
+struct Chosen {
+    toc: Vec<TocEntry>,
+    only: Option<std::collections::HashSet<u32>>,
+    skipped_foreign_keys: Vec<String>,
+}
+
+fn choose(manifest: &Manifest, opts: &RestoreOptions) -> Result<Chosen> {
+    let mut only = opts.only.clone();
+    let mut skipped_foreign_keys = Vec::new();
+    if let Some(patterns) = &opts.select {
+        let filter = crate::catalog::Filter::new(patterns)?;
+        let chosen = select::by_patterns(&manifest.body.toc, &filter);
+        skipped_foreign_keys = chosen.skipped_foreign_keys;
+        only = Some(match only {
+            Some(listed) => listed.intersection(&chosen.keep).copied().collect(),
+            None => chosen.keep,
+        });
+    }
+    if let Some(keep) = opts.only.as_ref() {
+        // Dependencies in sections this restore does not run are expected
+        // to be in the target already.
+        let running: Vec<TocEntry> = manifest
+            .body
+            .toc
+            .iter()
+            .filter(|e| opts.sections.runs(e.section))
+            .cloned()
+            .collect();
+        let missing = select::missing_dependencies(&running, keep);
+        if !missing.is_empty() {
+            return Err(Error::Config(format!(
+                "--use-list leaves out entries that kept ones need: {}; keep them too, or comment out the entries that need them",
+                missing.join("; ")
+            )));
+        }
+    }
+    let mut toc = opts.omit.apply(&manifest.body.toc);
+    if let Some(keep) = &only {
+        toc.retain(|e| keep.contains(&e.id));
+    }
+    Ok(Chosen {
+        toc,
+        only,
+        skipped_foreign_keys,
+    })
+}
+
+/// The drop statements `--clean --if-exists` runs for `toc`: its
+/// standalone objects in reverse restore order (foreign keys first, then
+/// what depends on something before what it depends on).
+fn drop_statements(toc: &[TocEntry]) -> Result<Vec<&str>> {
+    let drops: Vec<&str> = toc.iter().rev().filter_map(|e| e.drop.as_deref()).collect();
+    if drops.is_empty() && toc.iter().any(|e| e.section == Section::PreData) {
+        return Err(Error::Refused(
+            "this backup records no drop statements (it was made by an older pgkeep), so --if-exists cannot tell what to drop: use --clean alone, which empties the whole target".into(),
+        ));
+    }
+    Ok(drops)
+}
+
+/// `--clean --if-exists`: drops what the restore is about to create, as
+/// one implicit transaction (one failing drop, such as an object outside
+/// the backup that depends on one inside, drops nothing).
+async fn drop_entries(conn: &Conn, toc: &[TocEntry]) -> Result<()> {
+    let sql = drop_statements(toc)?.concat();
+    conn.client.batch_execute(&sql).await.map_err(Error::db(
+        "dropping the backup's objects in the target (--clean --if-exists)",
+    ))
+}
+
 /// Refuses option combinations that cannot work, before anything changes.
 fn check_options(opts: &RestoreOptions) -> Result<()> {
+    if opts.if_exists && !opts.clean {
+        return Err(Error::Config("--if-exists needs --clean".into()));
+    }
+    if opts.clean && !opts.sections.pre_data {
+        return Err(Error::Config(
+            "--clean drops objects for the restore to create again: it needs the pre-data section (not --data-only or --section data/post-data alone)".into(),
+        ));
+    }
+    if opts.selective() && opts.clean && !opts.if_exists {
+        // --clean alone drops every user object of the target, not only
+        // the selected ones.
+        return Err(Error::Config(
+            "--clean drops the whole target's contents: with -t/-n/-T/-N or --use-list, add --if-exists to drop only what is selected".into(),
+        ));
+    }
     if !opts.single_transaction {
         return Ok(());
     }
@@ -627,6 +690,7 @@ mod tests {
                     pages: 0,
                     splittable: true,
                 }),
+                drop: None,
             });
             for size in slices.iter() {
                 let id = m.body.streams.len() as u32;

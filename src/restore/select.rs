@@ -451,6 +451,7 @@ mod tests {
             sql: "X;\nALTER TABLE a OWNER TO b;\n".into(),
             deps: vec![],
             data: None,
+            drop: None,
         };
         let toc = vec![
             e(1, ObjectKind::Acl),

@@ -1,8 +1,9 @@
-//! How a restore meets failures, through the CLI as a user runs it:
-//! `--exit-on-error` (the default) stops at the first; `--continue-on-error`
-//! goes past each, lists them and their count, and exits 1;
-//! `--single-transaction` is all or nothing; a backup of a newer major is
-//! refused unless `--allow-downgrade`.
+//! How a restore meets failures and what is already in the target, through
+//! the CLI as a user runs it: `--exit-on-error` (the default) stops at the
+//! first failure; `--continue-on-error` goes past each, lists them and their
+//! count, and exits 1; `--single-transaction` is all or nothing; a backup of
+//! a newer major is refused unless `--allow-downgrade`; `--clean
+//! --if-exists` drops only what the backup holds.
 
 use crate::cli::{pgkeep_env, text};
 use crate::support::{assert_same_database, cluster};
@@ -29,17 +30,35 @@ CREATE TABLE app.b (id int, v text, extra int NOT NULL);
 struct Case {
     _dir: tempfile::TempDir,
     repo: String,
+    src: String,
 }
 
 impl Case {
+    /// A backup of [`SOURCE`].
     async fn new(prefix: &str) -> Case {
-        let c = cluster();
-        let src = crate::pgkeep::db_with(&format!("{prefix}_src"), SOURCE).await;
+        Case::of(crate::pgkeep::db_with(&format!("{prefix}_src"), SOURCE).await)
+    }
+
+    /// A backup of the kitchen sink fixture.
+    async fn kitchen_sink(prefix: &str) -> Case {
+        let src = cluster().create_db(&format!("{prefix}_src")).await;
+        cluster().load_kitchen_sink(&src);
+        Case::of(src)
+    }
+
+    fn of(src: String) -> Case {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("repo").to_str().unwrap().to_string();
-        let o = pgkeep_env(&["backup", "--db", &c.url(&src), "--repo", &repo], &[]);
+        let o = pgkeep_env(
+            &["backup", "--db", &cluster().url(&src), "--repo", &repo],
+            &[],
+        );
         assert!(o.status.success(), "{}", text(&o));
-        Case { _dir: dir, repo }
+        Case {
+            _dir: dir,
+            repo,
+            src,
+        }
     }
 
     fn restore(&self, db: &str, extra: &[&str]) -> Output {
@@ -154,20 +173,11 @@ async fn single_transaction_is_all_or_nothing() {
     assert_eq!(count(&dst, "SELECT count(*) FROM app.keep").await, Some(0));
 
     // The kitchen sink round-trips in one transaction (-1, jobs 1 implied).
-    let src = c.create_db("rone_ks_src").await;
-    c.load_kitchen_sink(&src);
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("repo");
-    let repo = repo.to_str().unwrap();
-    let o = pgkeep_env(&["backup", "--db", &c.url(&src), "--repo", repo], &[]);
-    assert!(o.status.success(), "{}", text(&o));
+    let sink = Case::kitchen_sink("rone_ks").await;
     let dst = c.create_db("rone_ks_dst").await;
-    let o = pgkeep_env(
-        &["restore", "--repo", repo, "--db", &c.url(&dst), "-1"],
-        &[],
-    );
+    let o = sink.restore(&dst, &["-1"]);
     assert!(o.status.success(), "{}", text(&o));
-    assert_same_database(c, &src, &dst).await;
+    assert_same_database(c, &sink.src, &dst).await;
 
     // Combinations that cannot work are refused before anything runs.
     for (flags, says) in [
@@ -178,7 +188,7 @@ async fn single_transaction_is_all_or_nothing() {
         let mut args = vec![
             "restore",
             "--repo",
-            repo,
+            &sink.repo,
             "--db",
             "postgres://x@127.0.0.1:1/none",
         ];
@@ -226,4 +236,92 @@ async fn a_backup_of_a_newer_major_is_refused_unless_allow_downgrade() {
     let o = case.restore(&dst, &["--allow-downgrade"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(count(&dst, "SELECT count(*) FROM app.a").await, Some(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_if_exists_drops_only_what_the_backup_holds() {
+    let c = cluster();
+    let sink = Case::kitchen_sink("rifx").await;
+    let restore = |db: &str, extra: &[&str]| sink.restore(db, extra);
+
+    // Into an empty database: every drop finds nothing and skips it.
+    let dst = c.create_db("rifx_dst").await;
+    let o = restore(&dst, &["--clean", "--if-exists"]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // Over itself, with objects of its own beside the backup's and the
+    // backup's rows changed: the backup's objects come back as they were,
+    // the others stay.
+    c.psql(
+        &dst,
+        "CREATE SCHEMA other; CREATE TABLE other.keep (x int); INSERT INTO other.keep VALUES (1), (2);
+         CREATE TABLE public.keep_too (x int); DELETE FROM app.audit_log;",
+    );
+    let preview = restore(&dst, &["--clean", "--if-exists", "--dry-run"]);
+    assert!(preview.status.success(), "{}", text(&preview));
+    let listed = String::from_utf8_lossy(&preview.stdout).to_string();
+    assert!(
+        listed.contains("DROP TABLE IF EXISTS app.users"),
+        "{listed}"
+    );
+    assert!(listed.contains("DROP SCHEMA IF EXISTS app"), "{listed}");
+    assert!(
+        !listed.contains(" other") && !listed.contains("keep_too"),
+        "{listed}"
+    );
+    let o = restore(&dst, &["--clean", "--if-exists"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        count(&dst, "SELECT count(*) FROM other.keep").await,
+        Some(2)
+    );
+    assert_eq!(
+        count(&dst, "SELECT count(*) FROM public.keep_too").await,
+        Some(0)
+    );
+    c.psql(
+        &dst,
+        "DROP SCHEMA other CASCADE; DROP TABLE public.keep_too;",
+    );
+    assert_same_database(c, &sink.src, &dst).await;
+
+    // An object outside the backup that depends on one inside stops the
+    // clean, and nothing is dropped.
+    c.psql(
+        &dst,
+        "CREATE VIEW public.tenant_names AS SELECT name FROM app.tenants;",
+    );
+    let tenants = count(&dst, "SELECT count(*) FROM app.tenants").await;
+    let o = restore(&dst, &["--clean", "--if-exists"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("tenant_names"), "{}", text(&o));
+    assert_eq!(
+        count(&dst, "SELECT count(*) FROM app.tenants").await,
+        tenants
+    );
+    assert_eq!(
+        count(&dst, "SELECT count(*) FROM public.tenant_names").await,
+        tenants
+    );
+
+    // With a selection, only what is selected is dropped and restored.
+    let case = Case::new("rifx_sel").await;
+    let sel = crate::pgkeep::db_with("rifx_sel_dst", "").await;
+    let o = case.restore(&sel, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    c.psql(
+        &sel,
+        "DELETE FROM app.b; INSERT INTO app.a VALUES (11, 'mine');",
+    );
+    let o = case.restore(&sel, &["-t", "app.b", "--clean"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "--clean alone with a selection: {}",
+        text(&o)
+    );
+    let o = case.restore(&sel, &["-t", "app.b", "--clean", "--if-exists"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(count(&sel, "SELECT count(*) FROM app.b").await, Some(5));
+    assert_eq!(count(&sel, "SELECT count(*) FROM app.a").await, Some(11));
 }
