@@ -10,6 +10,8 @@
 //!    do the explicit `Obj::after` addresses. The automatic edge from a
 //!    sequence to the column that owns it is ignored: `OWNED BY` is its own
 //!    entry, and the column default needs the sequence first.
+//!    A base type's I/O functions, which the type depends on and which
+//!    depend on it, wait for the type's shell entry instead.
 //! 3. An entry that depends on an entry of a later section moves to that
 //!    section (a view whose `GROUP BY` relies on a primary key becomes
 //!    post-data), and so on transitively.
@@ -117,12 +119,42 @@ pub fn resolve(objs: &mut [Obj], edges: &[Edge]) -> Vec<BTreeSet<usize>> {
             }
         }
     }
+    through_shells(objs, &owner, &mut deps);
     promote_sections(objs, &deps);
     chain_refreshes(objs, &owner, &mut deps);
     wait_for_index_attach(objs, &owner, &mut deps);
     grants_after_relation_ddl(objs, &mut deps);
     last_in_post_data(objs, &mut deps);
     deps
+}
+
+/// A base type and its I/O functions depend on each other: each function
+/// that the type depends on and that depends on the type waits for the
+/// type's shell entry instead (the shell is created first, the full
+/// definition after the functions).
+fn through_shells(objs: &[Obj], owner: &HashMap<ObjRef, usize>, deps: &mut [BTreeSet<usize>]) {
+    for (t, obj) in objs.iter().enumerate() {
+        if obj.kind != ObjectKind::Type {
+            continue;
+        }
+        let Some(&shell) = obj
+            .after
+            .iter()
+            .filter_map(|r| owner.get(r))
+            .find(|&&i| objs[i].kind == ObjectKind::ShellType)
+        else {
+            continue;
+        };
+        let mutual: Vec<usize> = deps[t]
+            .iter()
+            .copied()
+            .filter(|&f| deps[f].contains(&t))
+            .collect();
+        for f in mutual {
+            deps[f].remove(&t);
+            deps[f].insert(shell);
+        }
+    }
 }
 
 fn promote_sections(objs: &mut [Obj], deps: &[BTreeSet<usize>]) {

@@ -52,7 +52,14 @@ pub fn statement(obj: &Obj) -> Option<String> {
         | ObjectKind::ForeignDataWrapper
         | ObjectKind::ForeignServer
         | ObjectKind::Cast
-        | ObjectKind::Operator => Some(format!("DROP {} IF EXISTS {};\n", t.keyword, t.name)),
+        | ObjectKind::Operator
+        | ObjectKind::AccessMethod
+        | ObjectKind::OperatorFamily
+        | ObjectKind::OperatorClass
+        | ObjectKind::Conversion
+        | ObjectKind::Transform
+        | ObjectKind::Language
+        | ObjectKind::ShellType => Some(format!("DROP {} IF EXISTS {};\n", t.keyword, t.name)),
         _ => None,
     }
 }

@@ -3,9 +3,7 @@
 //! Functions internal to another object (range constructors) are left out.
 
 use super::obj::{class, Obj};
-use super::sql::{
-    acl_columns, not_extension_member, owner_columns, query, quote_literal, user_schema, RowExt,
-};
+use super::sql::{fill_query_acl, query, quote_literal, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
 use crate::error::Result;
@@ -94,14 +92,7 @@ fn aggregate_options(
 }
 
 pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
-    let sql = FUNCTIONS
-        .replace("{owner}", &owner_columns("p.proowner"))
-        .replace(
-            "{acl}",
-            &acl_columns("p.proacl", 'f', "p.proowner", "pg_proc", "p.oid"),
-        )
-        .replace("{user}", &user_schema("n"))
-        .replace("{ext}", &not_extension_member("pg_proc", "p.oid"));
+    let sql = fill_query_acl(FUNCTIONS, "p.proowner", "p.proacl", 'f', "pg_proc", "p.oid");
     for row in query(ctx.client, "functions", &sql, &[]).await? {
         let schema: String = row.val("nspname")?;
         if !ctx.filter.schema_objects(&schema) {

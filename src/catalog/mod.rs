@@ -11,11 +11,14 @@
 //! privileges, `depend` turns `pg_depend` into entry dependencies and `sort`
 //! fixes the restore order.
 
+mod access_methods;
 mod acl;
+mod basetypes;
 mod casts;
 mod collations;
 mod comments;
 mod constraints;
+mod conversions;
 mod default_acl;
 mod depend;
 mod drop;
@@ -26,8 +29,10 @@ pub use filter::Filter;
 mod foreign;
 mod functions;
 mod indexes;
+mod languages;
 mod largeobjects;
 mod obj;
+mod opclasses;
 mod operators;
 mod policies;
 mod publications;
@@ -199,11 +204,16 @@ pub async fn read_toc(
     let mut objs = Vec::new();
     schemas::read(&ctx, &mut objs).await?;
     extensions::read(&ctx, &mut objs).await?;
+    languages::read(&ctx, &mut objs).await?;
     foreign::read(&ctx, &mut objs).await?;
     collations::read(&ctx, &mut objs).await?;
+    basetypes::read(&ctx, &mut objs).await?;
     types::read(&ctx, &mut objs).await?;
     functions::read(&ctx, &mut objs).await?;
+    access_methods::read(&ctx, &mut objs).await?;
     operators::read(&ctx, &mut objs).await?;
+    opclasses::read(&ctx, &mut objs).await?;
+    conversions::read(&ctx, &mut objs).await?;
     casts::read(&ctx, &mut objs).await?;
     textsearch::read(&ctx, &mut objs).await?;
     let seqs = sequences::load(&ctx).await?;

@@ -35,6 +35,12 @@ pub mod class {
     pub const PUBLICATION: u32 = 6104;
     pub const POLICY: u32 = 3256;
     pub const COLLATION: u32 = 3456;
+    pub const AM: u32 = 2601;
+    pub const OPCLASS: u32 = 2616;
+    pub const OPFAMILY: u32 = 2753;
+    pub const CONVERSION: u32 = 2607;
+    pub const TRANSFORM: u32 = 3576;
+    pub const LANGUAGE: u32 = 2612;
 }
 
 /// Shorthand for an [`ObjRef`].

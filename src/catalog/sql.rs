@@ -82,6 +82,22 @@ pub fn fill_query(template: &str, role_oid_expr: &str, catalog: &str, oid_expr: 
         .replace("{ext}", &not_extension_member(catalog, oid_expr))
 }
 
+/// [`fill_query`], and `{acl}`: the privilege columns of `acl_expr`, an
+/// ACL of object kind `kind` (see [`acl_columns`]).
+pub fn fill_query_acl(
+    template: &str,
+    role_oid_expr: &str,
+    acl_expr: &str,
+    kind: char,
+    catalog: &str,
+    oid_expr: &str,
+) -> String {
+    fill_query(template, role_oid_expr, catalog, oid_expr).replace(
+        "{acl}",
+        &acl_columns(acl_expr, kind, role_oid_expr, catalog, oid_expr),
+    )
+}
+
 /// SQL select-list fragment: `owner` (role name) and `qowner` (quoted).
 pub fn owner_columns(role_oid_expr: &str) -> String {
     format!(

@@ -62,6 +62,13 @@ pub enum ObjectKind {
     UserMapping,
     Cast,
     Operator,
+    AccessMethod,
+    OperatorFamily,
+    OperatorClass,
+    Conversion,
+    Transform,
+    Language,
+    ShellType,
 }
 
 impl ObjectKind {
@@ -111,6 +118,13 @@ impl ObjectKind {
             ObjectKind::UserMapping => "USER MAPPING",
             ObjectKind::Cast => "CAST",
             ObjectKind::Operator => "OPERATOR",
+            ObjectKind::AccessMethod => "ACCESS METHOD",
+            ObjectKind::OperatorFamily => "OPERATOR FAMILY",
+            ObjectKind::OperatorClass => "OPERATOR CLASS",
+            ObjectKind::Conversion => "CONVERSION",
+            ObjectKind::Transform => "TRANSFORM",
+            ObjectKind::Language => "PROCEDURAL LANGUAGE",
+            ObjectKind::ShellType => "SHELL TYPE",
         }
     }
 }

@@ -3,7 +3,7 @@
 //! their element type or table; base types (written in C) are not dumped.
 
 use super::obj::{class, Obj};
-use super::sql::{acl_columns, not_extension_member, owner_columns, query, user_schema, RowExt};
+use super::sql::{fill_query_acl, query, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
 use crate::error::Result;
@@ -60,14 +60,7 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
             row.val("def")?,
         ));
     }
-    let sql = TYPES
-        .replace("{owner}", &owner_columns("t.typowner"))
-        .replace(
-            "{acl}",
-            &acl_columns("t.typacl", 'T', "t.typowner", "pg_type", "t.oid"),
-        )
-        .replace("{user}", &user_schema("n"))
-        .replace("{ext}", &not_extension_member("pg_type", "t.oid"));
+    let sql = fill_query_acl(TYPES, "t.typowner", "t.typacl", 'T', "pg_type", "t.oid");
     for row in query(ctx.client, "types", &sql, &[]).await? {
         let schema: String = row.val("nspname")?;
         if !ctx.filter.schema_objects(&schema) {

@@ -89,6 +89,9 @@ fn database_wide(kind: ObjectKind) -> bool {
             | ObjectKind::ForeignServer
             | ObjectKind::UserMapping
             | ObjectKind::Cast
+            | ObjectKind::AccessMethod
+            | ObjectKind::Transform
+            | ObjectKind::Language
     )
 }
 

@@ -28,6 +28,41 @@ async fn pagila_round_trips() {
     round_trip(|db| cluster().load_pagila(db), "rt_pagila").await;
 }
 
+/// Base and shell types, operator families and classes, access methods,
+/// a conversion, a procedural language and a transform
+/// (`tests/fixtures/object_kinds.sql`): restored, then restored again over
+/// themselves with `--clean --if-exists`, equal to the source each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_kinds_round_trip_and_clean_if_exists_over_themselves() {
+    let c = cluster();
+    let src = c.create_db("rt_kinds_src").await;
+    c.psql_file(
+        &src,
+        crate::support::fixtures_dir().join("object_kinds.sql"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let o = crate::cli::pgkeep_env(args, &[]);
+        assert!(o.status.success(), "{args:?}: {}", crate::cli::text(&o));
+    };
+    run(&["backup", "--db", &c.url(&src), "--repo", repo]);
+    let dst = c.create_db("rt_kinds_dst").await;
+    run(&["restore", "--repo", repo, "--db", &c.url(&dst)]);
+    assert_same_database(c, &src, &dst).await;
+    run(&[
+        "restore",
+        "--repo",
+        repo,
+        "--db",
+        &c.url(&dst),
+        "--clean",
+        "--if-exists",
+    ]);
+    assert_same_database(c, &src, &dst).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kitchen_sink_round_trips() {
     round_trip(|db| cluster().load_kitchen_sink(db), "rt_sink").await;
