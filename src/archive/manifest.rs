@@ -178,6 +178,11 @@ pub struct ManifestBody {
     /// file or the scan records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisFacts>,
+    /// The roles, tablespaces and database properties the backup's objects
+    /// need (absent in manifests written before globals and in Redis
+    /// backups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub globals: Option<crate::catalog::globals::Globals>,
 }
 
 /// How a Redis backup was taken.
@@ -540,6 +545,7 @@ pub(crate) mod tests {
                 chains: vec![],
                 rls: None,
                 redis: None,
+                globals: None,
             },
             key: None,
         }

@@ -14,17 +14,29 @@ use crate::store::Repo;
 use crate::units::rfc3339;
 use std::sync::Arc;
 
+/// What the backup read from the catalogs.
+pub(super) struct Facts {
+    pub source: SourceInfo,
+    pub toc: Vec<TocEntry>,
+    pub rls: Vec<RlsTable>,
+    pub globals: crate::catalog::globals::Globals,
+}
+
 /// The manifest of a backup whose workers all finished.
 pub(super) fn assemble(
     run: &Run<'_>,
-    source: SourceInfo,
-    toc: Vec<TocEntry>,
-    rls: Vec<RlsTable>,
+    facts: Facts,
     mut outputs: Vec<WorkerOutput>,
     key: Option<Arc<BackupKey>>,
     wraps: Vec<WrappedKey>,
 ) -> Result<Manifest> {
     let opts = run.opts;
+    let Facts {
+        source,
+        toc,
+        rls,
+        globals,
+    } = facts;
     let mut streams: Vec<StreamInfo> = outputs
         .iter_mut()
         .flat_map(|o| std::mem::take(&mut o.streams))
@@ -78,6 +90,7 @@ pub(super) fn assemble(
             chains,
             rls: Some(rls),
             redis: None,
+            globals: Some(globals),
         },
         key,
     })

@@ -70,6 +70,9 @@ pub struct BackupOptions {
     pub lease_ttl: Duration,
     /// Overrides the multipart part size derived from the budget.
     pub part_size: Option<usize>,
+    /// Globals beyond what the objects need: every role and tablespace
+    /// (`--globals`), password hashes (`--with-role-passwords`).
+    pub globals: crate::catalog::globals::GlobalsOptions,
 }
 
 impl BackupOptions {
@@ -88,6 +91,7 @@ impl BackupOptions {
             chains: Vec::new(),
             lease_ttl: crate::store::lease::DEFAULT_TTL,
             part_size: None,
+            globals: Default::default(),
         }
     }
 
@@ -236,6 +240,11 @@ impl Run<'_> {
         let (repo, opts, backup_id) = (self.repo, self.opts, self.id.as_str());
         // Decided before touching the database: a key problem fails at once.
         let (key, wraps) = prepare_keys(repo, &opts.keys, backup_id).await?;
+        if opts.globals.passwords && key.is_none() {
+            return Err(Error::Config(
+                "--with-role-passwords stores password hashes: only in an encrypted backup (add a key: pgkeep key add, docs/security.md)".into(),
+            ));
+        }
         let leader = Leader::begin(&opts.db).await?;
         let source = catalog::source_info(&leader.conn.client).await?;
         let rels = catalog::select_tables(&leader.conn.client, &opts.catalog).await?;
@@ -250,6 +259,8 @@ impl Run<'_> {
         let toc = catalog::read_toc(&leader.conn.client, &opts.catalog, &rels).await?;
         let rel_oids: Vec<u32> = rels.iter().map(|r| r.oid).collect();
         let rls = catalog::rls::read(&leader.conn.client, Some(&rel_oids)).await?;
+        let owners: Vec<&str> = toc.iter().filter_map(|e| e.owner.as_deref()).collect();
+        let globals = catalog::globals::read(&leader.conn.client, opts.globals, &owners).await?;
         let items = plan::plan_work(&toc, opts.split_bytes, &opts.chains)?;
         for c in &opts.chains {
             if !items
@@ -338,7 +349,13 @@ impl Run<'_> {
             frame_size = budget.frame_size,
             "frame buffers allocated"
         );
-        let manifest = manifest::assemble(&self, source, toc, rls, outputs, key, wraps)?;
+        let facts = manifest::Facts {
+            source,
+            toc,
+            rls,
+            globals,
+        };
+        let manifest = manifest::assemble(&self, facts, outputs, key, wraps)?;
         manifest::write(repo, manifest).await
     }
 }

@@ -28,6 +28,7 @@ mod filter;
 pub use filter::Filter;
 mod foreign;
 mod functions;
+pub mod globals;
 mod indexes;
 mod languages;
 mod largeobjects;

@@ -43,6 +43,14 @@ pub struct BackupArgs {
     pub encryption: EncryptArgs,
     #[command(flatten)]
     pub keys: KeyArgs,
+    /// Record every role and tablespace of the cluster, not only those the
+    /// database's objects need (pg_dumpall --globals-only's part).
+    #[arg(long)]
+    pub globals: bool,
+    /// Record the roles' password hashes too (needs a superuser; encrypted
+    /// backups only).
+    #[arg(long)]
+    pub with_role_passwords: bool,
     /// Cap the upload rate, e.g. 10MiB/s (an average over each part).
     #[arg(long, value_name = "RATE")]
     pub max_bandwidth: Option<String>,
@@ -86,6 +94,10 @@ pub async fn run(mut args: BackupArgs, cancel: CancellationToken) -> Result<()> 
     opts.split_bytes = args.split_size.0 as u64;
     opts.frame_size = args.frame_size.as_deref().map(parse_size).transpose()?;
     opts.catalog = args.select.patterns();
+    opts.globals = pgkeep::catalog::globals::GlobalsOptions {
+        all: args.globals,
+        passwords: args.with_role_passwords,
+    };
     let policy = args.repo.policy.load()?;
     if let Some(p) = &policy {
         opts.chains = p.chain.clone();

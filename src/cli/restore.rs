@@ -33,7 +33,14 @@ pub struct RestoreArgs {
     /// instead of every user object of the target (pg_restore --if-exists).
     #[arg(long, requires = "clean")]
     pub if_exists: bool,
-    /// Create the target database (named in --db) first.
+    /// Create the roles and tablespaces the backup holds that the target
+    /// cluster lacks (existing ones are left as they are and reported).
+    /// Off by default; without it a restore that needs a missing role is
+    /// refused before it starts.
+    #[arg(long)]
+    pub globals: bool,
+    /// Create the target database (named in --db) first, with the source
+    /// database's properties (owner, settings, comment, privileges).
     #[arg(long)]
     pub create: bool,
     /// Restore even into the backup's own source database (same cluster and
@@ -131,6 +138,7 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
     opts.clean = args.clean;
     opts.create = args.create;
     opts.if_exists = args.if_exists;
+    opts.globals = args.globals;
     opts.force_source = args.force_source;
     opts.allow_downgrade = args.allow_downgrade;
     opts.single_transaction = args.single_transaction;
@@ -254,6 +262,22 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
         );
         for fk in &s.skipped_foreign_keys {
             println!("  left out foreign key {fk}: it points at a table not selected");
+        }
+        if let Some(g) = &s.globals {
+            let list = |v: &[String]| {
+                if v.is_empty() {
+                    "none".to_string()
+                } else {
+                    v.join(", ")
+                }
+            };
+            println!(
+                "  globals: roles created: {}; roles already there, left as they are: {}; tablespaces created: {}; already there: {}",
+                list(&g.roles_created),
+                list(&g.roles_existing),
+                list(&g.tablespaces_created),
+                list(&g.tablespaces_existing)
+            );
         }
         for f in &s.failures {
             println!("  failed: {f}");

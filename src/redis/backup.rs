@@ -297,6 +297,7 @@ async fn execute(
             chains: vec![],
             rls: None,
             redis: Some(redis),
+            globals: None,
         },
         key,
     };

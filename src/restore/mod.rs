@@ -6,6 +6,7 @@
 
 mod dag;
 mod data;
+pub mod globals;
 mod onerror;
 pub mod scratch;
 pub mod select;
@@ -59,6 +60,9 @@ pub struct RestoreOptions {
     /// With `clean`: drop only what the backup holds (what this restore
     /// creates), with `IF EXISTS`, instead of every user object.
     pub if_exists: bool,
+    /// Create the roles and tablespaces the backup holds that the target
+    /// cluster lacks (`--globals`).
+    pub globals: bool,
     /// Stop at the first failure (default) or go on and report every one.
     pub on_error: OnError,
     /// The whole restore in one transaction on one connection: all or
@@ -92,6 +96,7 @@ impl RestoreOptions {
             only: None,
             select: None,
             if_exists: false,
+            globals: false,
             on_error: OnError::Exit,
             single_transaction: false,
             allow_downgrade: false,
@@ -116,6 +121,9 @@ pub struct RestoreSummary {
     /// selected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped_foreign_keys: Vec<String>,
+    /// What `--globals` created and found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub globals: Option<globals::GlobalsReport>,
     /// What failed and was gone past (`--continue-on-error`), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
@@ -203,10 +211,15 @@ async fn run(
     check_options(opts)?;
     target::guard_source(&opts.db, &manifest.header, opts.force_source).await?;
     target::guard_version(&opts.db, &manifest.header, opts.allow_downgrade).await?;
+    let globals_report = prepare_globals(opts, &manifest).await?;
     let failed = Failed::new(opts.on_error);
 
     if opts.create {
         target::create_database(&opts.db, &encoding, opts.clean).await?;
+        if let Some(g) = &manifest.body.globals {
+            let admin = target::admin_connection(&opts.db).await?;
+            globals::apply_database(&admin, g, opts).await?;
+        }
     }
     let main = open_session(&opts.db, &encoding).await?;
     if opts.single_transaction {
@@ -329,6 +342,7 @@ async fn run(
         data_ms,
         post_data_ms,
         skipped_foreign_keys,
+        globals: globals_report,
         failures: failed.list(),
     })
 }
@@ -404,6 +418,26 @@ async fn drop_entries(conn: &Conn, toc: &[TocEntry]) -> Result<()> {
     conn.client.batch_execute(&sql).await.map_err(Error::db(
         "dropping the backup's objects in the target (--clean --if-exists)",
     ))
+}
+
+/// Refuses a target cluster without the roles the backup needs (before
+/// anything changes) and, with `--globals`, creates what it lacks.
+async fn prepare_globals(
+    opts: &RestoreOptions,
+    manifest: &Manifest,
+) -> Result<Option<globals::GlobalsReport>> {
+    let Some(g) = &manifest.body.globals else {
+        if opts.globals {
+            tracing::warn!("this backup records no globals (made by an older pgkeep): --globals has nothing to create");
+        }
+        return Ok(None);
+    };
+    let admin = target::admin_connection(&opts.db).await?;
+    globals::check_roles(&admin, g, opts).await?;
+    if !opts.globals {
+        return Ok(None);
+    }
+    Ok(Some(globals::create(&admin, g).await?))
 }
 
 /// Refuses option combinations that cannot work, before anything changes.

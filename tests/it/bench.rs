@@ -9,17 +9,11 @@ use crate::support::cluster;
 
 async fn bench_databases() -> Vec<String> {
     cluster()
-        .client("postgres")
-        .await
-        .query(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'pgkeep\\_bench\\_%'",
-            &[],
+        .column(
+            "postgres",
+            "SELECT datname::text FROM pg_database WHERE datname LIKE 'pgkeep\\_bench\\_%'",
         )
         .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,17 +151,11 @@ expect = "{expect}"
 /// Scratch databases left on the cluster.
 async fn scratch_databases() -> Vec<String> {
     cluster()
-        .client("postgres")
-        .await
-        .query(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'pgkeep\\_drill\\_%'",
-            &[],
+        .column(
+            "postgres",
+            "SELECT datname::text FROM pg_database WHERE datname LIKE 'pgkeep\\_drill\\_%'",
         )
         .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 fn checks_failed(proof: &serde_json::Value) -> Vec<(String, String)> {

@@ -59,7 +59,15 @@ impl TestCluster {
 
     /// The ephemeral server of this process, started on first use.
     pub fn local() -> TestCluster {
-        let server = LocalServer::start_once();
+        Self::of(LocalServer::start_once())
+    }
+
+    /// A second ephemeral server, for restores into another cluster.
+    pub fn second() -> TestCluster {
+        Self::of(LocalServer::start_second())
+    }
+
+    fn of(server: &LocalServer) -> TestCluster {
         TestCluster {
             host: "127.0.0.1".to_owned(),
             port: server.port,
@@ -181,6 +189,18 @@ impl TestCluster {
     }
 
     /// Run `sql` with psql (`ON_ERROR_STOP`); returns stdout.
+    /// The first column of every row `sql` returns in `db`, as text.
+    pub async fn column(&self, db: &str, sql: &str) -> Vec<String> {
+        self.client(db)
+            .await
+            .query(sql, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let mut cmd = self.psql_command(db);
         cmd.arg("-c").arg(sql);

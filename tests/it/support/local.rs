@@ -30,6 +30,9 @@ pub struct LocalServer {
 }
 
 static STARTED: OnceLock<LocalServer> = OnceLock::new();
+/// A second server, for the tests that restore into another cluster
+/// (globals); started only by them.
+static SECOND: OnceLock<LocalServer> = OnceLock::new();
 
 impl LocalServer {
     /// Start the (single) server of this process and register its shutdown.
@@ -39,6 +42,17 @@ impl LocalServer {
             let server = start();
             // SAFETY: registering a plain `extern "C" fn` with no arguments.
             unsafe { libc::atexit(stop_at_exit) };
+            server
+        })
+    }
+
+    /// Start the second server of this process (once), stopped at exit too.
+    pub fn start_second() -> &'static LocalServer {
+        Self::start_once();
+        SECOND.get_or_init(|| {
+            let server = start();
+            // SAFETY: as above.
+            unsafe { libc::atexit(stop_second_at_exit) };
             server
         })
     }
@@ -68,6 +82,12 @@ impl LocalServer {
 
 extern "C" fn stop_at_exit() {
     if let Some(server) = STARTED.get() {
+        server.stop();
+    }
+}
+
+extern "C" fn stop_second_at_exit() {
+    if let Some(server) = SECOND.get() {
         server.stop();
     }
 }

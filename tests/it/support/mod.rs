@@ -1,5 +1,7 @@
-//! Test support: one PostgreSQL cluster per test binary ([`cluster`]),
-//! fixtures to load into it, and oracles to compare databases with.
+//! Test support: one PostgreSQL cluster per test binary ([`cluster`]), a
+//! second one only for the restores into another cluster that globals need
+//! ([`second_cluster`]), fixtures to load into them, and oracles to compare
+//! databases with.
 //!
 //! `DATABASE_URL` set: that server is used as is. With the `testcontainers`
 //! feature and a Docker engine, a container (see `container.rs` for when).
@@ -38,6 +40,13 @@ pub fn cluster() -> &'static TestCluster {
         _ if container::wanted() => container::start(),
         _ => TestCluster::local(),
     })
+}
+
+/// A second ephemeral cluster (same server binaries), for restores into
+/// another cluster; started on first use, by the tests that need it.
+pub fn second_cluster() -> &'static TestCluster {
+    static SECOND: OnceLock<TestCluster> = OnceLock::new();
+    SECOND.get_or_init(TestCluster::second)
 }
 
 /// Run a command to completion; panic with its stderr unless it succeeds.

@@ -1,0 +1,480 @@
+//! Globals: the cluster-wide objects a database's contents need, read at
+//! backup time and restored only when asked. Every backup records the roles
+//! its objects need (owners, grantees, policy roles, user-mapping users)
+//! with their attributes, memberships, settings and comments, the
+//! tablespaces its relations use, and the database's own properties (owner,
+//! connection limit, comment, privileges, `ALTER DATABASE ... SET`, `ALTER
+//! ROLE ... IN DATABASE ... SET`); with `all` (`backup --globals`) every
+//! role and tablespace of the cluster. Password hashes only with
+//! `passwords` (`--with-role-passwords`, encrypted backups only).
+
+use super::sql::{query, quote_ident, quote_literal, RowExt};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use tokio_postgres::Client;
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Globals {
+    /// Every role of the cluster (`backup --globals`), or only the needed ones.
+    pub all: bool,
+    pub roles: Vec<Role>,
+    pub memberships: Vec<Membership>,
+    pub tablespaces: Vec<Tablespace>,
+    pub database: DatabaseProps,
+    pub needs: RoleNeeds,
+}
+
+/// A role as `CREATE ROLE` makes it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Role {
+    pub name: String,
+    pub superuser: bool,
+    pub inherit: bool,
+    pub createrole: bool,
+    pub createdb: bool,
+    pub login: bool,
+    pub replication: bool,
+    pub bypassrls: bool,
+    pub connlimit: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<String>,
+    /// The password hash (SCRAM or MD5), only with `--with-role-passwords`
+    /// and only in an encrypted manifest body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// `ALTER ROLE ... SET` settings for every database (`name=value`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<String>,
+}
+
+/// `GRANT role TO member [WITH ADMIN OPTION]`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub role: String,
+    pub member: String,
+    pub admin: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Tablespace {
+    pub name: String,
+    pub owner: String,
+    pub location: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    pub acl: Vec<String>,
+    pub acl_base: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// What `CREATE DATABASE` does not carry, applied after it (`--create`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct DatabaseProps {
+    pub owner: String,
+    pub connlimit: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    pub acl: Vec<String>,
+    pub acl_base: Vec<String>,
+    /// `ALTER DATABASE ... SET` (`name=value`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<String>,
+    /// `ALTER ROLE role IN DATABASE ... SET`: (role, `name=value`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub role_settings: Vec<(String, String)>,
+}
+
+/// The roles the backup's objects name, by what names them.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoleNeeds {
+    /// Owners (left out by `--no-owner`).
+    pub owners: Vec<String>,
+    /// Grantees and grantors of privileges (left out by `--no-acl`).
+    pub privileges: Vec<String>,
+    /// Roles named by policies and user mappings (always needed).
+    pub others: Vec<String>,
+}
+
+impl RoleNeeds {
+    /// The roles a restore leaving out owners and/or privileges needs.
+    pub fn for_restore(&self, owners: bool, privileges: bool) -> BTreeSet<&str> {
+        let mut out: BTreeSet<&str> = self.others.iter().map(String::as_str).collect();
+        if owners {
+            out.extend(self.owners.iter().map(String::as_str));
+        }
+        if privileges {
+            out.extend(self.privileges.iter().map(String::as_str));
+        }
+        out
+    }
+}
+
+/// What to read beyond what the objects need.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GlobalsOptions {
+    /// Every role and tablespace of the cluster.
+    pub all: bool,
+    /// Role password hashes (needs a superuser and an encrypted backup).
+    pub passwords: bool,
+}
+
+const NEEDS: &str = "SELECT DISTINCT d.deptype::text AS deptype, r.rolname::text AS role \
+  FROM pg_catalog.pg_shdepend d JOIN pg_catalog.pg_roles r ON r.oid = d.refobjid \
+  WHERE d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass \
+  AND (d.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) \
+    OR (d.dbid = 0 AND d.classid = 'pg_catalog.pg_database'::pg_catalog.regclass \
+      AND d.objid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()))) \
+  UNION SELECT 'u', m.usename::text FROM pg_catalog.pg_user_mappings m WHERE m.umuser <> 0 \
+  UNION SELECT 'o', pg_catalog.pg_get_userbyid(d.datdba)::text FROM pg_catalog.pg_database d \
+    WHERE d.datname = pg_catalog.current_database() \
+  ORDER BY 1, 2";
+
+const ROLES: &str = "SELECT r.rolname::text AS name, r.rolsuper, r.rolinherit, r.rolcreaterole, \
+  r.rolcreatedb, r.rolcanlogin, r.rolreplication, r.rolbypassrls, r.rolconnlimit, \
+  r.rolvaliduntil::text AS valid_until, \
+  pg_catalog.shobj_description(r.oid, 'pg_authid') AS comment, \
+  COALESCE((SELECT s.setconfig::text[] FROM pg_catalog.pg_db_role_setting s \
+     WHERE s.setrole = r.oid AND s.setdatabase = 0), '{}') AS settings \
+  FROM pg_catalog.pg_roles r WHERE r.rolname !~ '^pg_' AND ($1 OR r.rolname = ANY($2)) ORDER BY 1";
+
+const PASSWORDS: &str = "SELECT a.rolname::text AS name, a.rolpassword AS password \
+  FROM pg_catalog.pg_authid a WHERE a.rolname = ANY($1) AND a.rolpassword IS NOT NULL";
+
+const MEMBERSHIPS: &str =
+    "SELECT r.rolname::text AS role, m.rolname::text AS member, am.admin_option \
+  FROM pg_catalog.pg_auth_members am JOIN pg_catalog.pg_roles r ON r.oid = am.roleid \
+  JOIN pg_catalog.pg_roles m ON m.oid = am.member WHERE m.rolname = ANY($1) ORDER BY 1, 2";
+
+const TABLESPACES: &str = "SELECT t.spcname::text AS name, pg_catalog.pg_get_userbyid(t.spcowner)::text AS owner, \
+  pg_catalog.pg_tablespace_location(t.oid) AS location, COALESCE(t.spcoptions, '{}')::text[] AS options, \
+  COALESCE(t.spcacl, pg_catalog.acldefault('t', t.spcowner))::text[] AS acl, \
+  pg_catalog.acldefault('t', t.spcowner)::text[] AS acl_base, \
+  pg_catalog.shobj_description(t.oid, 'pg_tablespace') AS comment \
+  FROM pg_catalog.pg_tablespace t WHERE t.spcname NOT IN ('pg_default', 'pg_global') \
+  AND ($1 OR t.oid IN (SELECT c.reltablespace FROM pg_catalog.pg_class c \
+    UNION SELECT d.dattablespace FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())) \
+  ORDER BY 1";
+
+const DATABASE: &str =
+    "SELECT pg_catalog.pg_get_userbyid(d.datdba)::text AS owner, d.datconnlimit, \
+  pg_catalog.shobj_description(d.oid, 'pg_database') AS comment, \
+  COALESCE(d.datacl, pg_catalog.acldefault('d', d.datdba))::text[] AS acl, \
+  pg_catalog.acldefault('d', d.datdba)::text[] AS acl_base, \
+  COALESCE((SELECT s.setconfig::text[] FROM pg_catalog.pg_db_role_setting s \
+     WHERE s.setrole = 0 AND s.setdatabase = d.oid), '{}') AS settings \
+  FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()";
+
+const ROLE_SETTINGS: &str = "SELECT r.rolname::text AS role, s.setconfig::text[] AS settings \
+  FROM pg_catalog.pg_db_role_setting s JOIN pg_catalog.pg_roles r ON r.oid = s.setrole \
+  WHERE s.setdatabase = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) \
+  ORDER BY 1";
+
+/// Reads the globals of the connected database; `owners` are the owners
+/// the TOC names (the bootstrap superuser is in no `pg_shdepend` row).
+pub async fn read(client: &Client, opts: GlobalsOptions, owners: &[&str]) -> Result<Globals> {
+    let mut needs = RoleNeeds::default();
+    let mut owner_set: BTreeSet<String> = owners.iter().map(|s| s.to_string()).collect();
+    let mut privileges = BTreeSet::new();
+    let mut others = BTreeSet::new();
+    for row in query(client, "roles the objects need", NEEDS, &[]).await? {
+        let role: String = row.val("role")?;
+        match row.val::<String>("deptype")?.as_str() {
+            "o" => owner_set.insert(role),
+            "a" | "i" => privileges.insert(role),
+            _ => others.insert(role),
+        };
+    }
+    needs.owners = owner_set.into_iter().collect();
+    needs.privileges = privileges.into_iter().collect();
+    needs.others = others.into_iter().collect();
+    let wanted: Vec<String> = needs
+        .for_restore(true, true)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+
+    let mut roles = Vec::new();
+    for row in query(client, "roles", ROLES, &[&opts.all, &wanted]).await? {
+        roles.push(Role {
+            name: row.val("name")?,
+            superuser: row.val("rolsuper")?,
+            inherit: row.val("rolinherit")?,
+            createrole: row.val("rolcreaterole")?,
+            createdb: row.val("rolcreatedb")?,
+            login: row.val("rolcanlogin")?,
+            replication: row.val("rolreplication")?,
+            bypassrls: row.val("rolbypassrls")?,
+            connlimit: row.val("rolconnlimit")?,
+            valid_until: row.val("valid_until")?,
+            password: None,
+            comment: row.val("comment")?,
+            settings: row.val("settings")?,
+        });
+    }
+    let names: Vec<String> = roles.iter().map(|r| r.name.clone()).collect();
+    if opts.passwords {
+        let rows = client.query(PASSWORDS, &[&names]).await.map_err(|e| {
+            Error::Config(format!(
+                "--with-role-passwords reads pg_authid, which needs a superuser: {}",
+                crate::error::describe_pg(&e)
+            ))
+        })?;
+        for row in rows {
+            let name: String = row.val("name")?;
+            let hash: String = row.val("password")?;
+            if let Some(r) = roles.iter_mut().find(|r| r.name == name) {
+                r.password = Some(hash);
+            }
+        }
+    }
+    let mut memberships = Vec::new();
+    for row in query(client, "role memberships", MEMBERSHIPS, &[&names]).await? {
+        memberships.push(Membership {
+            role: row.val("role")?,
+            member: row.val("member")?,
+            admin: row.val("admin_option")?,
+        });
+    }
+    let mut tablespaces = Vec::new();
+    for row in query(client, "tablespaces", TABLESPACES, &[&opts.all]).await? {
+        tablespaces.push(Tablespace {
+            name: row.val("name")?,
+            owner: row.val("owner")?,
+            location: row.val("location")?,
+            options: row.val("options")?,
+            acl: row.val("acl")?,
+            acl_base: row.val("acl_base")?,
+            comment: row.val("comment")?,
+        });
+    }
+    let row = query(client, "database properties", DATABASE, &[])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Internal("the connected database is not in pg_database".into()))?;
+    let mut database = DatabaseProps {
+        owner: row.val("owner")?,
+        connlimit: row.val("datconnlimit")?,
+        comment: row.val("comment")?,
+        acl: row.val("acl")?,
+        acl_base: row.val("acl_base")?,
+        settings: row.val("settings")?,
+        role_settings: Vec::new(),
+    };
+    for row in query(client, "role settings in the database", ROLE_SETTINGS, &[]).await? {
+        let role: String = row.val("role")?;
+        for s in row.val::<Vec<String>>("settings")? {
+            database.role_settings.push((role.clone(), s));
+        }
+    }
+    Ok(Globals {
+        all: opts.all,
+        roles,
+        memberships,
+        tablespaces,
+        database,
+        needs,
+    })
+}
+
+impl Role {
+    /// `CREATE ROLE` with every attribute, then its settings and comment.
+    pub fn create_sql(&self) -> String {
+        let q = quote_ident(&self.name);
+        let flag = |on: bool, name: &str| {
+            if on {
+                format!(" {name}")
+            } else {
+                format!(" NO{name}")
+            }
+        };
+        let mut sql = format!(
+            "CREATE ROLE {q} WITH{}{}{}{}{}{}{} CONNECTION LIMIT {}",
+            flag(self.superuser, "SUPERUSER"),
+            flag(self.inherit, "INHERIT"),
+            flag(self.createrole, "CREATEROLE"),
+            flag(self.createdb, "CREATEDB"),
+            flag(self.login, "LOGIN"),
+            flag(self.replication, "REPLICATION"),
+            flag(self.bypassrls, "BYPASSRLS"),
+            self.connlimit
+        );
+        if let Some(p) = &self.password {
+            sql.push_str(&format!(" PASSWORD {}", quote_literal(p)));
+        }
+        if let Some(v) = &self.valid_until {
+            sql.push_str(&format!(" VALID UNTIL {}", quote_literal(v)));
+        }
+        sql.push_str(";\n");
+        for s in self.settings.iter().filter_map(|s| setting_sql(s)) {
+            sql.push_str(&format!("ALTER ROLE {q} SET {s};\n"));
+        }
+        if let Some(c) = &self.comment {
+            sql.push_str(&format!("COMMENT ON ROLE {q} IS {};\n", quote_literal(c)));
+        }
+        sql
+    }
+}
+
+impl Membership {
+    pub fn grant_sql(&self) -> String {
+        format!(
+            "GRANT {} TO {}{};\n",
+            quote_ident(&self.role),
+            quote_ident(&self.member),
+            if self.admin { " WITH ADMIN OPTION" } else { "" }
+        )
+    }
+}
+
+impl Tablespace {
+    /// `CREATE TABLESPACE` (which runs outside a transaction, alone).
+    pub fn create_sql(&self) -> String {
+        format!(
+            "CREATE TABLESPACE {} OWNER {} LOCATION {}",
+            quote_ident(&self.name),
+            quote_ident(&self.owner),
+            quote_literal(&self.location)
+        )
+    }
+
+    /// Options, comment and privileges, after it was created.
+    pub fn details_sql(&self) -> String {
+        let q = quote_ident(&self.name);
+        let mut sql = String::new();
+        if !self.options.is_empty() {
+            sql.push_str(&format!(
+                "ALTER TABLESPACE {q} SET ({});\n",
+                self.options.join(", ")
+            ));
+        }
+        if let Some(c) = &self.comment {
+            sql.push_str(&format!(
+                "COMMENT ON TABLESPACE {q} IS {};\n",
+                quote_literal(c)
+            ));
+        }
+        sql.push_str(&super::acl::commands(
+            &self.acl,
+            &self.acl_base,
+            &self.owner,
+            &format!("TABLESPACE {q}"),
+            None,
+            "",
+        ));
+        sql
+    }
+}
+
+impl DatabaseProps {
+    /// What `pg_dump --create` sets on the database `name` after creating
+    /// it, leaving out owner, privileges or comment as the restore does.
+    /// Settings of roles the target lacks are the caller's to leave out.
+    pub fn apply_sql(&self, name: &str, owner: bool, privileges: bool, comment: bool) -> String {
+        let q = quote_ident(name);
+        let mut sql = String::new();
+        if owner {
+            sql.push_str(&format!(
+                "ALTER DATABASE {q} OWNER TO {};\n",
+                quote_ident(&self.owner)
+            ));
+        }
+        if self.connlimit != -1 {
+            sql.push_str(&format!(
+                "ALTER DATABASE {q} CONNECTION LIMIT = {};\n",
+                self.connlimit
+            ));
+        }
+        if let Some(c) = self.comment.as_ref().filter(|_| comment) {
+            sql.push_str(&format!(
+                "COMMENT ON DATABASE {q} IS {};\n",
+                quote_literal(c)
+            ));
+        }
+        if privileges {
+            sql.push_str(&super::acl::commands(
+                &self.acl,
+                &self.acl_base,
+                &self.owner,
+                &format!("DATABASE {q}"),
+                None,
+                "",
+            ));
+        }
+        for s in self.settings.iter().filter_map(|s| setting_sql(s)) {
+            sql.push_str(&format!("ALTER DATABASE {q} SET {s};\n"));
+        }
+        sql
+    }
+
+    /// `ALTER ROLE role IN DATABASE name SET ...` for one role's settings.
+    pub fn role_setting_sql(role: &str, name: &str, setting: &str) -> Option<String> {
+        Some(format!(
+            "ALTER ROLE {} IN DATABASE {} SET {};\n",
+            quote_ident(role),
+            quote_ident(name),
+            setting_sql(setting)?
+        ))
+    }
+}
+
+/// The value part of a `name=value` setting as `SET name TO ...` takes it:
+/// list settings (`search_path` and the like) as stored, the others as a
+/// literal.
+pub fn setting_sql(setting: &str) -> Option<String> {
+    let (name, value) = setting.split_once('=')?;
+    const LISTS: [&str; 6] = [
+        "search_path",
+        "temp_tablespaces",
+        "session_preload_libraries",
+        "local_preload_libraries",
+        "shared_preload_libraries",
+        "unix_socket_directories",
+    ];
+    let value = if LISTS.contains(&name.to_ascii_lowercase().as_str()) && !value.is_empty() {
+        value.to_string()
+    } else {
+        quote_literal(value)
+    };
+    Some(format!("{} TO {value}", quote_ident(name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_keep_lists_and_quote_values() {
+        assert_eq!(
+            setting_sql("search_path=app, \"my schema\"").as_deref(),
+            Some("search_path TO app, \"my schema\"")
+        );
+        assert_eq!(
+            setting_sql("statement_timeout=5s").as_deref(),
+            Some("statement_timeout TO '5s'")
+        );
+        assert_eq!(
+            setting_sql("work_mem=it's").as_deref(),
+            Some("work_mem TO 'it''s'")
+        );
+        assert_eq!(setting_sql("no equals sign"), None);
+    }
+
+    #[test]
+    fn needs_follow_what_the_restore_leaves_out() {
+        let n = RoleNeeds {
+            owners: vec!["own".into()],
+            privileges: vec!["reader".into()],
+            others: vec!["policy_role".into()],
+        };
+        assert_eq!(
+            n.for_restore(false, false).into_iter().collect::<Vec<_>>(),
+            ["policy_role"]
+        );
+        assert_eq!(n.for_restore(true, true).len(), 3);
+    }
+}

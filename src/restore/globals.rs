@@ -1,0 +1,168 @@
+//! Globals on restore. Before anything changes, a target cluster that lacks
+//! roles the backup's objects need is refused, naming them and the flags
+//! that help, unless `--globals` creates them (or `--no-owner`/`--no-acl`
+//! leave them out). With `--globals`, missing roles (attributes, settings,
+//! comments, password hashes when the backup holds them), the memberships of
+//! the roles it created and missing tablespaces are created; existing ones
+//! are left as they are and reported. With `--create`, the database's own
+//! properties are applied as `pg_dump --create` would.
+
+use super::RestoreOptions;
+use crate::catalog::globals::{DatabaseProps, Globals};
+use crate::error::{Error, Result};
+use crate::pg::Conn;
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// What `--globals` did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GlobalsReport {
+    pub roles_created: Vec<String>,
+    pub roles_existing: Vec<String>,
+    pub tablespaces_created: Vec<String>,
+    pub tablespaces_existing: Vec<String>,
+}
+
+async fn existing(conn: &Conn, sql: &str, names: &[String]) -> Result<BTreeSet<String>> {
+    let rows = conn
+        .client
+        .query(sql, &[&names])
+        .await
+        .map_err(Error::db("looking up globals in the target cluster"))?;
+    rows.iter()
+        .map(|r| {
+            r.try_get::<_, String>(0)
+                .map_err(Error::db("looking up globals in the target cluster"))
+        })
+        .collect()
+}
+
+async fn existing_roles(conn: &Conn, names: &[String]) -> Result<BTreeSet<String>> {
+    existing(
+        conn,
+        "SELECT rolname::text FROM pg_catalog.pg_roles WHERE rolname = ANY($1)",
+        names,
+    )
+    .await
+}
+
+/// Refuses a target cluster without the roles this restore needs, unless
+/// `--globals` will create them.
+pub async fn check_roles(admin: &Conn, globals: &Globals, opts: &RestoreOptions) -> Result<()> {
+    let needed: Vec<String> = globals
+        .needs
+        .for_restore(!opts.omit.owner, !opts.omit.acl)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let have = existing_roles(admin, &needed).await?;
+    let missing: Vec<&String> = needed.iter().filter(|r| !have.contains(*r)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let recorded: BTreeSet<&str> = globals.roles.iter().map(|r| r.name.as_str()).collect();
+    let unknown: Vec<&str> = missing
+        .iter()
+        .map(|r| r.as_str())
+        .filter(|r| !recorded.contains(r))
+        .collect();
+    if opts.globals && unknown.is_empty() {
+        return Ok(());
+    }
+    let list = missing
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(Error::Refused(format!(
+        "the target cluster lacks role(s) the backup's objects need: {list}. Create them with --globals (from the backup), create them by hand, or leave owners and privileges out with --no-owner --no-acl"
+    )))
+}
+
+/// `--globals`: creates the missing roles and tablespaces.
+pub async fn create(admin: &Conn, globals: &Globals) -> Result<GlobalsReport> {
+    let mut report = GlobalsReport::default();
+    let names: Vec<String> = globals.roles.iter().map(|r| r.name.clone()).collect();
+    let have = existing_roles(admin, &names).await?;
+    for role in &globals.roles {
+        if have.contains(&role.name) {
+            report.roles_existing.push(role.name.clone());
+            continue;
+        }
+        admin
+            .client
+            .batch_execute(&role.create_sql())
+            .await
+            .map_err(Error::db(format!("creating role {}", role.name)))?;
+        report.roles_created.push(role.name.clone());
+    }
+    let roles_now = existing_roles(
+        admin,
+        &globals
+            .memberships
+            .iter()
+            .map(|m| m.role.clone())
+            .collect::<Vec<_>>(),
+    )
+    .await?;
+    for m in globals
+        .memberships
+        .iter()
+        .filter(|m| report.roles_created.contains(&m.member) && roles_now.contains(&m.role))
+    {
+        admin
+            .client
+            .batch_execute(&m.grant_sql())
+            .await
+            .map_err(Error::db(format!("granting {} to {}", m.role, m.member)))?;
+    }
+    let spaces: Vec<String> = globals.tablespaces.iter().map(|t| t.name.clone()).collect();
+    let have = existing(
+        admin,
+        "SELECT spcname::text FROM pg_catalog.pg_tablespace WHERE spcname = ANY($1)",
+        &spaces,
+    )
+    .await?;
+    for t in &globals.tablespaces {
+        if have.contains(&t.name) {
+            report.tablespaces_existing.push(t.name.clone());
+            continue;
+        }
+        for sql in [t.create_sql(), t.details_sql()] {
+            admin
+                .client
+                .batch_execute(&sql)
+                .await
+                .map_err(Error::db(format!("creating tablespace {}", t.name)))?;
+        }
+        report.tablespaces_created.push(t.name.clone());
+    }
+    if !report.roles_created.is_empty() {
+        tracing::warn!(roles = %report.roles_created.join(", "), "roles created (--globals)");
+    }
+    Ok(report)
+}
+
+/// `--create`: the database's owner, connection limit, comment, privileges
+/// and settings, and its per-role settings for roles the target has.
+pub async fn apply_database(admin: &Conn, globals: &Globals, opts: &RestoreOptions) -> Result<()> {
+    let db = &globals.database;
+    let name = &opts.db.dbname;
+    let mut sql = db.apply_sql(name, !opts.omit.owner, !opts.omit.acl, !opts.omit.comments);
+    let roles: Vec<String> = db.role_settings.iter().map(|(r, _)| r.clone()).collect();
+    let have = existing_roles(admin, &roles).await?;
+    for (role, setting) in &db.role_settings {
+        if !have.contains(role) {
+            tracing::warn!(role = %role, "role missing in the target: its settings in the database are left out");
+            continue;
+        }
+        sql.extend(DatabaseProps::role_setting_sql(role, name, setting));
+    }
+    admin
+        .client
+        .batch_execute(&sql)
+        .await
+        .map_err(Error::db(format!(
+            "setting the properties of database {name}"
+        )))
+}
