@@ -12,6 +12,7 @@ pub mod config;
 pub mod crypto;
 pub mod drill;
 pub mod error;
+pub mod failpoint;
 pub mod keys;
 pub mod notify;
 pub mod ops;

@@ -15,6 +15,13 @@ fn init_logging(format: LogFormat, verbose: u8) {
         _ => "debug",
     };
     let filter = EnvFilter::try_from_env("PGKEEP_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // The driver logs each statement's text at debug level; statements can
+    // carry secrets (a role's password hash under `restore --globals`), so
+    // its debug output never reaches pgkeep's logs, whatever PGKEEP_LOG says.
+    let filter = match "tokio_postgres=info".parse() {
+        Ok(d) => filter.add_directive(d),
+        Err(_) => filter,
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -15,6 +15,33 @@ pub fn redact_conninfo(conninfo: &str) -> String {
     }
 }
 
+/// A libpq connection string (URL or `key=value`) without its password
+/// (`password`, `sslpassword`, URL userinfo): what a subscription's
+/// connection string keeps in a backup.
+pub fn strip_conninfo_password(conninfo: &str) -> String {
+    let masked = redact_conninfo(conninfo);
+    if masked.contains("://") {
+        let url = masked.replacen(":***@", "@", 1);
+        let Some((head, query)) = url.split_once('?') else {
+            return url;
+        };
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|p| !(p.ends_with("password=***") && strip_password_key(p).is_some()))
+            .collect();
+        return if kept.is_empty() {
+            head.to_string()
+        } else {
+            format!("{head}?{}", kept.join("&"))
+        };
+    }
+    masked
+        .split_whitespace()
+        .filter(|w| strip_password_key(w) != Some("***"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Removes anything that looks like a secret from a free-form message:
 /// URL userinfo passwords and `password=` pairs.
 pub fn redact(text: &str) -> String {
@@ -172,6 +199,28 @@ pub fn scrub_urls(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn subscription_connection_strings_lose_their_password() {
+        assert_eq!(
+            strip_conninfo_password("host=db port=5432 user=repl password='s3 cr\\'et' dbname=app"),
+            "host=db port=5432 user=repl dbname=app"
+        );
+        assert_eq!(
+            strip_conninfo_password("host=db sslpassword=x password=y user=u"),
+            "host=db user=u"
+        );
+        assert_eq!(
+            strip_conninfo_password(
+                "postgres://repl:secret@db:5432/app?sslmode=require&password=p2"
+            ),
+            "postgres://repl@db:5432/app?sslmode=require"
+        );
+        assert_eq!(
+            strip_conninfo_password("host=db dbname=app"),
+            "host=db dbname=app"
+        );
+    }
     #[test]
     fn scrub_removes_urls() {
         let s = scrub_urls("Error performing PUT http://127.0.0.1:9000/bucket/x?uploadId=1 in 2s - error sending request for url (https://s3.amazonaws.com/b): refused");

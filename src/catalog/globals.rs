@@ -50,12 +50,17 @@ pub struct Role {
     pub settings: Vec<String>,
 }
 
-/// `GRANT role TO member [WITH ADMIN OPTION]`.
+/// `GRANT role TO member WITH ADMIN ..., INHERIT ..., SET ...` (the
+/// last two from PostgreSQL 16; absent before).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Membership {
     pub role: String,
     pub member: String,
     pub admin: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inherit: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<bool>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -97,12 +102,26 @@ pub struct RoleNeeds {
     pub privileges: Vec<String>,
     /// Roles named by policies and user mappings (always needed).
     pub others: Vec<String>,
+    /// The database's owner (needed by `--create` without `--no-owner`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub database_owner: Vec<String>,
+    /// The roles of the database's privileges (`--create` without
+    /// `--no-acl`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub database_privileges: Vec<String>,
 }
 
 impl RoleNeeds {
-    /// The roles a restore leaving out owners and/or privileges needs.
-    pub fn for_restore(&self, owners: bool, privileges: bool) -> BTreeSet<&str> {
+    /// The roles a restore leaving out owners and/or privileges needs, and
+    /// the database's own with `database` (`--create`).
+    pub fn for_restore(&self, owners: bool, privileges: bool, database: bool) -> BTreeSet<&str> {
         let mut out: BTreeSet<&str> = self.others.iter().map(String::as_str).collect();
+        if database && owners {
+            out.extend(self.database_owner.iter().map(String::as_str));
+        }
+        if database && privileges {
+            out.extend(self.database_privileges.iter().map(String::as_str));
+        }
         if owners {
             out.extend(self.owners.iter().map(String::as_str));
         }
@@ -122,14 +141,15 @@ pub struct GlobalsOptions {
     pub passwords: bool,
 }
 
-const NEEDS: &str = "SELECT DISTINCT d.deptype::text AS deptype, r.rolname::text AS role \
+const NEEDS: &str = "SELECT DISTINCT CASE WHEN d.dbid = 0 THEN 'D' || d.deptype::text ELSE d.deptype::text END AS deptype, \
+  r.rolname::text AS role \
   FROM pg_catalog.pg_shdepend d JOIN pg_catalog.pg_roles r ON r.oid = d.refobjid \
   WHERE d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass \
   AND (d.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) \
     OR (d.dbid = 0 AND d.classid = 'pg_catalog.pg_database'::pg_catalog.regclass \
       AND d.objid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()))) \
   UNION SELECT 'u', m.usename::text FROM pg_catalog.pg_user_mappings m WHERE m.umuser <> 0 \
-  UNION SELECT 'o', pg_catalog.pg_get_userbyid(d.datdba)::text FROM pg_catalog.pg_database d \
+  UNION SELECT 'Do', pg_catalog.pg_get_userbyid(d.datdba)::text FROM pg_catalog.pg_database d \
     WHERE d.datname = pg_catalog.current_database() \
   ORDER BY 1, 2";
 
@@ -144,10 +164,15 @@ const ROLES: &str = "SELECT r.rolname::text AS name, r.rolsuper, r.rolinherit, r
 const PASSWORDS: &str = "SELECT a.rolname::text AS name, a.rolpassword AS password \
   FROM pg_catalog.pg_authid a WHERE a.rolname = ANY($1) AND a.rolpassword IS NOT NULL";
 
-const MEMBERSHIPS: &str =
-    "SELECT r.rolname::text AS role, m.rolname::text AS member, am.admin_option \
+/// One row per (role, member): from 16 a membership can be granted by
+/// several grantors, each with its own options; any of them gives it.
+const MEMBERSHIPS: &str = "SELECT r.rolname::text AS role, m.rolname::text AS member, \
+  pg_catalog.bool_or(am.admin_option) AS admin, \
+  pg_catalog.bool_or((pg_catalog.to_jsonb(am)->>'inherit_option')::bool) AS inherit, \
+  pg_catalog.bool_or((pg_catalog.to_jsonb(am)->>'set_option')::bool) AS set \
   FROM pg_catalog.pg_auth_members am JOIN pg_catalog.pg_roles r ON r.oid = am.roleid \
-  JOIN pg_catalog.pg_roles m ON m.oid = am.member WHERE m.rolname = ANY($1) ORDER BY 1, 2";
+  JOIN pg_catalog.pg_roles m ON m.oid = am.member WHERE m.rolname = ANY($1) \
+  GROUP BY 1, 2 ORDER BY 1, 2";
 
 const TABLESPACES: &str = "SELECT t.spcname::text AS name, pg_catalog.pg_get_userbyid(t.spcowner)::text AS owner, \
   pg_catalog.pg_tablespace_location(t.oid) AS location, COALESCE(t.spcoptions, '{}')::text[] AS options, \
@@ -180,22 +205,42 @@ pub async fn read(client: &Client, opts: GlobalsOptions, owners: &[&str]) -> Res
     let mut owner_set: BTreeSet<String> = owners.iter().map(|s| s.to_string()).collect();
     let mut privileges = BTreeSet::new();
     let mut others = BTreeSet::new();
+    let (mut db_owner, mut db_privileges) = (BTreeSet::new(), BTreeSet::new());
     for row in query(client, "roles the objects need", NEEDS, &[]).await? {
         let role: String = row.val("role")?;
         match row.val::<String>("deptype")?.as_str() {
             "o" => owner_set.insert(role),
             "a" | "i" => privileges.insert(role),
+            "Do" => db_owner.insert(role),
+            d if d.starts_with('D') => db_privileges.insert(role),
             _ => others.insert(role),
         };
     }
     needs.owners = owner_set.into_iter().collect();
     needs.privileges = privileges.into_iter().collect();
     needs.others = others.into_iter().collect();
-    let wanted: Vec<String> = needs
-        .for_restore(true, true)
+    needs.database_owner = db_owner.into_iter().collect();
+    needs.database_privileges = db_privileges.into_iter().collect();
+    let mut tablespaces = Vec::new();
+    for row in query(client, "tablespaces", TABLESPACES, &[&opts.all]).await? {
+        tablespaces.push(Tablespace {
+            name: row.val("name")?,
+            owner: row.val("owner")?,
+            location: row.val("location")?,
+            options: row.val("options")?,
+            acl: row.val("acl")?,
+            acl_base: row.val("acl_base")?,
+            comment: row.val("comment")?,
+        });
+    }
+    // The tablespaces' owners too: `--globals` creates them first.
+    let mut wanted: BTreeSet<String> = needs
+        .for_restore(true, true, true)
         .into_iter()
         .map(str::to_string)
         .collect();
+    wanted.extend(tablespaces.iter().map(|t| t.owner.clone()));
+    let wanted: Vec<String> = wanted.into_iter().collect();
 
     let mut roles = Vec::new();
     for row in query(client, "roles", ROLES, &[&opts.all, &wanted]).await? {
@@ -236,19 +281,9 @@ pub async fn read(client: &Client, opts: GlobalsOptions, owners: &[&str]) -> Res
         memberships.push(Membership {
             role: row.val("role")?,
             member: row.val("member")?,
-            admin: row.val("admin_option")?,
-        });
-    }
-    let mut tablespaces = Vec::new();
-    for row in query(client, "tablespaces", TABLESPACES, &[&opts.all]).await? {
-        tablespaces.push(Tablespace {
-            name: row.val("name")?,
-            owner: row.val("owner")?,
-            location: row.val("location")?,
-            options: row.val("options")?,
-            acl: row.val("acl")?,
-            acl_base: row.val("acl_base")?,
-            comment: row.val("comment")?,
+            admin: row.val("admin")?,
+            inherit: row.val("inherit")?,
+            set: row.val("set")?,
         });
     }
     let row = query(client, "database properties", DATABASE, &[])
@@ -321,13 +356,20 @@ impl Role {
 }
 
 impl Membership {
-    pub fn grant_sql(&self) -> String {
-        format!(
-            "GRANT {} TO {}{};\n",
-            quote_ident(&self.role),
-            quote_ident(&self.member),
-            if self.admin { " WITH ADMIN OPTION" } else { "" }
-        )
+    /// The grant for a server of `target_version` (`server_version_num`):
+    /// with its INHERIT and SET options from 16 when the source had them.
+    pub fn grant_sql(&self, target_version: i32) -> String {
+        let (role, member) = (quote_ident(&self.role), quote_ident(&self.member));
+        match (self.inherit, self.set) {
+            (Some(inherit), Some(set)) if target_version >= 160000 => format!(
+                "GRANT {role} TO {member} WITH ADMIN {}, INHERIT {inherit}, SET {set};\n",
+                self.admin
+            ),
+            _ => format!(
+                "GRANT {role} TO {member}{};\n",
+                if self.admin { " WITH ADMIN OPTION" } else { "" }
+            ),
+        }
     }
 }
 
@@ -372,9 +414,15 @@ impl Tablespace {
 
 impl DatabaseProps {
     /// What `pg_dump --create` sets on the database `name` after creating
-    /// it, leaving out owner, privileges or comment as the restore does.
-    /// Settings of roles the target lacks are the caller's to leave out.
-    pub fn apply_sql(&self, name: &str, owner: bool, privileges: bool, comment: bool) -> String {
+    /// it, leaving out owner, privileges or comment as the restore does;
+    /// the settings are [`settings_sql`](Self::settings_sql).
+    pub fn properties_sql(
+        &self,
+        name: &str,
+        owner: bool,
+        privileges: bool,
+        comment: bool,
+    ) -> String {
         let q = quote_ident(name);
         let mut sql = String::new();
         if owner {
@@ -405,10 +453,17 @@ impl DatabaseProps {
                 "",
             ));
         }
-        for s in self.settings.iter().filter_map(|s| setting_sql(s)) {
-            sql.push_str(&format!("ALTER DATABASE {q} SET {s};\n"));
-        }
         sql
+    }
+
+    /// `ALTER DATABASE name SET ...` for each setting.
+    pub fn settings_sql(&self, name: &str) -> String {
+        let q = quote_ident(name);
+        self.settings
+            .iter()
+            .filter_map(|s| setting_sql(s))
+            .map(|s| format!("ALTER DATABASE {q} SET {s};\n"))
+            .collect()
     }
 
     /// `ALTER ROLE role IN DATABASE name SET ...` for one role's settings.
@@ -435,12 +490,39 @@ pub fn setting_sql(setting: &str) -> Option<String> {
         "shared_preload_libraries",
         "unix_socket_directories",
     ];
-    let value = if LISTS.contains(&name.to_ascii_lowercase().as_str()) && !value.is_empty() {
-        value.to_string()
+    let value = if LISTS.contains(&name.to_ascii_lowercase().as_str()) {
+        list_elements(value)
+            .iter()
+            .map(|e| quote_literal(e))
+            .collect::<Vec<_>>()
+            .join(", ")
     } else {
         quote_literal(value)
     };
     Some(format!("{} TO {value}", quote_ident(name)))
+}
+
+/// The elements of a list setting as stored (`app, "my schema"`, `""`):
+/// split at commas outside double quotes, each unquoted.
+fn list_elements(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                cur.push('"');
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur).trim().to_string()),
+            c if c.is_whitespace() && !quoted && cur.is_empty() => {}
+            c => cur.push(c),
+        }
+    }
+    out.push(cur.trim_end().to_string());
+    out
 }
 
 #[cfg(test)]
@@ -451,7 +533,11 @@ mod tests {
     fn settings_keep_lists_and_quote_values() {
         assert_eq!(
             setting_sql("search_path=app, \"my schema\"").as_deref(),
-            Some("search_path TO app, \"my schema\"")
+            Some("search_path TO 'app', 'my schema'")
+        );
+        assert_eq!(
+            setting_sql("search_path=\"\"").as_deref(),
+            Some("search_path TO ''")
         );
         assert_eq!(
             setting_sql("statement_timeout=5s").as_deref(),
@@ -470,11 +556,34 @@ mod tests {
             owners: vec!["own".into()],
             privileges: vec!["reader".into()],
             others: vec!["policy_role".into()],
+            database_owner: vec!["db_owner".into()],
+            database_privileges: vec!["db_reader".into()],
         };
         assert_eq!(
-            n.for_restore(false, false).into_iter().collect::<Vec<_>>(),
+            n.for_restore(false, false, false)
+                .into_iter()
+                .collect::<Vec<_>>(),
             ["policy_role"]
         );
-        assert_eq!(n.for_restore(true, true).len(), 3);
+        assert_eq!(n.for_restore(true, true, false).len(), 3);
+        assert!(n.for_restore(true, false, true).contains("db_owner"));
+        assert!(!n.for_restore(false, true, true).contains("db_owner"));
+        assert!(n.for_restore(false, true, true).contains("db_reader"));
+    }
+
+    #[test]
+    fn memberships_carry_their_options_to_16_and_later() {
+        let m = Membership {
+            role: "admins".into(),
+            member: "alice".into(),
+            admin: false,
+            inherit: Some(false),
+            set: Some(true),
+        };
+        assert_eq!(
+            m.grant_sql(170000),
+            "GRANT admins TO alice WITH ADMIN false, INHERIT false, SET true;\n"
+        );
+        assert_eq!(m.grant_sql(150000), "GRANT admins TO alice;\n");
     }
 }

@@ -41,6 +41,7 @@ pub mod class {
     pub const CONVERSION: u32 = 2607;
     pub const TRANSFORM: u32 = 3576;
     pub const LANGUAGE: u32 = 2612;
+    pub const SUBSCRIPTION: u32 = 6100;
 }
 
 /// Shorthand for an [`ObjRef`].

@@ -57,6 +57,7 @@ fn rank(kind: ObjectKind) -> u8 {
         Statistics => 24,
         Publication => 24,
         PublicationMember => 25,
+        Subscription => 25,
         MaterializedViewData => 25,
         Comment => 26,
         Acl => 27,

@@ -69,6 +69,7 @@ pub enum ObjectKind {
     Transform,
     Language,
     ShellType,
+    Subscription,
 }
 
 impl ObjectKind {
@@ -125,6 +126,7 @@ impl ObjectKind {
             ObjectKind::Transform => "TRANSFORM",
             ObjectKind::Language => "PROCEDURAL LANGUAGE",
             ObjectKind::ShellType => "SHELL TYPE",
+            ObjectKind::Subscription => "SUBSCRIPTION",
         }
     }
 }

@@ -63,8 +63,7 @@ pub struct RestoreArgs {
     /// tablespace (pg_restore --no-tablespaces).
     #[arg(long)]
     pub no_tablespaces: bool,
-    /// Accepted as pg_restore's: pgkeep backups hold no subscriptions
-    /// (their connection strings stay with the source), so none are restored.
+    /// Leave out subscriptions (pg_restore --no-subscriptions).
     #[arg(long)]
     pub no_subscriptions: bool,
     /// Accepted as pg_restore's: pgkeep backups hold no security labels
@@ -90,6 +89,12 @@ pub struct RestoreArgs {
     /// Restore only this section (repeatable): pre-data, data, post-data.
     #[arg(long, value_parser = parse_section)]
     pub section: Vec<pgkeep::catalog::Section>,
+    /// Continue an interrupted restore of the same backup into the same
+    /// database: what it finished (entries, committed data units) is
+    /// skipped, the rest is done (state in the target's pgkeep_restore
+    /// schema, removed at the end).
+    #[arg(long, conflicts_with_all = ["clean", "create", "single_transaction"])]
+    pub resume: bool,
     /// Stop at the first failure: the default (pg_restore --exit-on-error).
     #[arg(long, short = 'e', conflicts_with = "continue_on_error")]
     pub exit_on_error: bool,
@@ -139,6 +144,7 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
     opts.create = args.create;
     opts.if_exists = args.if_exists;
     opts.globals = args.globals;
+    opts.resume = args.resume;
     opts.force_source = args.force_source;
     opts.allow_downgrade = args.allow_downgrade;
     opts.single_transaction = args.single_transaction;
@@ -173,6 +179,7 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
         comments: args.no_comments,
         publications: args.no_publications,
         tablespaces: args.no_tablespaces,
+        subscriptions: args.no_subscriptions,
     };
     if let Some(m) = args.maintenance_work_mem {
         opts.maintenance_work_mem = m;

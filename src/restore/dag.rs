@@ -21,10 +21,19 @@ pub trait Runner: Send + Sync + 'static {
     async fn run(&self, entry: &TocEntry) -> Result<()>;
 }
 
+/// A connection to the target that records each entry it finishes when
+/// `mark` (see `resume.rs`).
+pub struct Tracked {
+    pub conn: Conn,
+    pub mark: bool,
+}
+
 #[async_trait::async_trait]
-impl Runner for Conn {
+impl Runner for Tracked {
     async fn run(&self, entry: &TocEntry) -> Result<()> {
-        run_one(self, entry).await
+        run_one(&self.conn, entry, self.mark).await?;
+        crate::failpoint::hit("restore-post-entry");
+        Ok(())
     }
 }
 
@@ -141,13 +150,28 @@ fn describe(e: &TocEntry) -> String {
     }
 }
 
-/// Runs one entry's SQL, retrying when it was chosen as a deadlock victim.
-pub async fn run_one(conn: &Conn, entry: &TocEntry) -> Result<()> {
+/// Runs one entry's SQL, retrying when it was chosen as a deadlock victim;
+/// with `mark`, records it as done in the same implicit transaction.
+pub async fn run_one(conn: &Conn, entry: &TocEntry, mark: bool) -> Result<()> {
     if entry.sql.trim().is_empty() {
         return Ok(());
     }
+    let marked;
+    let sql = if mark {
+        marked = format!(
+            "{}\n{}",
+            entry.sql,
+            super::resume::mark_sql(
+                &[super::resume::entry_mark(entry.id)],
+                entry.sql.contains("SESSION AUTHORIZATION")
+            )
+        );
+        &marked
+    } else {
+        &entry.sql
+    };
     retrying_deadlocks(
-        || conn.client.batch_execute(&entry.sql),
+        || conn.client.batch_execute(sql),
         |e: &tokio_postgres::Error| e.code().map(|c| c.code()) == Some(DEADLOCK),
         &entry.name,
     )
@@ -231,7 +255,7 @@ mod tests {
             tokio::task::yield_now().await;
             self.log.lock().unwrap().push(('f', e.id));
             if self.fail.contains(&e.id) {
-                return Err(Error::Verification(format!("entry {} failed", e.id)));
+                return Err(Error::Internal(format!("entry {} failed", e.id)));
             }
             Ok(())
         }

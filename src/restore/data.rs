@@ -50,6 +50,8 @@ pub struct LoadContext {
     /// Units load inside the restore's one transaction
     /// (`--single-transaction`): no BEGIN/COMMIT of their own.
     pub in_transaction: bool,
+    /// Record each unit's streams as done when it commits (`--resume`).
+    pub mark: bool,
 }
 
 /// Loads one unit in one transaction; returns the rows the server loaded.
@@ -101,11 +103,23 @@ pub async fn load_unit(conn: &Conn, unit: &Unit, ctx: &LoadContext) -> Result<u6
             .await
             .map_err(ctx_err("finishing"))?;
     }
+    if ctx.mark {
+        let marks: Vec<String> = unit
+            .streams
+            .iter()
+            .map(|s| super::resume::stream_mark(s.id))
+            .collect();
+        conn.client
+            .batch_execute(&super::resume::mark_sql(&marks, false))
+            .await
+            .map_err(ctx_err("recording the progress of"))?;
+    }
     if !ctx.in_transaction {
         conn.client
             .batch_execute("COMMIT")
             .await
             .map_err(ctx_err("committing"))?;
+        crate::failpoint::hit("restore-data-unit");
     }
     Ok(total)
 }

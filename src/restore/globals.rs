@@ -49,9 +49,14 @@ async fn existing_roles(conn: &Conn, names: &[String]) -> Result<BTreeSet<String
 /// Refuses a target cluster without the roles this restore needs, unless
 /// `--globals` will create them.
 pub async fn check_roles(admin: &Conn, globals: &Globals, opts: &RestoreOptions) -> Result<()> {
+    // A selection or a data-only restore names few of the roles: the
+    // statements that need one say so themselves.
+    if opts.selective() || !(opts.sections.pre_data || opts.sections.post_data) {
+        return Ok(());
+    }
     let needed: Vec<String> = globals
         .needs
-        .for_restore(!opts.omit.owner, !opts.omit.acl)
+        .for_restore(!opts.omit.owner, !opts.omit.acl, opts.create)
         .into_iter()
         .map(str::to_string)
         .collect();
@@ -79,42 +84,36 @@ pub async fn check_roles(admin: &Conn, globals: &Globals, opts: &RestoreOptions)
     )))
 }
 
-/// `--globals`: creates the missing roles and tablespaces.
+/// `--globals`: creates the missing roles and tablespaces. The roles, their
+/// settings and comments and the memberships of the roles it creates go in
+/// one transaction (all or none); tablespaces, which `CREATE TABLESPACE`
+/// makes outside any transaction, one by one after them.
 pub async fn create(admin: &Conn, globals: &Globals) -> Result<GlobalsReport> {
     let mut report = GlobalsReport::default();
     let names: Vec<String> = globals.roles.iter().map(|r| r.name.clone()).collect();
     let have = existing_roles(admin, &names).await?;
+    let mut batch = String::new();
     for role in &globals.roles {
         if have.contains(&role.name) {
             report.roles_existing.push(role.name.clone());
-            continue;
+        } else {
+            batch.push_str(&role.create_sql());
+            report.roles_created.push(role.name.clone());
         }
-        admin
-            .client
-            .batch_execute(&role.create_sql())
-            .await
-            .map_err(Error::db(format!("creating role {}", role.name)))?;
-        report.roles_created.push(role.name.clone());
     }
-    let roles_now = existing_roles(
-        admin,
-        &globals
-            .memberships
-            .iter()
-            .map(|m| m.role.clone())
-            .collect::<Vec<_>>(),
-    )
-    .await?;
-    for m in globals
-        .memberships
-        .iter()
-        .filter(|m| report.roles_created.contains(&m.member) && roles_now.contains(&m.role))
-    {
-        admin
-            .client
-            .batch_execute(&m.grant_sql())
-            .await
-            .map_err(Error::db(format!("granting {} to {}", m.role, m.member)))?;
+    let target = admin.server_version_num().await?;
+    let holders: Vec<String> = globals.memberships.iter().map(|m| m.role.clone()).collect();
+    let holders = existing_roles(admin, &holders).await?;
+    for m in globals.memberships.iter().filter(|m| {
+        report.roles_created.contains(&m.member)
+            && (holders.contains(&m.role) || report.roles_created.contains(&m.role))
+    }) {
+        batch.push_str(&m.grant_sql(target));
+    }
+    if !batch.is_empty() {
+        admin.client.batch_execute(&batch).await.map_err(Error::db(
+            "creating the backup's roles (--globals; none was created)",
+        ))?;
     }
     let spaces: Vec<String> = globals.tablespaces.iter().map(|t| t.name.clone()).collect();
     let have = existing(
@@ -143,12 +142,35 @@ pub async fn create(admin: &Conn, globals: &Globals) -> Result<GlobalsReport> {
     Ok(report)
 }
 
-/// `--create`: the database's owner, connection limit, comment, privileges
-/// and settings, and its per-role settings for roles the target has.
-pub async fn apply_database(admin: &Conn, globals: &Globals, opts: &RestoreOptions) -> Result<()> {
+/// `--create`, right after creating the database: its owner, connection
+/// limit, comment and privileges.
+pub async fn apply_properties(
+    admin: &Conn,
+    globals: &Globals,
+    opts: &RestoreOptions,
+) -> Result<()> {
+    let name = &opts.db.dbname;
+    let sql = globals.database.properties_sql(
+        name,
+        !opts.omit.owner,
+        !opts.omit.acl,
+        !opts.omit.comments,
+    );
+    admin
+        .client
+        .batch_execute(&sql)
+        .await
+        .map_err(Error::db(format!(
+            "setting the properties of database {name}"
+        )))
+}
+
+/// `--create`, once the restore is done: `ALTER DATABASE ... SET` and the
+/// per-role settings of roles the target has.
+pub async fn apply_settings(admin: &Conn, globals: &Globals, opts: &RestoreOptions) -> Result<()> {
     let db = &globals.database;
     let name = &opts.db.dbname;
-    let mut sql = db.apply_sql(name, !opts.omit.owner, !opts.omit.acl, !opts.omit.comments);
+    let mut sql = db.settings_sql(name);
     let roles: Vec<String> = db.role_settings.iter().map(|(r, _)| r.clone()).collect();
     let have = existing_roles(admin, &roles).await?;
     for (role, setting) in &db.role_settings {
@@ -163,6 +185,6 @@ pub async fn apply_database(admin: &Conn, globals: &Globals, opts: &RestoreOptio
         .batch_execute(&sql)
         .await
         .map_err(Error::db(format!(
-            "setting the properties of database {name}"
+            "applying the settings of database {name}"
         )))
 }

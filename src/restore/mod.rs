@@ -8,6 +8,7 @@ mod dag;
 mod data;
 pub mod globals;
 mod onerror;
+mod resume;
 pub mod scratch;
 pub mod select;
 mod target;
@@ -63,6 +64,9 @@ pub struct RestoreOptions {
     /// Create the roles and tablespaces the backup holds that the target
     /// cluster lacks (`--globals`).
     pub globals: bool,
+    /// Continue an interrupted restore of the same backup into the same
+    /// target, skipping what it finished (`--resume`).
+    pub resume: bool,
     /// Stop at the first failure (default) or go on and report every one.
     pub on_error: OnError,
     /// The whole restore in one transaction on one connection: all or
@@ -97,6 +101,7 @@ impl RestoreOptions {
             select: None,
             if_exists: false,
             globals: false,
+            resume: false,
             on_error: OnError::Exit,
             single_transaction: false,
             allow_downgrade: false,
@@ -141,7 +146,7 @@ pub async fn clean_preview(repo: &Repo, id: &str, opts: &RestoreOptions) -> Resu
     check_options(opts)?;
     if opts.if_exists {
         let chosen = choose(&manifest, opts)?;
-        return Ok(drop_statements(&chosen.toc)?
+        return Ok(drop_statements(&chosen.toc, opts.sections)?
             .iter()
             .map(|d| d.trim_end().trim_end_matches(';').to_string())
             .collect());
@@ -211,17 +216,85 @@ async fn run(
     check_options(opts)?;
     target::guard_source(&opts.db, &manifest.header, opts.force_source).await?;
     target::guard_version(&opts.db, &manifest.header, opts.allow_downgrade).await?;
-    let globals_report = prepare_globals(opts, &manifest).await?;
-    let failed = Failed::new(opts.on_error);
+    let sections = opts.sections;
 
-    if opts.create {
-        target::create_database(&opts.db, &encoding, opts.clean).await?;
-        if let Some(g) = &manifest.body.globals {
-            let admin = target::admin_connection(&opts.db).await?;
-            globals::apply_database(&admin, g, opts).await?;
-        }
+    // Everything that can refuse runs before anything in the target changes.
+    let Chosen {
+        toc,
+        only,
+        skipped_foreign_keys,
+    } = choose(&manifest, opts)?;
+    // With --create the database is new: nothing of the backup's is there.
+    let drops: String = if opts.clean && opts.if_exists && !opts.create {
+        drop_statements(&toc, sections)?.concat()
+    } else {
+        String::new()
+    };
+    if let Some(g) = &manifest.body.globals {
+        let admin = target::admin_connection(&opts.db).await?;
+        globals::check_roles(&admin, g, opts).await?;
+    } else if opts.globals {
+        tracing::warn!("this backup records no globals (made by an older pgkeep): --globals has nothing to create");
     }
-    let main = open_session(&opts.db, &encoding).await?;
+    // Progress is recorded in the target (not in one transaction: nothing
+    // to resume there); --resume reads it back.
+    let mark = !opts.single_transaction;
+    let mut existing = 0;
+    let mut done = resume::Done::default();
+    let mut main = None;
+    if !opts.create {
+        let conn = open_session(&opts.db, &encoding).await?;
+        // Only a restore that creates objects needs an empty target; data
+        // or post-data alone go into the schema already there. A selection
+        // (`-t/-n/-T/-N`, `--use-list`) goes into a target that holds what
+        // the selected objects need, as with pg_restore.
+        if sections.pre_data && !opts.selective() && !opts.if_exists && !opts.resume {
+            existing = count_user_objects(&conn).await?;
+        }
+        let interrupted = resume::present(&conn).await?;
+        if existing > 0 && !opts.clean {
+            let hint = if interrupted {
+                "; an interrupted restore left its progress there: continue it with --resume"
+            } else {
+                ""
+            };
+            return Err(Error::Refused(format!(
+                "database {:?} is not empty ({existing} user objects); use --clean to drop its contents first, or --create with a new database name{hint}",
+                opts.db.dbname
+            )));
+        }
+        if opts.resume {
+            done = resume::load(&conn, &id).await?;
+        } else if mark && interrupted && existing == 0 {
+            return Err(Error::Refused(format!(
+                "an interrupted restore left its progress in database {:?} (schema {}): continue it with --resume, or drop that schema to start over",
+                opts.db.dbname,
+                resume::SCHEMA
+            )));
+        }
+        main = Some(conn);
+    }
+
+    // From here on the target changes.
+    let globals_report = match (&manifest.body.globals, opts.globals) {
+        (Some(g), true) => {
+            let admin = target::admin_connection(&opts.db).await?;
+            Some(globals::create(&admin, g).await?)
+        }
+        _ => None,
+    };
+    let failed = Failed::new(opts.on_error);
+    let main = match main {
+        Some(conn) => conn,
+        None => {
+            target::create_database(&opts.db, &encoding, opts.clean).await?;
+            if let Some(g) = &manifest.body.globals {
+                let admin = target::admin_connection(&opts.db).await?;
+                globals::apply_properties(&admin, g, opts).await?;
+            }
+            open_session(&opts.db, &encoding).await?
+        }
+    };
     if opts.single_transaction {
         // Dropping the connection on any failure rolls everything back.
         main.client
@@ -229,44 +302,28 @@ async fn run(
             .await
             .map_err(Error::db("starting the restore's transaction"))?;
     }
-    let sections = opts.sections;
-    // Only a restore that creates objects needs an empty target; data or
-    // post-data alone go into the schema already there.
-    // A selection (`-t/-n/-T/-N`, `--use-list`) goes into a target that
-    // holds what the selected objects need, as with pg_restore.
-    let existing = if sections.pre_data && !opts.selective() && !opts.if_exists {
-        count_user_objects(&main).await?
-    } else {
-        0
-    };
     if existing > 0 {
-        if !opts.clean {
-            return Err(Error::Refused(format!(
-                "database {:?} is not empty ({existing} user objects); use --clean to drop its contents first, or --create with a new database name",
-                opts.db.dbname
-            )));
-        }
         target::clean_database(&main).await?;
     }
     tracing::info!(backup = %id, target = %opts.db, "restoring");
-
-    // Pre-data, in TOC order (sorted by dependencies).
-    let Chosen {
-        toc,
-        only,
-        skipped_foreign_keys,
-    } = choose(&manifest, opts)?;
     for fk in &skipped_foreign_keys {
         tracing::warn!(foreign_key = %fk, "left out: it points at a table the selection leaves out");
     }
-    if opts.clean && opts.if_exists {
-        drop_entries(&main, &toc).await?;
+    if !drops.is_empty() {
+        // One implicit transaction: a failing drop (an object outside the
+        // backup depending on one inside) drops nothing.
+        main.client.batch_execute(&drops).await.map_err(Error::db(
+            "dropping the backup's objects in the target (--clean --if-exists)",
+        ))?;
+    }
+    if mark && !opts.resume {
+        resume::begin(&main, &id).await?;
     }
     for e in toc
         .iter()
-        .filter(|e| e.section == Section::PreData && sections.pre_data)
+        .filter(|e| e.section == Section::PreData && sections.pre_data && !done.entry(e.id))
     {
-        if let Err(err) = dag::run_one(&main, e).await {
+        if let Err(err) = dag::run_one(&main, e, mark).await {
             failed.absorb(err)?;
         }
     }
@@ -283,17 +340,16 @@ async fn run(
             &budget,
             (&encoding, opts.single_transaction.then_some(&main)),
             progress.clone(),
-            &failed,
+            (&failed, &done, mark),
         )
         .await?
     } else {
         (0, 0, 0)
     };
-    for e in toc
-        .iter()
-        .filter(|e| e.section == Section::Data && e.data.is_none() && sections.data)
-    {
-        if let Err(err) = dag::run_one(&main, e).await {
+    for e in toc.iter().filter(|e| {
+        e.section == Section::Data && e.data.is_none() && sections.data && !done.entry(e.id)
+    }) {
+        if let Err(err) = dag::run_one(&main, e, mark).await {
             failed.absorb(err)?;
         }
     }
@@ -303,15 +359,17 @@ async fn run(
     let t_post = Instant::now();
     let post: Vec<TocEntry> = toc
         .iter()
-        .filter(|e| e.section == Section::PostData && sections.post_data)
+        .filter(|e| e.section == Section::PostData && sections.post_data && !done.entry(e.id))
         .cloned()
         .collect();
-    let mut conns = vec![main];
+    let mut conns = vec![dag::Tracked { conn: main, mark }];
     for _ in 1..opts.jobs.max(1) {
-        conns.push(open_session(&opts.db, &encoding).await?);
+        let conn = open_session(&opts.db, &encoding).await?;
+        conns.push(dag::Tracked { conn, mark });
     }
     for c in &conns {
-        c.client
+        c.conn
+            .client
             .batch_execute(&format!(
                 "SET maintenance_work_mem = {}",
                 crate::pg::quote_literal(&opts.maintenance_work_mem)
@@ -320,15 +378,29 @@ async fn run(
             .map_err(Error::db("setting maintenance_work_mem"))?;
     }
     let conns = dag::run_entries(conns, post, progress.as_ref(), "post-data", &failed).await?;
-    if opts.single_transaction {
-        if let Some(main) = conns.first() {
-            main.client
+    if let Some(last) = conns.first() {
+        if opts.single_transaction {
+            last.conn
+                .client
                 .batch_execute("COMMIT")
                 .await
                 .map_err(Error::db("committing the restore's transaction"))?;
+        } else if failed.list().is_empty() {
+            // Finished: the progress record goes (after failures gone past,
+            // it stays, and --resume retries what failed).
+            resume::finish(&last.conn).await?;
         }
     }
     let post_data_ms = t_post.elapsed().as_millis() as u64;
+    // The database's own settings last: a source's
+    // `default_transaction_read_only` or `lock_timeout` must not govern
+    // the restore's sessions.
+    if opts.create {
+        if let Some(g) = &manifest.body.globals {
+            let admin = target::admin_connection(&opts.db).await?;
+            globals::apply_settings(&admin, g, opts).await?;
+        }
+    }
 
     Ok(RestoreSummary {
         backup_id: id,
@@ -400,8 +472,15 @@ fn choose(manifest: &Manifest, opts: &RestoreOptions) -> Result<Chosen> {
 /// The drop statements `--clean --if-exists` runs for `toc`: its
 /// standalone objects in reverse restore order (foreign keys first, then
 /// what depends on something before what it depends on).
-fn drop_statements(toc: &[TocEntry]) -> Result<Vec<&str>> {
-    let drops: Vec<&str> = toc.iter().rev().filter_map(|e| e.drop.as_deref()).collect();
+fn drop_statements(toc: &[TocEntry], sections: select::Sections) -> Result<Vec<&str>> {
+    // Only what this restore creates again; foreign keys always, so that
+    // tables drop in any order.
+    let drops: Vec<&str> = toc
+        .iter()
+        .rev()
+        .filter(|e| sections.runs(e.section) || e.kind == ObjectKind::ForeignKey)
+        .filter_map(|e| e.drop.as_deref())
+        .collect();
     if drops.is_empty() && toc.iter().any(|e| e.section == Section::PreData) {
         return Err(Error::Refused(
             "this backup records no drop statements (it was made by an older pgkeep), so --if-exists cannot tell what to drop: use --clean alone, which empties the whole target".into(),
@@ -410,40 +489,15 @@ fn drop_statements(toc: &[TocEntry]) -> Result<Vec<&str>> {
     Ok(drops)
 }
 
-/// `--clean --if-exists`: drops what the restore is about to create, as
-/// one implicit transaction (one failing drop, such as an object outside
-/// the backup that depends on one inside, drops nothing).
-async fn drop_entries(conn: &Conn, toc: &[TocEntry]) -> Result<()> {
-    let sql = drop_statements(toc)?.concat();
-    conn.client.batch_execute(&sql).await.map_err(Error::db(
-        "dropping the backup's objects in the target (--clean --if-exists)",
-    ))
-}
-
-/// Refuses a target cluster without the roles the backup needs (before
-/// anything changes) and, with `--globals`, creates what it lacks.
-async fn prepare_globals(
-    opts: &RestoreOptions,
-    manifest: &Manifest,
-) -> Result<Option<globals::GlobalsReport>> {
-    let Some(g) = &manifest.body.globals else {
-        if opts.globals {
-            tracing::warn!("this backup records no globals (made by an older pgkeep): --globals has nothing to create");
-        }
-        return Ok(None);
-    };
-    let admin = target::admin_connection(&opts.db).await?;
-    globals::check_roles(&admin, g, opts).await?;
-    if !opts.globals {
-        return Ok(None);
-    }
-    Ok(Some(globals::create(&admin, g).await?))
-}
-
 /// Refuses option combinations that cannot work, before anything changes.
 fn check_options(opts: &RestoreOptions) -> Result<()> {
     if opts.if_exists && !opts.clean {
         return Err(Error::Config("--if-exists needs --clean".into()));
+    }
+    if opts.resume && (opts.clean || opts.create) {
+        return Err(Error::Config(
+            "--resume continues a restore into the database it was interrupted in: it does not combine with --clean or --create".into(),
+        ));
     }
     if opts.clean && !opts.sections.pre_data {
         return Err(Error::Config(
@@ -474,6 +528,11 @@ fn check_options(opts: &RestoreOptions) -> Result<()> {
     if opts.on_error == OnError::Continue {
         return Err(Error::Config(
             "--single-transaction does not combine with --continue-on-error: any failure rolls the whole restore back".into(),
+        ));
+    }
+    if opts.resume {
+        return Err(Error::Config(
+            "--single-transaction leaves nothing to resume: an interrupted one-transaction restore changed nothing".into(),
         ));
     }
     Ok(())
@@ -571,7 +630,8 @@ fn plan_units(manifest: &Manifest, jobs: usize) -> Result<Vec<Unit>> {
 
 /// Loads the data units over `--jobs` connections of their own, or, with
 /// `single` (`--single-transaction`), one after another on that connection
-/// inside its transaction.
+/// inside its transaction. Streams in `done` (`--resume`) are skipped; with
+/// `mark`, each unit records its streams as it commits.
 #[allow(clippy::too_many_arguments)]
 async fn load_data(
     repo: &Repo,
@@ -581,9 +641,18 @@ async fn load_data(
     budget: &Budget,
     (encoding, single): (&str, Option<&Conn>),
     progress: Arc<dyn Progress>,
-    failed: &Failed,
+    (failed, done, mark): (&Failed, &resume::Done, bool),
 ) -> Result<(u64, u64, usize)> {
     let mut units = plan_units(manifest, opts.jobs)?;
+    for u in &mut units {
+        let before = u.streams.len();
+        u.streams.retain(|s| !done.stream(s.id));
+        if u.streams.len() != before {
+            // Part of the table is in: add the rest, never TRUNCATE.
+            u.freeze = false;
+        }
+    }
+    units.retain(|u| !u.streams.is_empty());
     if let Some(keep) = only {
         let ids: HashMap<u32, u32> = manifest
             .body
@@ -621,6 +690,7 @@ async fn load_data(
         ),
         progress: progress.clone(),
         in_transaction: single.is_some(),
+        mark,
     });
     if let Some(conn) = single {
         let (rows, bytes) = drain(conn, &queue, &ctx, failed).await?;

@@ -37,9 +37,12 @@ impl Failed {
     }
 
     /// Records `e` and returns `Ok` when going on past failures; hands it
-    /// back otherwise, and always for an interruption.
+    /// back otherwise, and always for an interruption, damage in the
+    /// archive (exit 3: nothing after it can be trusted) and a lost
+    /// connection (every later statement on it would fail too).
     pub fn absorb(&self, e: Error) -> Result<()> {
-        if !self.keeps_going() || matches!(e, Error::Interrupted(_)) {
+        let lost = matches!(&e, Error::Db { source, .. } if source.is_closed());
+        if !self.keeps_going() || matches!(e, Error::Interrupted(_)) || e.exit_code() == 3 || lost {
             return Err(e);
         }
         let text = crate::redact::redact(&e.to_string());
@@ -70,6 +73,12 @@ mod tests {
         go.absorb(Error::Config("first".into())).unwrap();
         go.clone().absorb(Error::Config("second".into())).unwrap();
         assert!(go.absorb(Error::Interrupted("stop".into())).is_err());
+        assert!(go
+            .absorb(Error::Integrity {
+                object: "pack".into(),
+                message: "hash".into()
+            })
+            .is_err());
         let list = go.list();
         assert_eq!(list.len(), 2);
         assert!(list[0].contains("first") && list[1].contains("second"));

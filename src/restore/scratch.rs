@@ -47,6 +47,7 @@ impl Scratch {
     pub async fn drop_database(&self) -> Result<()> {
         let admin = admin_connection(&self.settings).await?;
         let name = self.name();
+        super::target::drop_subscriptions(&self.settings).await?;
         let version = admin.server_version_num().await?;
         let sql = if version >= 130000 {
             format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name))

@@ -92,6 +92,7 @@ fn database_wide(kind: ObjectKind) -> bool {
             | ObjectKind::AccessMethod
             | ObjectKind::Transform
             | ObjectKind::Language
+            | ObjectKind::Subscription
     )
 }
 
@@ -262,11 +263,18 @@ pub struct Omit {
     pub publications: bool,
     /// `TABLESPACE` clauses: objects go to the target's default.
     pub tablespaces: bool,
+    /// Subscriptions.
+    pub subscriptions: bool,
 }
 
 impl Omit {
     pub fn any(&self) -> bool {
-        self.owner || self.acl || self.comments || self.publications || self.tablespaces
+        self.owner
+            || self.acl
+            || self.comments
+            || self.publications
+            || self.tablespaces
+            || self.subscriptions
     }
 
     /// The entries to run, with owner statements and tablespace clauses
@@ -280,7 +288,8 @@ impl Omit {
                         && matches!(
                             e.kind,
                             ObjectKind::Publication | ObjectKind::PublicationMember
-                        ))
+                        )
+                    || self.subscriptions && e.kind == ObjectKind::Subscription)
             })
             .map(|e| {
                 let mut e = e.clone();
@@ -463,11 +472,13 @@ mod tests {
             e(4, ObjectKind::DefaultAcl),
             e(5, ObjectKind::Publication),
             e(6, ObjectKind::PublicationMember),
+            e(7, ObjectKind::Subscription),
         ];
         let omit = Omit {
             owner: true,
             acl: true,
             publications: true,
+            subscriptions: true,
             ..Omit::default()
         };
         let kept = omit.apply(&toc);
@@ -480,7 +491,7 @@ mod tests {
             }
             .apply(&toc)
             .len(),
-            5
+            6
         );
     }
 

@@ -167,6 +167,37 @@ pub async fn guard_cluster(
     }
 }
 
+/// Detaches and drops the subscriptions of the database `settings` names,
+/// if it exists: a database with a subscription cannot be dropped, and a
+/// subscription with a slot cannot be dropped without reaching its
+/// publisher (restored ones never connected).
+pub(crate) async fn drop_subscriptions(settings: &ConnSettings) -> Result<()> {
+    let Ok(conn) = connect(settings).await else {
+        return Ok(());
+    };
+    let rows = conn
+        .client
+        .query(
+            "SELECT pg_catalog.quote_ident(subname) FROM pg_catalog.pg_subscription \
+             WHERE subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())",
+            &[],
+        )
+        .await
+        .map_err(Error::db("listing the database's subscriptions"))?;
+    for r in rows {
+        let q: String = r
+            .try_get(0)
+            .map_err(Error::db("listing the database's subscriptions"))?;
+        conn.client
+            .batch_execute(&format!(
+                "ALTER SUBSCRIPTION {q} DISABLE; ALTER SUBSCRIPTION {q} SET (slot_name = NONE); DROP SUBSCRIPTION {q};"
+            ))
+            .await
+            .map_err(Error::db(format!("dropping subscription {q}")))?;
+    }
+    Ok(())
+}
+
 /// Creates the target database (`--create`), dropping it first with `clean`.
 pub async fn create_database(settings: &ConnSettings, encoding: &str, clean: bool) -> Result<()> {
     let admin = admin_connection(settings).await?;
@@ -186,6 +217,7 @@ pub async fn create_database(settings: &ConnSettings, encoding: &str, clean: boo
                 "database {name:?} already exists; drop it, restore into it without --create, or add --clean to drop and recreate it"
             )));
         }
+        drop_subscriptions(settings).await?;
         admin
             .client
             .batch_execute(&format!("DROP DATABASE {}", quote_ident(name)))

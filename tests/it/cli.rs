@@ -29,6 +29,13 @@ pub(crate) fn pgkeep_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("pgkeep runs")
 }
 
+/// Runs pgkeep and fails the test unless it succeeds; returns its output.
+pub(crate) fn pgkeep_ok(args: &[&str]) -> String {
+    let o = pgkeep_env(args, &[]);
+    assert!(o.status.success(), "{args:?}: {}", text(&o));
+    text(&o)
+}
+
 pub(crate) fn text(o: &Output) -> String {
     format!(
         "{}{}",

@@ -3,7 +3,8 @@
 //! first failure; `--continue-on-error` goes past each, lists them and their
 //! count, and exits 1; `--single-transaction` is all or nothing; a backup of
 //! a newer major is refused unless `--allow-downgrade`; `--clean
-//! --if-exists` drops only what the backup holds.
+//! --if-exists` drops only what the backup holds; a restore killed mid-data
+//! or mid-post-data continues with `--resume`, loading no row twice.
 
 use crate::cli::{pgkeep_env, text};
 use crate::support::{assert_same_database, cluster};
@@ -324,4 +325,49 @@ async fn clean_if_exists_drops_only_what_the_backup_holds() {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(count(&sel, "SELECT count(*) FROM app.b").await, Some(5));
     assert_eq!(count(&sel, "SELECT count(*) FROM app.a").await, Some(11));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_restore_resumes_where_it_stopped() {
+    use std::os::unix::process::ExitStatusExt;
+    let c = cluster();
+    let sink = Case::kitchen_sink("rres").await;
+    for (point, n) in [("restore-data-unit", 3), ("restore-post-entry", 6)] {
+        let dst = c.create_db(&format!("rres_{n}")).await;
+        // The failpoint aborts the process as a crash or kill -9 would.
+        let url = c.url(&dst);
+        let failpoint = format!("{point}:{n}");
+        let o = pgkeep_env(
+            &["restore", "--repo", &sink.repo, "--db", &url, "--jobs", "2"],
+            &[("PGKEEP_FAILPOINT", &failpoint)],
+        );
+        assert_eq!(
+            o.status.signal(),
+            Some(libc::SIGABRT),
+            "{point}: {}",
+            text(&o)
+        );
+        // Without --resume: refused, pointing at --resume.
+        let o = sink.restore(&dst, &[]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(text(&o).contains("--resume"), "{}", text(&o));
+        // --resume finishes it: equal to the source, no row loaded twice,
+        // and the progress record gone.
+        let o = sink.restore(&dst, &["--resume", "--jobs", "2"]);
+        assert!(o.status.success(), "{point}: {}", text(&o));
+        assert_same_database(c, &sink.src, &dst).await;
+        assert_eq!(
+            count(
+                &dst,
+                "SELECT count(*) FROM pg_namespace WHERE nspname = 'pgkeep_restore'"
+            )
+            .await,
+            Some(0)
+        );
+    }
+    // Nothing to resume: refused.
+    let dst = c.create_db("rres_none").await;
+    let o = sink.restore(&dst, &["--resume"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("no interrupted restore"), "{}", text(&o));
 }

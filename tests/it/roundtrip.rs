@@ -43,10 +43,7 @@ async fn object_kinds_round_trip_and_clean_if_exists_over_themselves() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let repo = repo.to_str().unwrap();
-    let run = |args: &[&str]| {
-        let o = crate::cli::pgkeep_env(args, &[]);
-        assert!(o.status.success(), "{args:?}: {}", crate::cli::text(&o));
-    };
+    let run = crate::cli::pgkeep_ok;
     run(&["backup", "--db", &c.url(&src), "--repo", repo]);
     let dst = c.create_db("rt_kinds_dst").await;
     run(&["restore", "--repo", repo, "--db", &c.url(&dst)]);
@@ -61,6 +58,52 @@ async fn object_kinds_round_trip_and_clean_if_exists_over_themselves() {
         "--if-exists",
     ]);
     assert_same_database(c, &src, &dst).await;
+}
+
+/// A subscription comes back as pg_dump restores one: disabled, never
+/// connected, its slot name kept; its password stays out of the backup;
+/// `--no-subscriptions` leaves it out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_comes_back_disabled_without_its_password() {
+    let c = cluster();
+    let src = crate::pgkeep::db_with(
+        "rt_sub_src",
+        "CREATE SUBSCRIPTION rt_sub CONNECTION 'host=127.0.0.1 port=1 dbname=nowhere user=repl password=sub-secret-pw' \
+         PUBLICATION pub_a WITH (connect = false, slot_name = 'rt_slot')",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let repo_s = repo.to_str().unwrap();
+    let run = crate::cli::pgkeep_ok;
+    let out = run(&["backup", "--db", &c.url(&src), "--repo", repo_s]);
+    assert!(out.contains("password is left out"), "{out}");
+    crate::pgkeep::assert_secret_not_stored(&repo, "sub-secret-pw");
+    let subs = |db: String| async move {
+        c.column(
+            &db,
+            "SELECT concat_ws(' | ', subname, subenabled, subconninfo, subslotname, subpublications::text) \
+             FROM pg_catalog.pg_subscription WHERE subdbid = \
+             (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())",
+        )
+        .await
+    };
+    let dst = c.create_db("rt_sub_dst").await;
+    run(&["restore", "--repo", repo_s, "--db", &c.url(&dst)]);
+    assert_eq!(
+        subs(dst).await,
+        ["rt_sub | f | host=127.0.0.1 port=1 dbname=nowhere user=repl | rt_slot | {pub_a}"]
+    );
+    let none = c.create_db("rt_sub_none").await;
+    run(&[
+        "restore",
+        "--repo",
+        repo_s,
+        "--db",
+        &c.url(&none),
+        "--no-subscriptions",
+    ]);
+    assert!(subs(none).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -419,10 +462,7 @@ async fn sections_restore_one_after_another() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let repo_s = repo.to_str().unwrap();
-    let run = |args: &[&str]| {
-        let o = crate::cli::pgkeep_env(args, &[]);
-        assert!(o.status.success(), "{args:?}: {}", crate::cli::text(&o));
-    };
+    let run = crate::cli::pgkeep_ok;
     run(&["backup", "--db", &c.url(&src), "--repo", repo_s]);
     let dst = c.create_db("rt_sect_dst").await;
     for section in ["pre-data", "data", "post-data"] {

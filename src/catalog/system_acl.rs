@@ -1,0 +1,55 @@
+//! Privileges changed on system objects (functions, tables and views of
+//! `pg_catalog` and `information_schema`), as pg_dump dumps them: the
+//! difference between the object's ACL in this database and its initial
+//! one (`pg_init_privs`, else the built-in default). Whole-database backups
+//! only.
+
+use super::acl::commands;
+use super::obj::Obj;
+use super::sql::{query, RowExt};
+use super::toc::{ObjectKind, Section};
+use super::Ctx;
+use crate::error::Result;
+
+/// Routines and relations of the system schemas whose privileges differ
+/// from their initial ones; `on` as `GRANT ... ON` names them.
+const CHANGED: &str = "SELECT * FROM ( \
+  SELECT 'FUNCTION ' || pg_catalog.format('%I.%I', n.nspname, p.proname) \
+      || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')' AS on, \
+    n.nspname::text AS schema, pg_catalog.pg_get_userbyid(p.proowner)::text AS owner, \
+    COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))::text[] AS acl, \
+    COALESCE((SELECT ip.initprivs FROM pg_catalog.pg_init_privs ip WHERE ip.objoid = p.oid \
+      AND ip.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND ip.objsubid = 0), \
+      pg_catalog.acldefault('f', p.proowner))::text[] AS acl_base \
+  FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+  WHERE n.nspname IN ('pg_catalog', 'information_schema') \
+  UNION ALL \
+  SELECT 'TABLE ' || pg_catalog.format('%I.%I', n.nspname, c.relname), n.nspname::text, \
+    pg_catalog.pg_get_userbyid(c.relowner)::text, \
+    COALESCE(c.relacl, pg_catalog.acldefault('r', c.relowner))::text[], \
+    COALESCE((SELECT ip.initprivs FROM pg_catalog.pg_init_privs ip WHERE ip.objoid = c.oid \
+      AND ip.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND ip.objsubid = 0), \
+      pg_catalog.acldefault('r', c.relowner))::text[] \
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+  WHERE n.nspname IN ('pg_catalog', 'information_schema') AND c.relkind IN ('r', 'v', 'm') \
+  ) x WHERE x.acl IS DISTINCT FROM x.acl_base ORDER BY 1";
+
+pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
+    if !ctx.filter.whole_database() {
+        return Ok(());
+    }
+    for row in query(ctx.client, "privileges on system objects", CHANGED, &[]).await? {
+        let on: String = row.val("on")?;
+        let owner: String = row.val("owner")?;
+        let acl: Vec<String> = row.val("acl")?;
+        let base: Vec<String> = row.val("acl_base")?;
+        let sql = commands(&acl, &base, &owner, &on, None, "");
+        if sql.is_empty() {
+            continue;
+        }
+        let mut obj = Obj::new(ObjectKind::Acl, Section::PostData, on, sql).owner(owner);
+        obj.schema = Some(row.val("schema")?);
+        out.push(obj);
+    }
+    Ok(())
+}
