@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# PostgreSQL version matrix: the round-trip tests against each major, and a
-# cross-version backup (oldest major) restored into the system's PostgreSQL.
+# PostgreSQL version matrix: the round-trip, globals and version tests
+# against each major; every older major backed up and restored into 15 (the
+# system's PostgreSQL) and into 18; and a backup of 18 refused by a 15
+# target unless --allow-downgrade.
 #
 #   scripts/versions.sh [MAJOR...]        default: 13 14 15 16 17 18
 #   scripts/versions.sh --install [MAJOR...]   only install; print bin dirs
@@ -90,10 +92,10 @@ for major in "${MAJORS[@]}"; do
   bin=$(server_bin "$major") || { RESULT[$major]="FAIL (not installed)"; status=1; continue; }
   VERSION[$major]=$("$bin/postgres" --version | awk '{print $3}')
   log=$CACHE/logs/test-$major.log
-  echo "== PostgreSQL ${VERSION[$major]}: cargo test --test it -- roundtrip versions (log: $log)"
+  echo "== PostgreSQL ${VERSION[$major]}: cargo test --test it -- roundtrip globals versions (log: $log)"
   # Tools of the server's own package when it ships them, else the newest.
   tools=$TOOLS && [ -x "$bin/pg_dump" ] && tools=$bin
-  if PGKEEP_PG_BIN=$bin PGKEEP_PG_TOOLS=$tools cargo test --locked --test it -- roundtrip versions >"$log" 2>&1; then
+  if PGKEEP_PG_BIN=$bin PGKEEP_PG_TOOLS=$tools cargo test --locked --test it -- roundtrip globals versions >"$log" 2>&1; then
     RESULT[$major]="pass ($(test_result "$log"))"
   else
     RESULT[$major]="FAIL ($(test_result "$log"))"
@@ -101,7 +103,7 @@ for major in "${MAJORS[@]}"; do
   fi
 done
 
-# --- cross-version: oldest major -> PostgreSQL 15 ---------------------------
+# --- cross-version: older majors -> 15 and 18; 18 -> 15 refused -------------
 cluster_up() { # $1 = bin dir, $2 = cluster dir; prints the port
   local bin=$1 dir=$2 port
   mkdir -p "$dir" && chmod 755 "$dir"
@@ -146,29 +148,63 @@ cross_version() { # $1 = source major, $2 = target major
   diff -u "$work/src.sql" "$work/dst.sql" >"$CACHE/logs/cross-$1-$2.diff"
 }
 
-# Every major older than 15 in the list is backed up and restored into 15.
+# A backup of a newer major into an older server: refused, naming
+# --allow-downgrade, with nothing created.
+downgrade_refused() { # $1 = source major, $2 = older target major
+  local sbin tbin work sport tport
+  sbin=$(server_bin "$1") && tbin=$(server_bin "$2") || return 1
+  work=$(mktemp -d /tmp/pgkeep-versions.XXXXXX) && chmod 755 "$work"
+  trap 'cluster_down "$sbin" "$work/src"; cluster_down "$tbin" "$work/dst"; rm -rf "$work"' RETURN
+  sport=$(cluster_up "$sbin" "$work/src") && tport=$(cluster_up "$tbin" "$work/dst") || return 1
+  local src="postgres://postgres@/postgres?host=$work/src&port=$sport"
+  local dst="postgres://postgres@/sink?host=$work/dst&port=$tport"
+  "$TOOLS/psql" -X -q -d "$src" -c 'CREATE TABLE t AS SELECT 1 AS x' || return 1
+  "$PGKEEP" backup --db "$src" --repo "$work/repo" || return 1
+  local out
+  if out=$("$PGKEEP" restore --db "$dst" --repo "$work/repo" --create latest 2>&1); then
+    echo "restored without --allow-downgrade"; return 1
+  fi
+  echo "$out"
+  grep -q -- '--allow-downgrade' <<<"$out"
+}
+
+# Every major older than 15 in the list is restored into 15, every major
+# older than 18 into 18.
 PGKEEP=${CARGO_TARGET_DIR:-$ROOT/target}/debug/pgkeep
 declare -A CROSS
+CROSS_ORDER=()
 cargo build --locked --bin pgkeep >"$CACHE/logs/build.log" 2>&1 || { echo "cargo build failed"; status=1; }
 for from in "${MAJORS[@]}"; do
-  [ "$from" -lt 15 ] || continue
-  log=$CACHE/logs/cross-$from-15
-  echo "== cross-version: backup from $from, restore into 15 (log: $log.log, pg_dump diff: $log.diff)"
-  if cross_version "$from" 15 >"$log.log" 2>&1; then
-    CROSS[$from]=pass
-  else
-    CROSS[$from]="FAIL (see $log.*)"
-    status=1
-  fi
+  for to in 15 18; do
+    [ "$from" -lt "$to" ] || continue
+    log=$CACHE/logs/cross-$from-$to
+    echo "== cross-version: backup from $from, restore into $to (log: $log.log, pg_dump diff: $log.diff)"
+    CROSS_ORDER+=("$from-$to")
+    if cross_version "$from" "$to" >"$log.log" 2>&1; then
+      CROSS[$from-$to]=pass
+    else
+      CROSS[$from-$to]="FAIL (see $log.*)"
+      status=1
+    fi
+  done
 done
+log=$CACHE/logs/downgrade-18-15
+echo "== downgrade: backup from 18, restore into 15 refused (log: $log.log)"
+CROSS_ORDER+=("18-15")
+if downgrade_refused 18 15 >"$log.log" 2>&1; then
+  CROSS[18-15]="refused, naming --allow-downgrade"
+else
+  CROSS[18-15]="FAIL (see $log.log)"
+  status=1
+fi
 echo
 echo "| major | server | roundtrip tests |"
 echo "|---|---|---|"
 for major in "${MAJORS[@]}"; do
   echo "| $major | ${VERSION[$major]:-?} | ${RESULT[$major]} |"
 done
-for from in "${MAJORS[@]}"; do
-  [ -n "${CROSS[$from]:-}" ] || continue
-  echo "| $from → 15 | backup from ${VERSION[$from]:-?}, restore into ${VERSION[15]:-15} | ${CROSS[$from]} |"
+for pair in "${CROSS_ORDER[@]}"; do
+  from=${pair%-*} to=${pair#*-}
+  echo "| $from → $to | backup from ${VERSION[$from]:-$from}, restore into ${VERSION[$to]:-$to} | ${CROSS[$pair]} |"
 done
 exit $status

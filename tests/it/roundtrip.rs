@@ -91,9 +91,21 @@ async fn a_subscription_comes_back_disabled_without_its_password() {
     let dst = c.create_db("rt_sub_dst").await;
     run(&["restore", "--repo", repo_s, "--db", &c.url(&dst)]);
     assert_eq!(
-        subs(dst).await,
+        subs(dst.clone()).await,
         ["rt_sub | f | host=127.0.0.1 port=1 dbname=nowhere user=repl | rt_slot | {pub_a}"]
     );
+    // A database holding a subscription can be dropped and made again
+    // (--create --clean detaches and drops the subscription first).
+    run(&[
+        "restore",
+        "--repo",
+        repo_s,
+        "--db",
+        &c.url(&dst),
+        "--create",
+        "--clean",
+    ]);
+    assert_eq!(subs(dst.clone()).await.len(), 1);
     let none = c.create_db("rt_sub_none").await;
     run(&[
         "restore",
