@@ -19,6 +19,7 @@ pub async fn read(ctx: &Ctx<'_>, objs: &mut Vec<Obj>) -> Result<()> {
          LEFT JOIN pg_catalog.pg_attribute a ON d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass \
            AND a.attrelid = d.objoid AND a.attnum = d.objsubid \
          WHERE d.objoid >= 16384 OR d.classoid = 'pg_catalog.pg_namespace'::pg_catalog.regclass \
+           OR d.classoid = 'pg_catalog.pg_largeobject'::pg_catalog.regclass \
          ORDER BY d.classoid, d.objoid, d.objsubid",
         &[],
     )

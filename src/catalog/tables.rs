@@ -45,6 +45,9 @@ const TABLES: &str = "SELECT c.oid, n.nspname, c.relname, \
 const COLUMNS: &str = "SELECT a.attrelid, a.attnum, a.attname::text AS attname, \
   pg_catalog.quote_ident(a.attname) AS qname, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, \
   a.attnotnull, a.attidentity::text AS identity, a.attgenerated::text AS generated, a.attislocal, \
+  EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_attribute pa \
+     ON pa.attrelid = i.inhparent AND pa.attname = a.attname \
+     WHERE i.inhrelid = a.attrelid AND pa.attnotnull) AS parent_not_null, \
   CASE WHEN a.attcollation <> t.typcollation THEN (SELECT pg_catalog.format('%I.%I', cn.nspname, co.collname) \
      FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace \
      WHERE co.oid = a.attcollation) END AS collation, \
@@ -411,10 +414,15 @@ fn columns_and_checks(
             && (col.val::<bool>("def_calls_function")? || !emitted);
         let attnum: i16 = col.val("attnum")?;
         let attnotnull: bool = col.val("attnotnull")?;
+        // Before 18 a parent's NOT NULL reaches its children through
+        // INHERITS: writing it again would make it the child's own (on an
+        // 18 target, a local constraint). A child created standalone needs
+        // it for ALTER TABLE ... INHERIT.
+        let own_not_null = attnotnull && (rel.standalone || !col.val::<bool>("parent_not_null")?);
         let (inline_not_null, set_not_null) = match not_nulls {
             None => (
-                (emitted && attnotnull).then(|| "NOT NULL".to_string()),
-                !emitted && attnotnull,
+                (emitted && own_not_null).then(|| "NOT NULL".to_string()),
+                !emitted && own_not_null,
             ),
             Some(map) => match map.get(&(rel.oid, attnum)) {
                 Some(nn) => (

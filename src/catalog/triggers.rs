@@ -1,5 +1,8 @@
 //! Triggers (`pg_get_triggerdef`) with their enabled state. Internal
-//! triggers (foreign keys) and triggers cloned onto partitions are left out.
+//! triggers (foreign keys) and triggers cloned onto partitions are left out
+//! (the parent's creates them), except for a clone whose enabled state
+//! differs from its parent's: an `ALTER TABLE ... TRIGGER` entry sets it,
+//! after the parent's trigger.
 
 use super::obj::{class, oref, Obj};
 use super::sql::{enabled_state, owner_columns, query, RowExt};
@@ -16,7 +19,18 @@ const TRIGGERS: &str = "SELECT t.oid, t.tgrelid, t.tgname::text AS tgname, \
   WHERE t.tgrelid = ANY($1) AND NOT t.tgisinternal AND t.tgparentid = 0 \
   ORDER BY n.nspname, c.relname, t.tgname";
 
+/// Clones on partitions whose enabled state differs from their parent's.
+const CLONE_STATES: &str = "SELECT t.tgrelid, t.tgparentid, t.tgname::text AS tgname, \
+  pg_catalog.quote_ident(t.tgname) AS qname, t.tgenabled::text AS enabled, n.nspname, c.relname, \
+  pg_catalog.format('%I.%I', n.nspname, c.relname) AS qtable, {owner} \
+  FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_trigger p ON p.oid = t.tgparentid \
+  JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+  WHERE t.tgrelid = ANY($1) AND NOT t.tgisinternal AND t.tgenabled <> p.tgenabled \
+  ORDER BY n.nspname, c.relname, t.tgname";
+
 pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
+    clone_states(ctx, out).await?;
     let sql = TRIGGERS.replace("{owner}", &owner_columns("c.relowner"));
     for row in query(ctx.client, "triggers", &sql, &[&ctx.rel_oids]).await? {
         let qname: String = row.val("qname")?;
@@ -40,6 +54,43 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
                     "TRIGGER",
                     format!("{qname} ON {qtable}"),
                 )
+                .after(oref(class::CLASS, row.val("tgrelid")?)),
+        );
+    }
+    Ok(())
+}
+
+async fn clone_states(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
+    let sql = CLONE_STATES.replace("{owner}", &owner_columns("c.relowner"));
+    for row in query(
+        ctx.client,
+        "trigger states on partitions",
+        &sql,
+        &[&ctx.rel_oids],
+    )
+    .await?
+    {
+        let state = match row.val::<String>("enabled")?.as_str() {
+            "D" => "DISABLE",
+            "A" => "ENABLE ALWAYS",
+            "R" => "ENABLE REPLICA",
+            _ => "ENABLE",
+        };
+        let sql = format!(
+            "ALTER TABLE {} {state} TRIGGER {};\n",
+            row.val::<String>("qtable")?,
+            row.val::<String>("qname")?
+        );
+        let name = format!(
+            "{} {}",
+            row.val::<String>("relname")?,
+            row.val::<String>("tgname")?
+        );
+        out.push(
+            Obj::new(ObjectKind::Trigger, Section::PostData, name, sql)
+                .schema(row.val::<String>("nspname")?)
+                .owner(row.val::<String>("owner")?)
+                .after(oref(class::TRIGGER, row.val("tgparentid")?))
                 .after(oref(class::CLASS, row.val("tgrelid")?)),
         );
     }

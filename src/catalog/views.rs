@@ -2,7 +2,8 @@
 //! in pre-data, filled by a post-data `REFRESH MATERIALIZED VIEW` entry when
 //! the source's was populated. A view owns its `_RETURN` rule, so the
 //! rule's dependencies order the view. Column defaults of views
-//! (`ALTER VIEW ... SET DEFAULT`) are part of the view's entry.
+//! (`ALTER VIEW ... SET DEFAULT`) and a materialized view's column
+//! statistics targets, storage and compression are part of the entry.
 
 use super::obj::{class, oref, Obj};
 use super::sql::{acl_columns, owner_columns, query, with_options, RowExt};
@@ -19,7 +20,20 @@ const VIEWS: &str = "SELECT c.oid, n.nspname, c.relname, c.relkind::text AS relk
   (SELECT pg_catalog.string_agg(pg_catalog.format(E'ALTER VIEW %I.%I ALTER COLUMN %I SET DEFAULT %s;\\n', \
        n.nspname, c.relname, a.attname, pg_catalog.pg_get_expr(d.adbin, d.adrelid)), '' ORDER BY a.attnum) \
      FROM pg_catalog.pg_attrdef d JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum \
-     WHERE d.adrelid = c.oid) AS defaults \
+     WHERE d.adrelid = c.oid) AS defaults, \
+  (SELECT pg_catalog.string_agg( \
+       CASE WHEN (pg_catalog.to_jsonb(a)->>'attstattarget')::int >= 0 THEN pg_catalog.format( \
+         E'ALTER TABLE ONLY %I.%I ALTER COLUMN %I SET STATISTICS %s;\\n', n.nspname, c.relname, a.attname, \
+         (pg_catalog.to_jsonb(a)->>'attstattarget')::int) ELSE '' END || \
+       CASE WHEN a.attstorage <> t.typstorage THEN pg_catalog.format( \
+         E'ALTER TABLE ONLY %I.%I ALTER COLUMN %I SET STORAGE %s;\\n', n.nspname, c.relname, a.attname, \
+         CASE a.attstorage WHEN 'p' THEN 'PLAIN' WHEN 'e' THEN 'EXTERNAL' WHEN 'm' THEN 'MAIN' ELSE 'EXTENDED' END) ELSE '' END || \
+       CASE WHEN pg_catalog.to_jsonb(a)->>'attcompression' IN ('p', 'l') THEN pg_catalog.format( \
+         E'ALTER TABLE ONLY %I.%I ALTER COLUMN %I SET COMPRESSION %s;\\n', n.nspname, c.relname, a.attname, \
+         CASE pg_catalog.to_jsonb(a)->>'attcompression' WHEN 'p' THEN 'pglz' ELSE 'lz4' END) ELSE '' END, \
+       '' ORDER BY a.attnum) \
+     FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind = 'm') AS column_settings \
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
   WHERE c.oid = ANY($1) AND c.relkind IN ('v', 'm') ORDER BY n.nspname, c.relname";
 
@@ -64,6 +78,10 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
             row.val::<String>("qowner")?
         ));
         sql.push_str(&row.val::<Option<String>>("defaults")?.unwrap_or_default());
+        sql.push_str(
+            &row.val::<Option<String>>("column_settings")?
+                .unwrap_or_default(),
+        );
         let owner: String = row.val("owner")?;
         let mut obj = Obj::new(kind, Section::PreData, name.clone(), sql)
             .schema(schema.clone())

@@ -48,6 +48,12 @@ async fn object_kinds_round_trip_and_clean_if_exists_over_themselves() {
     let dst = c.create_db("rt_kinds_dst").await;
     run(&["restore", "--repo", repo, "--db", &c.url(&dst)]);
     assert_same_database(c, &src, &dst).await;
+    let lo_comment = "SELECT pg_catalog.obj_description(1000, 'pg_largeobject')";
+    assert_eq!(
+        c.column(&dst, lo_comment).await,
+        ["a large object with a low OID"],
+        "a comment on a large object with a low OID"
+    );
     run(&[
         "restore",
         "--repo",
