@@ -19,14 +19,17 @@ const TRIGGERS: &str = "SELECT t.oid, t.tgrelid, t.tgname::text AS tgname, \
   WHERE t.tgrelid = ANY($1) AND NOT t.tgisinternal AND t.tgparentid = 0 \
   ORDER BY n.nspname, c.relname, t.tgname";
 
-/// Clones on partitions whose enabled state differs from their parent's.
+/// Clones on partitions whose enabled state differs from their parent's
+/// (before 15 a clone is marked internal, like a foreign key's triggers,
+/// which are left out by their constraint).
 const CLONE_STATES: &str = "SELECT t.tgrelid, t.tgparentid, t.tgname::text AS tgname, \
   pg_catalog.quote_ident(t.tgname) AS qname, t.tgenabled::text AS enabled, n.nspname, c.relname, \
   pg_catalog.format('%I.%I', n.nspname, c.relname) AS qtable, {owner} \
   FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_trigger p ON p.oid = t.tgparentid \
   JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-  WHERE t.tgrelid = ANY($1) AND NOT t.tgisinternal AND t.tgenabled <> p.tgenabled \
+  WHERE t.tgrelid = ANY($1) AND t.tgenabled <> p.tgenabled \
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.oid = t.tgconstraint AND k.contype = 'f') \
   ORDER BY n.nspname, c.relname, t.tgname";
 
 pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
@@ -39,23 +42,12 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
         if let Some(state) = enabled_state(&row.val::<String>("enabled")?) {
             sql.push_str(&format!("ALTER TABLE {qtable} {state} TRIGGER {qname};\n"));
         }
-        let name = format!(
-            "{} {}",
-            row.val::<String>("relname")?,
-            row.val::<String>("tgname")?
-        );
-        out.push(
-            Obj::new(ObjectKind::Trigger, Section::PostData, name, sql)
-                .schema(row.val::<String>("nspname")?)
-                .owner(row.val::<String>("owner")?)
-                .creates(
-                    class::TRIGGER,
-                    row.val("oid")?,
-                    "TRIGGER",
-                    format!("{qname} ON {qtable}"),
-                )
-                .after(oref(class::CLASS, row.val("tgrelid")?)),
-        );
+        out.push(trigger_entry(&row, sql)?.creates(
+            class::TRIGGER,
+            row.val("oid")?,
+            "TRIGGER",
+            format!("{qname} ON {qtable}"),
+        ));
     }
     Ok(())
 }
@@ -81,18 +73,20 @@ async fn clone_states(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
             row.val::<String>("qtable")?,
             row.val::<String>("qname")?
         );
-        let name = format!(
-            "{} {}",
-            row.val::<String>("relname")?,
-            row.val::<String>("tgname")?
-        );
-        out.push(
-            Obj::new(ObjectKind::Trigger, Section::PostData, name, sql)
-                .schema(row.val::<String>("nspname")?)
-                .owner(row.val::<String>("owner")?)
-                .after(oref(class::TRIGGER, row.val("tgparentid")?))
-                .after(oref(class::CLASS, row.val("tgrelid")?)),
-        );
+        out.push(trigger_entry(&row, sql)?.after(oref(class::TRIGGER, row.val("tgparentid")?)));
     }
     Ok(())
+}
+
+/// A trigger entry on the row's table (`relname tgname`), after the table.
+fn trigger_entry(row: &tokio_postgres::Row, sql: String) -> Result<Obj> {
+    let name = format!(
+        "{} {}",
+        row.val::<String>("relname")?,
+        row.val::<String>("tgname")?
+    );
+    Ok(Obj::new(ObjectKind::Trigger, Section::PostData, name, sql)
+        .schema(row.val::<String>("nspname")?)
+        .owner(row.val::<String>("owner")?)
+        .after(oref(class::CLASS, row.val("tgrelid")?)))
 }
