@@ -6,9 +6,10 @@
 #
 #   scripts/regression-db.sh
 #
-# 1. Fetches the source of the server's exact version from Debian's source
-#    package (deb.debian.org: bookworm-security, then bookworm) and builds
-#    only what `make installcheck` needs (pg_regress, regress.so).
+# 1. Fetches the source of the server's version from Debian's source
+#    package (deb.debian.org; the same major's bookworm version when the
+#    exact one is not served) and builds only what `make installcheck`
+#    needs (pg_regress, regress.so).
 # 2. Starts a throwaway cluster with the system's server binaries and runs
 #    `make installcheck-parallel` against it: the `regression` database it
 #    leaves behind has ~960 relations and nearly every object kind, written
@@ -17,8 +18,10 @@
 # 3. Restores it into the same cluster twice: `pgkeep backup` + `pgkeep
 #    restore` into `by_pgkeep`, and `pg_dump -Fc` + `pg_restore` into
 #    `by_pg_restore` (its error count is printed). The cluster's pg_dump of
-#    the two is compared: schema exactly, data as sorted lines. The diff is
-#    left in target/regression-db/diff and its size printed.
+#    the source and of each restore are compared (schema exactly, data as
+#    sorted lines): source vs pg_restore's, source vs pgkeep's, and the two
+#    restores; each diff is left in target/regression-db/ and its size
+#    printed.
 #
 # Environment: PGKEEP_PG_BIN (server binaries, default the newest
 # /usr/lib/postgresql/<major>/bin), PGKEEP_REGRESS_CACHE (default
@@ -36,17 +39,25 @@ say() { echo "== $*"; }
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 # --- 1. the source of the server's version, and the regression driver ------
-SRC=$CACHE/postgresql-$VERSION
+# The server's exact version when the archive serves it, else the version
+# of the same major in bookworm's source index (a minor release keeps the
+# server's ABI, so regress.so loads; a few expected outputs may differ).
+source_version() {
+  local v=$VERSION url=http://deb.debian.org/debian/pool/main/p/postgresql-$MAJOR
+  if curl -fsSI "$url/postgresql-${MAJOR}_$v.orig.tar.bz2" >/dev/null 2>&1; then echo "$v"; return; fi
+  curl -fsS -o "$CACHE/Sources.xz" http://deb.debian.org/debian/dists/bookworm/main/source/Sources.xz &&
+    xz -dc "$CACHE/Sources.xz" |
+    awk -v p="postgresql-$MAJOR" '$1 == "Package:" {f = ($2 == p)} f && !done && $1 == "Version:" {sub(/-.*/, "", $2); print $2; done = 1}'
+}
+SRC_VERSION=${PGKEEP_REGRESS_SOURCE:-$(source_version)}
+[ -n "$SRC_VERSION" ] || { echo "no Debian source package of PostgreSQL $MAJOR" >&2; exit 1; }
+SRC=$CACHE/postgresql-$SRC_VERSION
 if [ ! -x "$SRC/src/test/regress/pg_regress" ]; then
-  tarball=$CACHE/postgresql-${MAJOR}_$VERSION.orig.tar.bz2
+  tarball=$CACHE/postgresql-${MAJOR}_$SRC_VERSION.orig.tar.bz2
   if [ ! -s "$tarball" ]; then
-    found=
-    for pool in debian-security/pool/updates debian/pool; do
-      url=http://deb.debian.org/$pool/main/p/postgresql-$MAJOR/postgresql-${MAJOR}_$VERSION.orig.tar.bz2
-      say "fetching $url"
-      if curl -fsS -o "$tarball" "$url"; then found=1; break; fi
-    done
-    [ -n "$found" ] || { echo "no Debian source package of PostgreSQL $VERSION" >&2; exit 1; }
+    url=http://deb.debian.org/debian/pool/main/p/postgresql-$MAJOR/postgresql-${MAJOR}_$SRC_VERSION.orig.tar.bz2
+    say "fetching $url"
+    curl -fsS -o "$tarball" "$url" || { echo "cannot fetch $url" >&2; exit 1; }
   fi
   rm -rf "$SRC" && tar -xjf "$tarball" -C "$CACHE"
   say "building pg_regress and regress.so ($SRC)"
@@ -69,7 +80,7 @@ as_pg "$BIN/pg_ctl" -D "$WORK/data" -l "$WORK/log" -w -o \
   "-p $PORT -k $WORK -c listen_addresses='' -c fsync=off -c max_prepared_transactions=2" start >/dev/null
 trap 'as_pg "$BIN/pg_ctl" -D "$WORK/data" -m immediate -w stop >/dev/null 2>&1; rm -rf "$WORK"' EXIT
 export PGHOST=$WORK PGPORT=$PORT PGUSER=postgres
-say "make installcheck-parallel against PostgreSQL $VERSION (log: $CACHE/installcheck.log)"
+say "make installcheck-parallel ($SRC_VERSION's suite) against PostgreSQL $VERSION (log: $CACHE/installcheck.log)"
 # The suite writes its results into the source tree; the server reads
 # regress.so from it.
 make -C "$SRC/src/test/regress" installcheck-parallel bindir="$BIN" \
@@ -98,10 +109,15 @@ say "pg_dump -Fc and pg_restore (log: $CACHE/pg_restore.log)"
 "$BIN/pg_restore" -d by_pg_restore "$CACHE/regression.dump" >"$CACHE/pg_restore.log" 2>&1 || true
 grep -E "errors ignored on restore" "$CACHE/pg_restore.log" || echo "pg_restore: no errors"
 strip='/^(--|\\restrict|\\unrestrict|$)/d; /pg_attver=/d'
-for db in by_pg_restore by_pgkeep; do
+for db in regression by_pg_restore by_pgkeep; do
   { "$BIN/pg_dump" --schema-only -d "$db" | sed -E "$strip"
     "$BIN/pg_dump" --data-only -d "$db" | sed -E "$strip" | LC_ALL=C sort; } >"$CACHE/$db.sql" 2>/dev/null || true
 done
+changed() { grep -c '^[-+][^-+]' "$1" || true; }
 diff -u "$CACHE/by_pg_restore.sql" "$CACHE/by_pgkeep.sql" >"$CACHE/diff" || true
-say "difference, pg_dump of by_pg_restore vs by_pgkeep: $(grep -c '^[-+][^-+]' "$CACHE/diff" || true) lines ($CACHE/diff)"
+diff -u "$CACHE/regression.sql" "$CACHE/by_pg_restore.sql" >"$CACHE/diff-pg_restore" || true
+diff -u "$CACHE/regression.sql" "$CACHE/by_pgkeep.sql" >"$CACHE/diff-pgkeep" || true
+say "pg_dump of the source vs its restore by pg_restore: $(changed "$CACHE/diff-pg_restore") lines differ ($CACHE/diff-pg_restore)"
+say "pg_dump of the source vs its restore by pgkeep: $(changed "$CACHE/diff-pgkeep") lines differ ($CACHE/diff-pgkeep)"
+say "pg_restore's restore vs pgkeep's: $(changed "$CACHE/diff") lines differ ($CACHE/diff)"
 [ -n "$pgkeep_ok" ] || { echo "the pgkeep restore failed: see $CACHE/pgkeep.log" >&2; exit 1; }

@@ -17,7 +17,9 @@ const SEQUENCES: &str = "SELECT c.oid, n.nspname, c.relname, \
   (SELECT pg_catalog.quote_ident(a.attname) FROM pg_catalog.pg_attribute a \
      WHERE a.attrelid = d.refobjid AND a.attnum = d.refobjsubid) AS owned_col, \
   (SELECT pg_catalog.format('%I.%I', tn.nspname, tc.relname) FROM pg_catalog.pg_class tc \
-     JOIN pg_catalog.pg_namespace tn ON tn.oid = tc.relnamespace WHERE tc.oid = d.refobjid) AS owned_qtable \
+     JOIN pg_catalog.pg_namespace tn ON tn.oid = tc.relnamespace WHERE tc.oid = d.refobjid) AS owned_qtable, \
+  (SELECT tc.relpersistence::text FROM pg_catalog.pg_class tc WHERE tc.oid = d.refobjid) AS owned_persistence, \
+  c.relpersistence::text AS persistence \
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
   JOIN pg_catalog.pg_sequence s ON s.seqrelid = c.oid \
   LEFT JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass \
@@ -34,6 +36,9 @@ pub struct OwnedBy {
     /// An identity column's sequence (created with the table), rather than
     /// `ALTER SEQUENCE ... OWNED BY`.
     pub identity: bool,
+    /// `LOGGED` or `UNLOGGED` when an identity sequence's persistence is not
+    /// its table's (15+; pg_dump writes it the same way).
+    pub persistence: Option<&'static str>,
 }
 
 /// One sequence in the backup.
@@ -86,6 +91,14 @@ pub async fn load(ctx: &Ctx<'_>) -> Result<Vec<Sequence>> {
                     .unwrap_or_default(),
                 qcolumn: row.val::<Option<String>>("owned_col")?.unwrap_or_default(),
                 identity: row.val("identity")?,
+                persistence: match (
+                    row.val::<String>("persistence")?.as_str(),
+                    row.val::<Option<String>>("owned_persistence")?.as_deref(),
+                ) {
+                    ("u", Some("p")) if ctx.version >= 150000 => Some("UNLOGGED"),
+                    ("p", Some("u")) if ctx.version >= 150000 => Some("LOGGED"),
+                    _ => None,
+                },
             }),
             None => None,
         };
@@ -123,7 +136,11 @@ pub fn identities(seqs: &[Sequence]) -> HashMap<(u32, i16), String> {
     seqs.iter()
         .filter_map(|s| {
             let o = s.owned.as_ref().filter(|o| o.identity)?;
-            let opts = format!("SEQUENCE NAME {}\n    {}", s.qname, s.options);
+            let persistence = o
+                .persistence
+                .map(|p| format!("\n    {p}"))
+                .unwrap_or_default();
+            let opts = format!("SEQUENCE NAME {}{persistence}\n    {}", s.qname, s.options);
             Some(((o.table, o.attnum), opts))
         })
         .collect()

@@ -48,6 +48,10 @@ const COLUMNS: &str = "SELECT a.attrelid, a.attnum, a.attname::text AS attname, 
   EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_attribute pa \
      ON pa.attrelid = i.inhparent AND pa.attname = a.attname \
      WHERE i.inhrelid = a.attrelid AND pa.attnotnull) AS parent_not_null, \
+  pg_catalog.current_setting('server_version_num')::int < 160000 AND EXISTS (SELECT 1 \
+     FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_attribute pa \
+     ON pa.attrelid = i.inhparent AND pa.attname = a.attname \
+     WHERE i.inhrelid = a.attrelid AND pa.attgenerated <> '') AS inherits_generation, \
   CASE WHEN a.attcollation <> t.typcollation THEN (SELECT pg_catalog.format('%I.%I', cn.nspname, co.collname) \
      FROM pg_catalog.pg_collation co JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace \
      WHERE co.oid = a.attcollation) END AS collation, \
@@ -178,11 +182,13 @@ fn group(rows: Vec<Row>, key: &str) -> Result<HashMap<u32, Vec<Row>>> {
     Ok(map)
 }
 
-/// One column's definition inside `CREATE TABLE`.
+/// One column's definition inside `CREATE TABLE`; `generation`: whether to
+/// write a generated column's expression (before 16 a child created with
+/// `INHERITS` must leave it to the parent's).
 fn column_sql(
     col: &Row,
     identity: Option<&String>,
-    inline_default: bool,
+    (inline_default, generation): (bool, bool),
     not_null: Option<&str>,
 ) -> Result<String> {
     let mut s = format!(
@@ -198,7 +204,10 @@ fn column_sql(
     }
     let def: Option<String> = col.val("def")?;
     match (col.val::<String>("generated")?.as_str(), def) {
-        ("s", Some(expr)) => s.push_str(&format!(" GENERATED ALWAYS AS ({expr}) STORED")),
+        ("s", Some(expr)) if generation => {
+            s.push_str(&format!(" GENERATED ALWAYS AS ({expr}) STORED"))
+        }
+        ("s", _) => {}
         (_, Some(expr)) if inline_default => s.push_str(&format!(" DEFAULT {expr}")),
         _ => {}
     }
@@ -439,10 +448,11 @@ fn columns_and_checks(
                 inline_not_null.as_deref(),
             )?);
         } else if emitted {
+            let generation = rel.standalone || !col.val::<bool>("inherits_generation")?;
             body.lines.push(column_sql(
                 col,
                 identities.get(&(rel.oid, attnum)),
-                !separate,
+                (!separate, generation),
                 inline_not_null.as_deref(),
             )?);
         }

@@ -19,10 +19,21 @@ const TRIGGERS: &str = "SELECT t.oid, t.tgrelid, t.tgname::text AS tgname, \
   WHERE t.tgrelid = ANY($1) AND NOT t.tgisinternal AND t.tgparentid = 0 \
   ORDER BY n.nspname, c.relname, t.tgname";
 
+/// Pseudo catalog id for the address of a clone's state entry.
+const CLONE_STATE: u32 = 1;
+
 /// Clones on partitions whose enabled state differs from their parent's
 /// (before 15 a clone is marked internal, like a foreign key's triggers,
 /// which are left out by their constraint).
-const CLONE_STATES: &str = "SELECT t.tgrelid, t.tgparentid, t.tgname::text AS tgname, \
+/// `root`: the trigger the clone descends from, on the top partitioned
+/// table (its entry creates every clone).
+const CLONE_STATES: &str = "WITH RECURSIVE up(oid, anc) AS ( \
+    SELECT t.oid, t.tgparentid FROM pg_catalog.pg_trigger t WHERE t.tgparentid <> 0 \
+    UNION ALL SELECT up.oid, p.tgparentid FROM up JOIN pg_catalog.pg_trigger p ON p.oid = up.anc \
+    WHERE p.tgparentid <> 0) \
+  SELECT t.oid, t.tgrelid, t.tgparentid, t.tgname::text AS tgname, \
+  (SELECT u.anc FROM up u JOIN pg_catalog.pg_trigger r ON r.oid = u.anc \
+     WHERE u.oid = t.oid AND r.tgparentid = 0) AS root, \
   pg_catalog.quote_ident(t.tgname) AS qname, t.tgenabled::text AS enabled, n.nspname, c.relname, \
   pg_catalog.format('%I.%I', n.nspname, c.relname) AS qtable, {owner} \
   FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_trigger p ON p.oid = t.tgparentid \
@@ -69,11 +80,22 @@ async fn clone_states(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
             _ => "ENABLE",
         };
         let sql = format!(
-            "ALTER TABLE {} {state} TRIGGER {};\n",
+            "ALTER TABLE ONLY {} {state} TRIGGER {};\n",
             row.val::<String>("qtable")?,
             row.val::<String>("qname")?
         );
-        out.push(trigger_entry(&row, sql)?.after(oref(class::TRIGGER, row.val("tgparentid")?)));
+        // After the trigger that creates the clone, and after the state
+        // entry of the clone's parent when it has one: `ONLY`, so none of
+        // them changes another's.
+        out.push(
+            trigger_entry(&row, sql)?
+                .owns(oref(CLONE_STATE, row.val("oid")?), None)
+                .after(oref(CLONE_STATE, row.val("tgparentid")?))
+                .after(oref(
+                    class::TRIGGER,
+                    row.val::<Option<u32>>("root")?.unwrap_or(0),
+                )),
+        );
     }
     Ok(())
 }
