@@ -84,6 +84,62 @@ pub async fn check_roles(admin: &Conn, globals: &Globals, opts: &RestoreOptions)
     )))
 }
 
+/// `--globals`, before anything changes: what the restoring role cannot
+/// create is refused here rather than halfway. A role that is not a
+/// superuser cannot create superuser, replication or BYPASSRLS roles, nor
+/// tablespaces.
+pub async fn check_create(admin: &Conn, globals: &Globals) -> Result<()> {
+    let superuser: bool = admin
+        .client
+        .query_one(
+            "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(Error::db("reading the restoring role's attributes"))?;
+    if superuser {
+        return Ok(());
+    }
+    let names: Vec<String> = globals.roles.iter().map(|r| r.name.clone()).collect();
+    let have = existing_roles(admin, &names).await?;
+    let privileged: Vec<&str> = globals
+        .roles
+        .iter()
+        .filter(|r| !have.contains(&r.name) && (r.superuser || r.replication || r.bypassrls))
+        .map(|r| r.name.as_str())
+        .collect();
+    let spaces: Vec<String> = globals.tablespaces.iter().map(|t| t.name.clone()).collect();
+    let have_spaces = existing(
+        admin,
+        "SELECT spcname::text FROM pg_catalog.pg_tablespace WHERE spcname = ANY($1)",
+        &spaces,
+    )
+    .await?;
+    let missing_spaces: Vec<&str> = spaces
+        .iter()
+        .filter(|t| !have_spaces.contains(*t))
+        .map(String::as_str)
+        .collect();
+    if privileged.is_empty() && missing_spaces.is_empty() {
+        return Ok(());
+    }
+    let mut what = Vec::new();
+    if !privileged.is_empty() {
+        what.push(format!(
+            "role(s) with SUPERUSER, REPLICATION or BYPASSRLS: {}",
+            privileged.join(", ")
+        ));
+    }
+    if !missing_spaces.is_empty() {
+        what.push(format!("tablespace(s): {}", missing_spaces.join(", ")));
+    }
+    Err(Error::Refused(format!(
+        "--globals would create {}, which needs a superuser; restore as one, or create them first",
+        what.join("; ")
+    )))
+}
+
 /// `--globals`: creates the missing roles and tablespaces. The roles, their
 /// settings and comments and the memberships of the roles it creates go in
 /// one transaction (all or none); tablespaces, which `CREATE TABLESPACE`

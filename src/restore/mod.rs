@@ -233,6 +233,9 @@ async fn run(
     if let Some(g) = &manifest.body.globals {
         let admin = target::admin_connection(&opts.db).await?;
         globals::check_roles(&admin, g, opts).await?;
+        if opts.globals {
+            globals::check_create(&admin, g).await?;
+        }
     } else if opts.globals {
         tracing::warn!("this backup records no globals (made by an older pgkeep): --globals has nothing to create");
     }

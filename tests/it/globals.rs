@@ -19,6 +19,7 @@ const ROLES: &str = "
 CREATE ROLE gl_owner LOGIN CREATEDB CONNECTION LIMIT 7 VALID UNTIL '2030-01-01 00:00:00+00' PASSWORD 'owner-secret-pw';
 CREATE ROLE gl_reader NOLOGIN;
 CREATE ROLE gl_unused NOLOGIN NOINHERIT;
+CREATE ROLE gl_repl NOLOGIN REPLICATION;
 GRANT gl_reader TO gl_owner WITH ADMIN OPTION;
 ALTER ROLE gl_reader SET statement_timeout = '5s';
 COMMENT ON ROLE gl_owner IS 'owns the app';
@@ -170,6 +171,41 @@ async fn globals_and_database_properties_restore_into_another_cluster() {
         text(&o)
     );
 
+    // A restoring role that is not a superuser cannot create a
+    // REPLICATION role: refused before anything is created.
+    two.psql(
+        "postgres",
+        "CREATE ROLE rst_restorer LOGIN CREATEROLE CREATEDB PASSWORD 'restorer-pw'",
+    );
+    let as_restorer = format!(
+        "postgres://rst_restorer:restorer-pw@127.0.0.1:{}/gl_app",
+        two.port()
+    );
+    let o = pgkeep_env(
+        &[
+            "restore",
+            "--repo",
+            repo,
+            "--db",
+            &as_restorer,
+            "--create",
+            "--globals",
+        ],
+        &pass,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("gl_repl") && text(&o).contains("superuser"),
+        "{}",
+        text(&o)
+    );
+    let created = one_value(
+        two,
+        "SELECT count(*)::text FROM pg_roles WHERE rolname LIKE 'gl\\_%'",
+    )
+    .await;
+    assert_eq!(created, "0", "no role created");
+
     // --globals --create: roles, memberships, settings, database properties.
     // At -vv with the driver asked for debug logs too, the password hash
     // that CREATE ROLE carries is printed nowhere.
@@ -196,7 +232,7 @@ async fn globals_and_database_properties_restore_into_another_cluster() {
         .as_array()
         .unwrap()
         .clone();
-    for role in ["gl_owner", "gl_reader", "gl_unused"] {
+    for role in ["gl_owner", "gl_reader", "gl_unused", "gl_repl"] {
         assert!(created.contains(&serde_json::json!(role)), "{summary}");
     }
     assert!(
