@@ -46,6 +46,15 @@ async fn existing_roles(conn: &Conn, names: &[String]) -> Result<BTreeSet<String
     .await
 }
 
+async fn existing_tablespaces(conn: &Conn, names: &[String]) -> Result<BTreeSet<String>> {
+    existing(
+        conn,
+        "SELECT spcname::text FROM pg_catalog.pg_tablespace WHERE spcname = ANY($1)",
+        names,
+    )
+    .await
+}
+
 /// Refuses a target cluster without the roles this restore needs, unless
 /// `--globals` will create them.
 pub async fn check_roles(admin: &Conn, globals: &Globals, opts: &RestoreOptions) -> Result<()> {
@@ -110,12 +119,7 @@ pub async fn check_create(admin: &Conn, globals: &Globals) -> Result<()> {
         .map(|r| r.name.as_str())
         .collect();
     let spaces: Vec<String> = globals.tablespaces.iter().map(|t| t.name.clone()).collect();
-    let have_spaces = existing(
-        admin,
-        "SELECT spcname::text FROM pg_catalog.pg_tablespace WHERE spcname = ANY($1)",
-        &spaces,
-    )
-    .await?;
+    let have_spaces = existing_tablespaces(admin, &spaces).await?;
     let missing_spaces: Vec<&str> = spaces
         .iter()
         .filter(|t| !have_spaces.contains(*t))
@@ -172,12 +176,7 @@ pub async fn create(admin: &Conn, globals: &Globals) -> Result<GlobalsReport> {
         ))?;
     }
     let spaces: Vec<String> = globals.tablespaces.iter().map(|t| t.name.clone()).collect();
-    let have = existing(
-        admin,
-        "SELECT spcname::text FROM pg_catalog.pg_tablespace WHERE spcname = ANY($1)",
-        &spaces,
-    )
-    .await?;
+    let have = existing_tablespaces(admin, &spaces).await?;
     for t in &globals.tablespaces {
         if have.contains(&t.name) {
             report.tablespaces_existing.push(t.name.clone());
