@@ -215,7 +215,10 @@ async fn run(
     let budget = Budget::new(opts.memory, opts.jobs, None)?;
     check_options(opts)?;
     target::guard_source(&opts.db, &manifest.header, opts.force_source).await?;
-    target::guard_version(&opts.db, &manifest.header, opts.allow_downgrade).await?;
+    // One connection to the target's server (outside the target database)
+    // serves every check and globals step.
+    let admin = target::admin_connection(&opts.db).await?;
+    target::guard_version(&admin, &manifest.header, opts.allow_downgrade).await?;
     let sections = opts.sections;
 
     // Everything that can refuse runs before anything in the target changes.
@@ -231,7 +234,6 @@ async fn run(
         String::new()
     };
     if let Some(g) = &manifest.body.globals {
-        let admin = target::admin_connection(&opts.db).await?;
         globals::check_roles(&admin, g, opts).await?;
         if opts.globals {
             globals::check_create(&admin, g).await?;
@@ -280,10 +282,7 @@ async fn run(
 
     // From here on the target changes.
     let globals_report = match (&manifest.body.globals, opts.globals) {
-        (Some(g), true) => {
-            let admin = target::admin_connection(&opts.db).await?;
-            Some(globals::create(&admin, g).await?)
-        }
+        (Some(g), true) => Some(globals::create(&admin, g).await?),
         _ => None,
     };
     let failed = Failed::new(opts.on_error);
@@ -292,7 +291,6 @@ async fn run(
         None => {
             target::create_database(&opts.db, &encoding, opts.clean).await?;
             if let Some(g) = &manifest.body.globals {
-                let admin = target::admin_connection(&opts.db).await?;
                 globals::apply_properties(&admin, g, opts).await?;
             }
             open_session(&opts.db, &encoding).await?
@@ -388,7 +386,7 @@ async fn run(
                 .batch_execute("COMMIT")
                 .await
                 .map_err(Error::db("committing the restore's transaction"))?;
-        } else if failed.list().is_empty() {
+        } else if failed.is_empty() {
             // Finished: the progress record goes (after failures gone past,
             // it stays, and --resume retries what failed).
             resume::finish(&last.conn).await?;
@@ -400,7 +398,6 @@ async fn run(
     // the restore's sessions.
     if opts.create {
         if let Some(g) = &manifest.body.globals {
-            let admin = target::admin_connection(&opts.db).await?;
             globals::apply_settings(&admin, g, opts).await?;
         }
     }

@@ -54,6 +54,11 @@ impl Failed {
         Ok(())
     }
 
+    /// Whether no failure was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.seen.lock().map(|v| v.is_empty()).unwrap_or(false)
+    }
+
     /// Every failure recorded so far, in the order they happened.
     pub fn list(&self) -> Vec<String> {
         self.seen.lock().map(|v| v.clone()).unwrap_or_default()

@@ -80,24 +80,11 @@ pub async fn guard_source(
 /// server unless `allow`: its DDL may use syntax and catalog features the
 /// older server lacks, and a restore that fails halfway leaves a partial
 /// database. A version that cannot be read is not compared.
-pub async fn guard_version(
-    settings: &ConnSettings,
-    source: &ManifestHeader,
-    allow: bool,
-) -> Result<()> {
+pub async fn guard_version(admin: &Conn, source: &ManifestHeader, allow: bool) -> Result<()> {
     let Some(from) = major_of(&source.server_version) else {
         return Ok(());
     };
-    let admin = admin_connection(settings).await?;
-    let target: i32 = admin
-        .client
-        .query_one(
-            "SELECT pg_catalog.current_setting('server_version_num')::int4",
-            &[],
-        )
-        .await
-        .and_then(|r| r.try_get(0))
-        .map_err(Error::db("reading the target's server version"))?;
+    let target = admin.server_version_num().await?;
     let into = u32::try_from(target / 10000).unwrap_or(0);
     if from <= into {
         return Ok(());
