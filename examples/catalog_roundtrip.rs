@@ -13,7 +13,8 @@
 
 use futures::{pin_mut, SinkExt, StreamExt};
 use pgkeep::catalog::{
-    read_toc, script, select_tables, source_info, CatalogOptions, ObjectKind, Section, TocEntry,
+    extension_config, read_toc, script, select_tables, source_info, CatalogOptions, ObjectKind,
+    Section, TocEntry,
 };
 use pgkeep::pg::quote_ident;
 use std::collections::HashSet;
@@ -130,7 +131,8 @@ async fn main() -> Res<()> {
     };
     let started = std::time::Instant::now();
     let rels = select_tables(&source, &opts).await?;
-    let toc = read_toc(&source, &opts, &rels).await?;
+    let config = extension_config(&source, &opts).await?;
+    let toc = read_toc(&source, &opts, &rels, &config).await?;
     eprintln!(
         "{} relations, {} entries in {:?}",
         rels.len(),

@@ -86,6 +86,32 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   say "apt install took $((SECONDS - t0)) s"
 fi
 
+# pgkeep's test extension (tests/fixtures/pgext: extension configuration
+# tables and a security label provider), built with PGXS for the newest
+# installed server, whose binaries the tests use, and installed into its
+# directories. Needs the server's headers (postgresql-server-dev-<major>).
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+pg_major=$(basename "$(dirname "$pg_bin")")
+if [ ! -d "/usr/include/postgresql/$pg_major/server" ] || ! have make || ! have gcc; then
+  can_root || die "missing postgresql-server-dev-$pg_major (not root, no sudo): as root run: apt-get install -y postgresql-server-dev-$pg_major make gcc"
+  say "installing (apt): postgresql-server-dev-$pg_major make gcc (to build the test extension)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "postgresql-server-dev-$pg_major" make gcc ||
+    { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "postgresql-server-dev-$pg_major" make gcc; }
+fi
+pgext_sum=$(cat tests/fixtures/pgext/* | sha256sum | cut -d' ' -f1)
+pgext_stamp=$("$pg_bin/pg_config" --sharedir)/extension/pgkeep_fixture.sha256
+if [ "$(cat "$pgext_stamp" 2>/dev/null)" != "$pgext_sum" ]; then
+  can_root || die "the test extension is not installed (not root, no sudo): as root run: make -C tests/fixtures/pgext PG_CONFIG=$pg_bin/pg_config with_llvm=no install"
+  say "installing: pgkeep's test extension (tests/fixtures/pgext) for PostgreSQL $pg_major"
+  build_dir=$(mktemp -d)
+  cp tests/fixtures/pgext/* "$build_dir"
+  make -s -C "$build_dir" PG_CONFIG="$pg_bin/pg_config" with_llvm=no >/dev/null
+  as_root make -s -C "$build_dir" PG_CONFIG="$pg_bin/pg_config" with_llvm=no install >/dev/null
+  echo "$pgext_sum" | as_root tee "$pgext_stamp" >/dev/null
+  rm -rf "$build_dir"
+fi
+
 # initdb refuses to run as root: as root, the tests (and scripts/cluster.sh)
 # start the server as `postgres` (the postgresql package creates it too).
 if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then

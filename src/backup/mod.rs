@@ -250,13 +250,21 @@ impl Run<'_> {
         let rels = catalog::select_tables(&leader.conn.client, &opts.catalog).await?;
         // Tables with storage only: a foreign table cannot be locked (and
         // its data lives elsewhere; only its DDL is kept).
+        // And the extensions' configuration tables, whose rows are kept.
+        let config = catalog::extension_config(&leader.conn.client, &opts.catalog).await?;
         let lockable: Vec<(String, String)> = rels
             .iter()
             .filter(|r| matches!(r.relkind, 'r' | 'p'))
             .map(|r| (r.schema.clone(), r.name.clone()))
+            .chain(
+                config
+                    .iter()
+                    .filter(|c| c.relkind == 'r')
+                    .map(|c| (c.schema.clone(), c.name.clone())),
+            )
             .collect();
         leader.lock_tables(&lockable, opts.lock_timeout).await?;
-        let toc = catalog::read_toc(&leader.conn.client, &opts.catalog, &rels).await?;
+        let toc = catalog::read_toc(&leader.conn.client, &opts.catalog, &rels, &config).await?;
         let rel_oids: Vec<u32> = rels.iter().map(|r| r.oid).collect();
         let rls = catalog::rls::read(&leader.conn.client, Some(&rel_oids)).await?;
         let owners: Vec<&str> = toc.iter().filter_map(|e| e.owner.as_deref()).collect();

@@ -19,6 +19,8 @@ pub enum Source {
         pages: Option<(u64, Option<u64>)>,
         /// `ORDER BY` of a chain table (never sliced).
         order: Option<String>,
+        /// An extension configuration table's `WHERE ...` (never sliced).
+        condition: Option<String>,
     },
     LargeObjects,
 }
@@ -45,12 +47,14 @@ impl WorkItem {
                 columns,
                 pages,
                 order,
+                condition,
             } => copy::table_out(&copy::TableRows {
                 schema,
                 name,
                 columns,
                 filter: pages.map(|(start, end)| copy::ctid_slice(start, end)),
                 order: order.as_deref(),
+                condition: condition.as_deref(),
             }),
         }
     }
@@ -118,6 +122,7 @@ pub fn plan_work(toc: &[TocEntry], split_bytes: u64, chains: &[ChainDef]) -> Res
                     columns: d.columns.clone(),
                     pages,
                     order: chain.map(crate::chain::order_by),
+                    condition: d.condition.clone(),
                 },
                 chain: plan.clone(),
             });
@@ -150,6 +155,7 @@ mod tests {
                 est_bytes: est,
                 pages,
                 splittable: true,
+                condition: None,
             }),
             drop: None,
         }

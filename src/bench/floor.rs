@@ -42,6 +42,7 @@ pub async fn raw_copy(db: &ConnSettings, manifest: &Manifest, jobs: usize) -> Re
             columns: &t.columns,
             filter,
             order: None,
+            condition: t.condition.as_deref(),
         });
         items.push((s.plain_bytes, sql));
     }

@@ -11,7 +11,8 @@
 //!    sequence to the column that owns it is ignored: `OWNED BY` is its own
 //!    entry, and the column default needs the sequence first.
 //!    A base type's I/O functions, which the type depends on and which
-//!    depend on it, wait for the type's shell entry instead.
+//!    depend on it, wait for the type's shell entry instead. A view on a
+//!    cycle is split in two (`cycles.rs`) and the steps run again.
 //! 3. An entry that depends on an entry of a later section moves to that
 //!    section (a view whose `GROUP BY` relies on a primary key becomes
 //!    post-data), and so on transitively.
@@ -101,7 +102,22 @@ fn owners(objs: &[Obj], edges: &[Edge]) -> HashMap<ObjRef, usize> {
 
 /// Dependencies of each entry (indexes into `objs`); moves entries to a
 /// later section where their dependencies require it.
-pub fn resolve(objs: &mut [Obj], edges: &[Edge]) -> Vec<BTreeSet<usize>> {
+pub fn resolve(objs: &mut Vec<Obj>, edges: &[Edge]) -> Vec<BTreeSet<usize>> {
+    let (mut owner, mut deps) = direct(objs, edges);
+    if super::cycles::split_views(objs, &deps) {
+        (owner, deps) = direct(objs, edges);
+    }
+    promote_sections(objs, &deps);
+    chain_refreshes(objs, &owner, &mut deps);
+    wait_for_index_attach(objs, &owner, &mut deps);
+    grants_after_relation_ddl(objs, &mut deps);
+    last_in_post_data(objs, &mut deps);
+    deps
+}
+
+/// The owner of each address, and each entry's dependencies from its
+/// `after` addresses and `pg_depend` (steps 1 and 2).
+fn direct(objs: &[Obj], edges: &[Edge]) -> (HashMap<ObjRef, usize>, Vec<BTreeSet<usize>>) {
     let owner = owners(objs, edges);
     let mut deps = vec![BTreeSet::new(); objs.len()];
     for (i, obj) in objs.iter().enumerate() {
@@ -120,12 +136,7 @@ pub fn resolve(objs: &mut [Obj], edges: &[Edge]) -> Vec<BTreeSet<usize>> {
         }
     }
     through_shells(objs, &owner, &mut deps);
-    promote_sections(objs, &deps);
-    chain_refreshes(objs, &owner, &mut deps);
-    wait_for_index_attach(objs, &owner, &mut deps);
-    grants_after_relation_ddl(objs, &mut deps);
-    last_in_post_data(objs, &mut deps);
-    deps
+    (owner, deps)
 }
 
 /// A base type and its I/O functions depend on each other: each function
@@ -299,6 +310,7 @@ fn grants_after_relation_ddl(objs: &[Obj], deps: &mut [BTreeSet<usize>]) {
             k,
             ObjectKind::Acl
                 | ObjectKind::Comment
+                | ObjectKind::SecurityLabel
                 | ObjectKind::MaterializedViewData
                 | ObjectKind::DefaultAcl
                 | ObjectKind::EventTrigger

@@ -1,10 +1,12 @@
 //! What `restore --clean --if-exists` drops for a TOC entry, recorded with
 //! the entry at backup time: `DROP <keyword> IF EXISTS <name>` from the name
 //! the entry's object is commented under, or a statement a reader set
-//! itself (user mappings). Only objects that stand on their own get one;
-//! sub-objects (columns, defaults, CHECK constraints, indexes, triggers,
-//! rules, policies, statistics) go with their table. Foreign keys get one
-//! so that they go first and tables drop in any order.
+//! itself (user mappings, column defaults, a view's deferred definition).
+//! Only objects that stand on their own get one; sub-objects (columns,
+//! CHECK constraints, indexes, triggers, rules, policies, statistics) go
+//! with their table. Foreign keys get one so that they go first and tables
+//! drop in any order; so do column defaults, which may call a function the
+//! backup drops too.
 
 use super::obj::Obj;
 use super::toc::ObjectKind;

@@ -1,9 +1,9 @@
 //! Globals: the cluster-wide objects a database's contents need, read at
 //! backup time and restored only when asked. Every backup records the roles
 //! its objects need (owners, grantees, policy roles, user-mapping users)
-//! with their attributes, memberships, settings and comments, the
-//! tablespaces its relations use, and the database's own properties (owner,
-//! connection limit, comment, privileges, `ALTER DATABASE ... SET`, `ALTER
+//! with their attributes, memberships, settings, comments and security
+//! labels, the tablespaces its relations use, and the database's own
+//! properties (owner, connection limit, comment, security labels, privileges, `ALTER DATABASE ... SET`, `ALTER
 //! ROLE ... IN DATABASE ... SET`); with `all` (`backup --globals`) every
 //! role and tablespace of the cluster. Password hashes only with
 //! `passwords` (`--with-role-passwords`, encrypted backups only).
@@ -45,6 +45,8 @@ pub struct Role {
     pub password: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<SecurityLabel>,
     /// `ALTER ROLE ... SET` settings for every database (`name=value`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub settings: Vec<String>,
@@ -74,6 +76,40 @@ pub struct Tablespace {
     pub acl_base: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<SecurityLabel>,
+}
+
+/// A security label on a shared object (`pg_shseclabel`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SecurityLabel {
+    pub provider: String,
+    pub label: String,
+}
+
+/// `SECURITY LABEL` statements for `on` (`ROLE name`, quoted).
+fn labels_sql(on: &str, labels: &[SecurityLabel]) -> String {
+    labels
+        .iter()
+        .map(|l| {
+            format!(
+                "SECURITY LABEL FOR {} ON {on} IS {};\n",
+                quote_ident(&l.provider),
+                quote_literal(&l.label)
+            )
+        })
+        .collect()
+}
+
+/// The labels of a row read with [`SHARED_LABELS`]' columns.
+fn labels(row: &tokio_postgres::Row) -> Result<Vec<SecurityLabel>> {
+    let providers: Vec<String> = row.val("label_providers")?;
+    let labels: Vec<String> = row.val("labels")?;
+    Ok(providers
+        .into_iter()
+        .zip(labels)
+        .map(|(provider, label)| SecurityLabel { provider, label })
+        .collect())
 }
 
 /// What `CREATE DATABASE` does not carry, applied after it (`--create`).
@@ -83,6 +119,8 @@ pub struct DatabaseProps {
     pub connlimit: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<SecurityLabel>,
     pub acl: Vec<String>,
     pub acl_base: Vec<String>,
     /// `ALTER DATABASE ... SET` (`name=value`).
@@ -156,7 +194,7 @@ const NEEDS: &str = "SELECT DISTINCT CASE WHEN d.dbid = 0 THEN 'D' || d.deptype:
 const ROLES: &str = "SELECT r.rolname::text AS name, r.rolsuper, r.rolinherit, r.rolcreaterole, \
   r.rolcreatedb, r.rolcanlogin, r.rolreplication, r.rolbypassrls, r.rolconnlimit, \
   r.rolvaliduntil::text AS valid_until, \
-  pg_catalog.shobj_description(r.oid, 'pg_authid') AS comment, \
+  pg_catalog.shobj_description(r.oid, 'pg_authid') AS comment, {labels}, \
   COALESCE((SELECT s.setconfig::text[] FROM pg_catalog.pg_db_role_setting s \
      WHERE s.setrole = r.oid AND s.setdatabase = 0), '{}') AS settings \
   FROM pg_catalog.pg_roles r WHERE r.rolname !~ '^pg_' AND ($1 OR r.rolname = ANY($2)) ORDER BY 1";
@@ -178,7 +216,7 @@ const TABLESPACES: &str = "SELECT t.spcname::text AS name, pg_catalog.pg_get_use
   pg_catalog.pg_tablespace_location(t.oid) AS location, COALESCE(t.spcoptions, '{}')::text[] AS options, \
   COALESCE(t.spcacl, pg_catalog.acldefault('t', t.spcowner))::text[] AS acl, \
   pg_catalog.acldefault('t', t.spcowner)::text[] AS acl_base, \
-  pg_catalog.shobj_description(t.oid, 'pg_tablespace') AS comment \
+  pg_catalog.shobj_description(t.oid, 'pg_tablespace') AS comment, {labels} \
   FROM pg_catalog.pg_tablespace t WHERE t.spcname NOT IN ('pg_default', 'pg_global') \
   AND ($1 OR t.oid IN (SELECT c.reltablespace FROM pg_catalog.pg_class c \
     UNION SELECT d.dattablespace FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())) \
@@ -186,12 +224,29 @@ const TABLESPACES: &str = "SELECT t.spcname::text AS name, pg_catalog.pg_get_use
 
 const DATABASE: &str =
     "SELECT pg_catalog.pg_get_userbyid(d.datdba)::text AS owner, d.datconnlimit, \
-  pg_catalog.shobj_description(d.oid, 'pg_database') AS comment, \
+  pg_catalog.shobj_description(d.oid, 'pg_database') AS comment, {labels}, \
   COALESCE(d.datacl, pg_catalog.acldefault('d', d.datdba))::text[] AS acl, \
   pg_catalog.acldefault('d', d.datdba)::text[] AS acl_base, \
   COALESCE((SELECT s.setconfig::text[] FROM pg_catalog.pg_db_role_setting s \
      WHERE s.setrole = 0 AND s.setdatabase = d.oid), '{}') AS settings \
   FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()";
+
+/// The columns `label_providers` and `labels` of the shared object `{oid}`
+/// of catalog `{catalog}`, in provider order.
+const SHARED_LABELS: &str = "ARRAY(SELECT l.provider FROM pg_catalog.pg_shseclabel l \
+  WHERE l.objoid = {oid} AND l.classoid = 'pg_catalog.{catalog}'::pg_catalog.regclass ORDER BY 1) AS label_providers, \
+  ARRAY(SELECT l.label FROM pg_catalog.pg_shseclabel l \
+  WHERE l.objoid = {oid} AND l.classoid = 'pg_catalog.{catalog}'::pg_catalog.regclass ORDER BY l.provider) AS labels";
+
+/// `sql` with its `{labels}` columns for `oid` of `catalog`.
+fn with_labels(sql: &str, oid: &str, catalog: &str) -> String {
+    sql.replace(
+        "{labels}",
+        &SHARED_LABELS
+            .replace("{oid}", oid)
+            .replace("{catalog}", catalog),
+    )
+}
 
 const ROLE_SETTINGS: &str = "SELECT r.rolname::text AS role, s.setconfig::text[] AS settings \
   FROM pg_catalog.pg_db_role_setting s JOIN pg_catalog.pg_roles r ON r.oid = s.setrole \
@@ -222,7 +277,14 @@ pub async fn read(client: &Client, opts: GlobalsOptions, owners: &[&str]) -> Res
     needs.database_owner = db_owner.into_iter().collect();
     needs.database_privileges = db_privileges.into_iter().collect();
     let mut tablespaces = Vec::new();
-    for row in query(client, "tablespaces", TABLESPACES, &[&opts.all]).await? {
+    for row in query(
+        client,
+        "tablespaces",
+        &with_labels(TABLESPACES, "t.oid", "pg_tablespace"),
+        &[&opts.all],
+    )
+    .await?
+    {
         tablespaces.push(Tablespace {
             name: row.val("name")?,
             owner: row.val("owner")?,
@@ -231,6 +293,7 @@ pub async fn read(client: &Client, opts: GlobalsOptions, owners: &[&str]) -> Res
             acl: row.val("acl")?,
             acl_base: row.val("acl_base")?,
             comment: row.val("comment")?,
+            labels: labels(&row)?,
         });
     }
     // The tablespaces' owners too: `--globals` creates them first.
@@ -243,7 +306,14 @@ pub async fn read(client: &Client, opts: GlobalsOptions, owners: &[&str]) -> Res
     let wanted: Vec<String> = wanted.into_iter().collect();
 
     let mut roles = Vec::new();
-    for row in query(client, "roles", ROLES, &[&opts.all, &wanted]).await? {
+    for row in query(
+        client,
+        "roles",
+        &with_labels(ROLES, "r.oid", "pg_authid"),
+        &[&opts.all, &wanted],
+    )
+    .await?
+    {
         roles.push(Role {
             name: row.val("name")?,
             superuser: row.val("rolsuper")?,
@@ -257,6 +327,7 @@ pub async fn read(client: &Client, opts: GlobalsOptions, owners: &[&str]) -> Res
             valid_until: row.val("valid_until")?,
             password: None,
             comment: row.val("comment")?,
+            labels: labels(&row)?,
             settings: row.val("settings")?,
         });
     }
@@ -286,15 +357,21 @@ pub async fn read(client: &Client, opts: GlobalsOptions, owners: &[&str]) -> Res
             set: row.val("set")?,
         });
     }
-    let row = query(client, "database properties", DATABASE, &[])
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::Internal("the connected database is not in pg_database".into()))?;
+    let row = query(
+        client,
+        "database properties",
+        &with_labels(DATABASE, "d.oid", "pg_database"),
+        &[],
+    )
+    .await?
+    .into_iter()
+    .next()
+    .ok_or_else(|| Error::Internal("the connected database is not in pg_database".into()))?;
     let mut database = DatabaseProps {
         owner: row.val("owner")?,
         connlimit: row.val("datconnlimit")?,
         comment: row.val("comment")?,
+        labels: labels(&row)?,
         acl: row.val("acl")?,
         acl_base: row.val("acl_base")?,
         settings: row.val("settings")?,
@@ -351,6 +428,7 @@ impl Role {
         if let Some(c) = &self.comment {
             sql.push_str(&format!("COMMENT ON ROLE {q} IS {};\n", quote_literal(c)));
         }
+        sql.push_str(&labels_sql(&format!("ROLE {q}"), &self.labels));
         sql
     }
 }
@@ -400,6 +478,7 @@ impl Tablespace {
                 quote_literal(c)
             ));
         }
+        sql.push_str(&labels_sql(&format!("TABLESPACE {q}"), &self.labels));
         sql.push_str(&super::acl::commands(
             &self.acl,
             &self.acl_base,
@@ -414,14 +493,15 @@ impl Tablespace {
 
 impl DatabaseProps {
     /// What `pg_dump --create` sets on the database `name` after creating
-    /// it, leaving out owner, privileges or comment as the restore does;
-    /// the settings are [`settings_sql`](Self::settings_sql).
+    /// it, leaving out owner, privileges, comment or security labels as the
+    /// restore does; the settings are [`settings_sql`](Self::settings_sql).
     pub fn properties_sql(
         &self,
         name: &str,
         owner: bool,
         privileges: bool,
         comment: bool,
+        labels: bool,
     ) -> String {
         let q = quote_ident(name);
         let mut sql = String::new();
@@ -442,6 +522,9 @@ impl DatabaseProps {
                 "COMMENT ON DATABASE {q} IS {};\n",
                 quote_literal(c)
             ));
+        }
+        if labels {
+            sql.push_str(&labels_sql(&format!("DATABASE {q}"), &self.labels));
         }
         if privileges {
             sql.push_str(&super::acl::commands(

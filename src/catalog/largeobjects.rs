@@ -71,6 +71,7 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
             est_bytes: bytes,
             pages: bytes / block,
             splittable: false,
+            condition: None,
         }),
     );
     Ok(())

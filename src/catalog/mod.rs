@@ -19,6 +19,7 @@ mod collations;
 mod comments;
 mod constraints;
 mod conversions;
+mod cycles;
 mod default_acl;
 mod depend;
 mod drop;
@@ -53,6 +54,7 @@ mod triggers;
 mod types;
 mod views;
 
+pub use extensions::ConfigRelation;
 pub use toc::{ObjRef, ObjectKind, Section, TableData, TocEntry};
 
 use crate::error::{Error, Result};
@@ -101,6 +103,8 @@ pub(crate) struct Ctx<'a> {
     pub rels: HashSet<u32>,
     pub rel_oids: Vec<u32>,
     pub version: i32,
+    /// Configuration relations of the included extensions.
+    pub config: &'a [ConfigRelation],
 }
 
 /// Server version, database name and encoding, and the system identifier
@@ -173,6 +177,16 @@ pub async fn select_tables(client: &Client, opts: &CatalogOptions) -> Result<Vec
         .collect())
 }
 
+/// The configuration tables and sequences (`pg_extension_config_dump`) of
+/// the extensions the backup includes: their rows and values are data of
+/// the backup.
+pub async fn extension_config(
+    client: &Client,
+    opts: &CatalogOptions,
+) -> Result<Vec<ConfigRelation>> {
+    extensions::config_relations(client, &Filter::new(opts)?).await
+}
+
 /// The full table of contents of the selected objects, in restore order.
 /// Meant to run inside the backup's snapshot transaction; sets
 /// `search_path` to empty so every name in the SQL is schema-qualified.
@@ -180,6 +194,7 @@ pub async fn read_toc(
     client: &Client,
     opts: &CatalogOptions,
     rels: &[RelationRef],
+    config: &[ConfigRelation],
 ) -> Result<Vec<TocEntry>> {
     client
         .batch_execute("SELECT pg_catalog.set_config('search_path', '', false)")
@@ -203,6 +218,7 @@ pub async fn read_toc(
         rels: rel_oids.iter().copied().collect(),
         rel_oids,
         version,
+        config,
     };
     let mut objs = Vec::new();
     schemas::read(&ctx, &mut objs).await?;
@@ -235,6 +251,7 @@ pub async fn read_toc(
     largeobjects::read(&ctx, &mut objs).await?;
     sequences::values(&ctx, &seqs, &mut objs).await?;
     comments::read(&ctx, &mut objs).await?;
+    comments::read_labels(&ctx, &mut objs).await?;
     acl::read(&ctx, &mut objs).await?;
     system_acl::read(&ctx, &mut objs).await?;
     default_acl::read(&ctx, &mut objs).await?;

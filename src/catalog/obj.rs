@@ -93,6 +93,26 @@ pub struct Obj {
     /// The entry's drop statement when it is not `DROP <keyword> IF EXISTS
     /// <comment name>` (see `drop.rs`).
     pub drop: Option<String>,
+    /// A view's two halves, used instead of its SQL when the view is on a
+    /// dependency cycle (see `cycles.rs`).
+    pub split: Option<ViewSplit>,
+}
+
+/// A view created in two steps, as pg_dump breaks a cycle through a view:
+/// first a placeholder with the view's columns as typed NULLs, then, in
+/// post-data, its definition (its `_RETURN` rule).
+#[derive(Clone, Debug)]
+pub struct ViewSplit {
+    /// `CREATE VIEW ... AS SELECT NULL::type AS column, ...` and what else
+    /// the view's entry holds (owner, column settings).
+    pub placeholder: String,
+    /// `CREATE OR REPLACE VIEW ... AS <definition>` and the column defaults.
+    pub definition: String,
+    /// `CREATE OR REPLACE VIEW` back to the placeholder: what `--clean`
+    /// runs to undo the definition (and so the cycle) before the drops.
+    pub reset: String,
+    /// The `_RETURN` rule's address, which moves to the definition's entry.
+    pub rule: ObjRef,
 }
 
 impl Obj {
@@ -111,6 +131,7 @@ impl Obj {
             inline_extras: false,
             data: None,
             drop: None,
+            split: None,
         }
     }
 

@@ -184,6 +184,32 @@ pub fn definitions(ctx: &Ctx<'_>, seqs: &[Sequence], out: &mut Vec<Obj>) {
 /// Current values as `setval` calls (data section), read with one
 /// `UNION ALL` query per batch of sequences.
 pub async fn values(ctx: &Ctx<'_>, seqs: &[Sequence], out: &mut Vec<Obj>) -> Result<()> {
+    let refs: Vec<SeqRef<'_>> = seqs
+        .iter()
+        .map(|s| SeqRef {
+            oid: s.oid,
+            schema: &s.schema,
+            name: &s.name,
+            qname: &s.qname,
+            owner: s.obj.owner.as_deref(),
+        })
+        .collect();
+    set_values(ctx, &refs, out).await
+}
+
+/// A sequence whose value the backup keeps.
+pub struct SeqRef<'a> {
+    pub oid: u32,
+    pub schema: &'a str,
+    pub name: &'a str,
+    /// `schema.name` quoted by the server.
+    pub qname: &'a str,
+    pub owner: Option<&'a str>,
+}
+
+/// `SequenceSet` entries (`setval`) with the values read in the snapshot,
+/// each after its sequence.
+pub async fn set_values(ctx: &Ctx<'_>, seqs: &[SeqRef<'_>], out: &mut Vec<Obj>) -> Result<()> {
     for batch in seqs.chunks(200) {
         let sql = batch
             .iter()
@@ -206,12 +232,12 @@ pub async fn values(ctx: &Ctx<'_>, seqs: &[Sequence], out: &mut Vec<Obj>) -> Res
             };
             let sql = format!(
                 "SELECT pg_catalog.setval({}, {last}, {called});\n",
-                quote_literal(&s.qname)
+                quote_literal(s.qname)
             );
-            let mut set = Obj::new(ObjectKind::SequenceSet, Section::Data, s.name.clone(), sql)
-                .schema(s.schema.clone())
+            let mut set = Obj::new(ObjectKind::SequenceSet, Section::Data, s.name, sql)
+                .schema(s.schema)
                 .after(oref(class::CLASS, s.oid));
-            set.owner = s.obj.owner.clone();
+            set.owner = s.owner.map(str::to_string);
             out.push(set);
         }
     }

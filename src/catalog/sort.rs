@@ -7,7 +7,8 @@
 //! ready, the remaining entry with the smallest key is emitted anyway and
 //! its unfinished dependencies are dropped (logged as a warning). Readers
 //! avoid the known cycles (a default calling a function that uses the
-//! table's row type is a separate `Default` entry).
+//! table's row type is a separate `Default` entry; a view on a cycle is
+//! split in two by `cycles.rs`).
 //!
 //! Entries with no SQL and no data (e.g. `public` unchanged) are dropped;
 //! entries depending on them inherit their dependencies. Ids are then
@@ -59,7 +60,7 @@ fn rank(kind: ObjectKind) -> u8 {
         PublicationMember => 25,
         Subscription => 25,
         MaterializedViewData => 25,
-        Comment => 26,
+        Comment | SecurityLabel => 26,
         Acl => 27,
         DefaultAcl => 28,
         EventTrigger => 29,

@@ -1,6 +1,7 @@
 //! Privileges changed on objects whose creation is not dumped: system
-//! objects (functions, tables and views of `pg_catalog` and
-//! `information_schema`, and their columns) and members of extensions
+//! objects (functions, tables and views of `pg_catalog`, and their
+//! columns; not `information_schema`, which pg_dump leaves alone too) and
+//! members of extensions
 //! (created by `CREATE EXTENSION`, which records their initial privileges),
 //! as pg_dump dumps them: the difference between the object's ACL in this
 //! database and its initial one (`pg_init_privs`, else the built-in
@@ -27,7 +28,7 @@ const CHANGED: &str = "SELECT * FROM ( \
       AND ip.classoid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND ip.objsubid = 0), \
       pg_catalog.acldefault('f', p.proowner))::text[] AS acl_base \
   FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
-  WHERE (n.nspname IN ('pg_catalog', 'information_schema') OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid = p.oid AND e.deptype = 'e')) \
+  WHERE (n.nspname = 'pg_catalog' OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid = p.oid AND e.deptype = 'e')) \
   UNION ALL \
   SELECT 'TABLE ' || pg_catalog.format('%I.%I', n.nspname, c.relname), NULL, (SELECT e.refobjid FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND e.objid = c.oid AND e.deptype = 'e' LIMIT 1), \
     n.nspname::text, \
@@ -37,7 +38,7 @@ const CHANGED: &str = "SELECT * FROM ( \
       AND ip.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND ip.objsubid = 0), \
       pg_catalog.acldefault('r', c.relowner))::text[] \
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-  WHERE (n.nspname IN ('pg_catalog', 'information_schema') OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND e.objid = c.oid AND e.deptype = 'e')) \
+  WHERE (n.nspname = 'pg_catalog' OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND e.objid = c.oid AND e.deptype = 'e')) \
     AND c.relkind IN ('r', 'v', 'm') \
   UNION ALL \
   SELECT 'TABLE ' || pg_catalog.format('%I.%I', n.nspname, c.relname), pg_catalog.quote_ident(a.attname), \
@@ -48,7 +49,7 @@ const CHANGED: &str = "SELECT * FROM ( \
       AND ip.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND ip.objsubid = a.attnum), '{}')::text[] \
   FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-  WHERE (n.nspname IN ('pg_catalog', 'information_schema') OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND e.objid = c.oid AND e.deptype = 'e')) \
+  WHERE (n.nspname = 'pg_catalog' OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND e.objid = c.oid AND e.deptype = 'e')) \
     AND a.attnum > 0 AND a.attacl IS NOT NULL \
   ) x WHERE x.acl IS DISTINCT FROM x.acl_base ORDER BY 1, 2";
 

@@ -466,10 +466,16 @@ fn columns_and_checks(
                     rel.alter, rel.qname
                 );
                 let name = format!("{} {}", rel.name, col.val::<String>("attname")?);
-                out.push(
-                    rel.obj(ObjectKind::Default, Section::PreData, name, sql)
-                        .owns(oref(class::ATTRDEF, ad), None),
-                );
+                let mut default = rel
+                    .obj(ObjectKind::Default, Section::PreData, name, sql)
+                    .owns(oref(class::ATTRDEF, ad), None);
+                // Dropped before the function it may call (pg_restore
+                // --clean --if-exists does the same).
+                default.drop = Some(format!(
+                    "{} IF EXISTS ONLY {} ALTER COLUMN {qcol} DROP DEFAULT;\n",
+                    rel.alter, rel.qname
+                ));
+                out.push(default);
             }
             Some(ad) => table.owns.push(oref(class::ATTRDEF, ad)),
             None => {}
@@ -528,6 +534,7 @@ fn data_entry(rel: &Rel<'_>, t: &Row, cols: &[Row]) -> Result<Obj> {
         est_bytes: bytes,
         pages: bytes / block,
         splittable: true,
+        condition: None,
     };
     Ok(rel
         .obj(

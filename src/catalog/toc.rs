@@ -70,6 +70,7 @@ pub enum ObjectKind {
     Language,
     ShellType,
     Subscription,
+    SecurityLabel,
 }
 
 impl ObjectKind {
@@ -127,6 +128,7 @@ impl ObjectKind {
             ObjectKind::Language => "PROCEDURAL LANGUAGE",
             ObjectKind::ShellType => "SHELL TYPE",
             ObjectKind::Subscription => "SUBSCRIPTION",
+            ObjectKind::SecurityLabel => "SECURITY LABEL",
         }
     }
 }
@@ -153,6 +155,10 @@ pub struct TableData {
     /// Whether a ctid-range split is possible (a plain heap table, not a view
     /// or partitioned parent).
     pub splittable: bool,
+    /// Which rows: an extension configuration table's filter (`WHERE ...`,
+    /// as given to `pg_extension_config_dump`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
 }
 
 /// One object of the backup.

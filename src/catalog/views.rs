@@ -4,8 +4,10 @@
 //! rule's dependencies order the view. Column defaults of views
 //! (`ALTER VIEW ... SET DEFAULT`) and a materialized view's column
 //! statistics targets, storage and compression are part of the entry.
+//! Each plain view also carries its split form (a placeholder and a
+//! post-data definition), used when it is on a dependency cycle.
 
-use super::obj::{class, oref, Obj};
+use super::obj::{class, oref, Obj, ViewSplit};
 use super::sql::{acl_columns, owner_columns, query, with_options, RowExt};
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
@@ -33,7 +35,15 @@ const VIEWS: &str = "SELECT c.oid, n.nspname, c.relname, c.relkind::text AS relk
          CASE pg_catalog.to_jsonb(a)->>'attcompression' WHEN 'p' THEN 'pglz' ELSE 'lz4' END) ELSE '' END, \
        '' ORDER BY a.attnum) \
      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
-     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind = 'm') AS column_settings \
+     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind = 'm') AS column_settings, \
+  (SELECT pg_catalog.string_agg(pg_catalog.format('NULL::%s%s AS %I', \
+       pg_catalog.format_type(a.atttypid, a.atttypmod), \
+       CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN \
+         (SELECT pg_catalog.format(' COLLATE %I.%I', cn.nspname, co.collname) FROM pg_catalog.pg_collation co \
+          JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) ELSE '' END, \
+       a.attname), E',\n    ' ORDER BY a.attnum) \
+     FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind = 'v') AS placeholder \
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
   WHERE c.oid = ANY($1) AND c.relkind IN ('v', 'm') ORDER BY n.nspname, c.relname";
 
@@ -51,14 +61,23 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
         let qname: String = row.val("qname")?;
         let def: String = row.val("def")?;
         let def = def.trim_end().trim_end_matches(';');
-        let options = with_options(&row.val::<Vec<String>>("reloptions")?);
+        let reloptions: Vec<String> = row.val("reloptions")?;
+        let options = with_options(&reloptions);
         let matview = row.val::<String>("relkind")? == "m";
         let (kind, keyword) = if matview {
             (ObjectKind::MaterializedView, "MATERIALIZED VIEW")
         } else {
             (ObjectKind::View, "VIEW")
         };
-        let mut sql = if matview {
+        let owner_sql = format!(
+            "ALTER {keyword} {qname} OWNER TO {};\n",
+            row.val::<String>("qowner")?
+        );
+        let defaults = row.val::<Option<String>>("defaults")?.unwrap_or_default();
+        let settings = row
+            .val::<Option<String>>("column_settings")?
+            .unwrap_or_default();
+        let sql = if matview {
             let am = row
                 .val::<Option<String>>("am")?
                 .map(|a| format!(" USING {a}"))
@@ -68,29 +87,46 @@ pub async fn read(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
                 .map(|t| format!("\nTABLESPACE {t}"))
                 .unwrap_or_default();
             format!(
-                "CREATE MATERIALIZED VIEW {qname}{am}{options}{ts} AS\n{def}\n  WITH NO DATA;\n"
+                "CREATE MATERIALIZED VIEW {qname}{am}{options}{ts} AS\n{def}\n  WITH NO DATA;\n{owner_sql}{defaults}{settings}"
             )
         } else {
-            format!("CREATE VIEW {qname}{options} AS\n{def};\n")
+            format!("CREATE VIEW {qname}{options} AS\n{def};\n{owner_sql}{defaults}{settings}")
         };
-        sql.push_str(&format!(
-            "ALTER {keyword} {qname} OWNER TO {};\n",
-            row.val::<String>("qowner")?
-        ));
-        sql.push_str(&row.val::<Option<String>>("defaults")?.unwrap_or_default());
-        sql.push_str(
-            &row.val::<Option<String>>("column_settings")?
-                .unwrap_or_default(),
+        let rule = row
+            .val::<Option<u32>>("rule")?
+            .map(|r| oref(class::REWRITE, r));
+        // A placeholder cannot take CHECK OPTION (it is not updatable); the
+        // definition sets it.
+        let placeholder_options = with_options(
+            &reloptions
+                .iter()
+                .filter(|o| !o.starts_with("check_option="))
+                .cloned()
+                .collect::<Vec<_>>(),
         );
+        let split = match (row.val::<Option<String>>("placeholder")?, rule) {
+            (Some(columns), Some(rule)) if !matview => Some(ViewSplit {
+                placeholder: format!(
+                    "CREATE VIEW {qname}{placeholder_options} AS\nSELECT\n    {columns};\n{owner_sql}{settings}"
+                ),
+                reset: format!(
+                    "CREATE OR REPLACE VIEW {qname}{placeholder_options} AS SELECT {columns}"
+                ),
+                definition: format!("CREATE OR REPLACE VIEW {qname}{options} AS\n{def};\n{defaults}"),
+                rule,
+            }),
+            _ => None,
+        };
         let owner: String = row.val("owner")?;
         let mut obj = Obj::new(kind, Section::PreData, name.clone(), sql)
             .schema(schema.clone())
             .owner(owner.clone())
             .creates(class::CLASS, oid, keyword, qname.clone())
             .grants(&row, "TABLE", qname.clone())?;
-        if let Some(rule) = row.val::<Option<u32>>("rule")? {
-            obj = obj.owns(oref(class::REWRITE, rule), None);
+        if let Some(rule) = rule {
+            obj = obj.owns(rule, None);
         }
+        obj.split = split;
         out.push(obj);
         if matview && row.val::<bool>("relispopulated")? {
             let sql = format!("REFRESH MATERIALIZED VIEW {qname};\n");

@@ -86,6 +86,7 @@ fn live_sql(def: &ChainDef, columns: &[String], filter: &StreamFilter) -> Result
         columns,
         filter,
         order: Some(&order),
+        condition: None,
     });
     Ok(sql)
 }

@@ -66,8 +66,7 @@ pub struct RestoreArgs {
     /// Leave out subscriptions (pg_restore --no-subscriptions).
     #[arg(long)]
     pub no_subscriptions: bool,
-    /// Accepted as pg_restore's: pgkeep backups hold no security labels
-    /// (docs/compatibility.md), so none are restored.
+    /// Leave out security labels (pg_restore --no-security-labels).
     #[arg(long)]
     pub no_security_labels: bool,
     /// Pre-data and post-data only: the schema, no rows (pg_restore --schema-only).
@@ -180,6 +179,7 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
         publications: args.no_publications,
         tablespaces: args.no_tablespaces,
         subscriptions: args.no_subscriptions,
+        security_labels: args.no_security_labels,
     };
     if let Some(m) = args.maintenance_work_mem {
         opts.maintenance_work_mem = m;

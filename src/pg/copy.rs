@@ -27,6 +27,9 @@ pub struct TableRows<'a> {
     pub filter: Option<String>,
     /// An `ORDER BY` clause (chain tables are copied in chain order).
     pub order: Option<&'a str>,
+    /// A whole `WHERE ...` clause, as an extension gave it for its
+    /// configuration table (exclusive with `filter`).
+    pub condition: Option<&'a str>,
 }
 
 fn column_list(columns: &[String]) -> String {
@@ -43,7 +46,7 @@ fn column_list(columns: &[String]) -> String {
 pub fn table_out(t: &TableRows<'_>) -> String {
     let table = qualified(t.schema, t.name);
     let cols = column_list(t.columns);
-    if t.filter.is_none() && t.order.is_none() {
+    if t.filter.is_none() && t.order.is_none() && t.condition.is_none() {
         return if t.columns.is_empty() {
             format!("COPY {table} TO STDOUT")
         } else {
@@ -54,6 +57,10 @@ pub fn table_out(t: &TableRows<'_>) -> String {
     if let Some(f) = &t.filter {
         sql.push_str(" WHERE ");
         sql.push_str(f);
+    }
+    if let Some(c) = t.condition {
+        sql.push(' ');
+        sql.push_str(c);
     }
     if let Some(o) = t.order {
         sql.push(' ');
@@ -152,6 +159,14 @@ mod tests {
         assert_eq!(
             table_out(&ordered),
             "COPY (SELECT a, \"B\" FROM ONLY public.t ORDER BY a) TO STDOUT"
+        );
+        let configured = TableRows {
+            condition: Some("WHERE NOT standard"),
+            ..t.clone()
+        };
+        assert_eq!(
+            table_out(&configured),
+            "COPY (SELECT a, \"B\" FROM ONLY public.t WHERE NOT standard) TO STDOUT"
         );
         assert_eq!(
             table_in("s", "t", &cols, true),

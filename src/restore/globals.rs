@@ -198,7 +198,7 @@ pub async fn create(admin: &Conn, globals: &Globals) -> Result<GlobalsReport> {
 }
 
 /// `--create`, right after creating the database: its owner, connection
-/// limit, comment and privileges.
+/// limit, comment, security labels and privileges.
 pub async fn apply_properties(
     admin: &Conn,
     globals: &Globals,
@@ -210,6 +210,7 @@ pub async fn apply_properties(
         !opts.omit.owner,
         !opts.omit.acl,
         !opts.omit.comments,
+        !opts.omit.security_labels,
     );
     admin
         .client

@@ -793,6 +793,7 @@ mod tests {
                     est_bytes: 0,
                     pages: 0,
                     splittable: true,
+                    condition: None,
                 }),
                 drop: None,
             });

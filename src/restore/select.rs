@@ -119,6 +119,7 @@ fn attached(kind: ObjectKind) -> bool {
             | ObjectKind::Statistics
             | ObjectKind::MaterializedViewData
             | ObjectKind::Comment
+            | ObjectKind::SecurityLabel
             | ObjectKind::Acl
     )
 }
@@ -265,6 +266,7 @@ pub struct Omit {
     pub tablespaces: bool,
     /// Subscriptions.
     pub subscriptions: bool,
+    pub security_labels: bool,
 }
 
 impl Omit {
@@ -275,6 +277,7 @@ impl Omit {
             || self.publications
             || self.tablespaces
             || self.subscriptions
+            || self.security_labels
     }
 
     /// The entries to run, with owner statements and tablespace clauses
@@ -289,12 +292,20 @@ impl Omit {
                             e.kind,
                             ObjectKind::Publication | ObjectKind::PublicationMember
                         )
-                    || self.subscriptions && e.kind == ObjectKind::Subscription)
+                    || self.subscriptions && e.kind == ObjectKind::Subscription
+                    || self.security_labels && e.kind == ObjectKind::SecurityLabel)
             })
             .map(|e| {
                 let mut e = e.clone();
                 if self.owner {
                     e.sql = strip_owner_statements(&e.sql);
+                }
+                // A large object keeps its comment and labels inline.
+                if self.comments || self.security_labels {
+                    e.sql = strip_statements(&e.sql, |first| {
+                        self.comments && first.starts_with("COMMENT ON ")
+                            || self.security_labels && first.starts_with("SECURITY LABEL ")
+                    });
                 }
                 if self.tablespaces {
                     e.sql = strip_tablespace_clauses(&e.sql);
@@ -345,21 +356,33 @@ fn identifier_len(text: &str) -> usize {
         .count()
 }
 
-/// Removes the `ALTER ... OWNER TO ...;` lines pgkeep writes after each
-/// object. A line counts only outside quoted text (string literals,
-/// quoted identifiers, dollar-quoted bodies), so a function whose body
-/// says `ALTER TABLE t OWNER TO x;` keeps its body.
+/// Removes the `ALTER ... OWNER TO ...;` statements pgkeep writes after
+/// each object. Only statements count (text outside quoted text at the
+/// start of a line), so a function whose body says `ALTER TABLE t OWNER TO
+/// x;` keeps its body.
 pub fn strip_owner_statements(sql: &str) -> String {
+    strip_statements(sql, |first| {
+        first.starts_with("ALTER ") && first.contains(" OWNER TO ")
+    })
+}
+
+/// Removes the statements whose first line `drop` matches. pgkeep writes
+/// each statement from the start of a line; one ends at a line that ends
+/// with `;` outside quoted text (string literals, quoted identifiers,
+/// dollar-quoted bodies), so a statement spanning lines, or a body holding
+/// `;`, is kept or removed whole.
+pub fn strip_statements(sql: &str, drop: impl Fn(&str) -> bool) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut state = Quote::None;
+    let mut dropping: Option<bool> = None;
     for line in sql.split_inclusive('\n') {
-        let at_top = state == Quote::None;
-        let t = line.trim();
-        let is_owner =
-            at_top && t.starts_with("ALTER ") && t.contains(" OWNER TO ") && t.ends_with(';');
+        let starts = *dropping.get_or_insert_with(|| drop(line.trim_start()));
         state = scan(line, state);
-        if !is_owner {
+        if !starts {
             out.push_str(line);
+        }
+        if state == Quote::None && line.trim_end().ends_with(';') {
+            dropping = None;
         }
     }
     out
@@ -448,6 +471,21 @@ mod tests {
         assert!(out.contains("'one\nALTER TABLE u OWNER TO y;\n'"), "{out}");
         let plain = "CREATE SCHEMA s;\nALTER SCHEMA s OWNER TO app;\n";
         assert_eq!(strip_owner_statements(plain), "CREATE SCHEMA s;\n");
+    }
+
+    #[test]
+    fn whole_statements_go_even_when_they_span_lines() {
+        let sql = "SELECT pg_catalog.lo_create('7');\nCOMMENT ON LARGE OBJECT 7 IS 'two\nlines;\n';\nSECURITY LABEL FOR pgkeep ON LARGE OBJECT 7 IS 'pgkeep:x';\nALTER LARGE OBJECT 7 OWNER TO app;\n";
+        let no_comments = strip_statements(sql, |l| l.starts_with("COMMENT ON "));
+        assert_eq!(
+            no_comments,
+            "SELECT pg_catalog.lo_create('7');\nSECURITY LABEL FOR pgkeep ON LARGE OBJECT 7 IS 'pgkeep:x';\nALTER LARGE OBJECT 7 OWNER TO app;\n"
+        );
+        let neither = strip_statements(&no_comments, |l| l.starts_with("SECURITY LABEL "));
+        assert_eq!(
+            strip_owner_statements(&neither),
+            "SELECT pg_catalog.lo_create('7');\n"
+        );
     }
 
     #[test]

@@ -43,7 +43,7 @@ ALTER DATABASE gl_app CONNECTION LIMIT 20;
 ";
 
 /// `pg_dump --schema-only --create`: the database's properties too.
-fn dump_with_create(c: &TestCluster, db: &str) -> String {
+pub(crate) fn dump_with_create(c: &TestCluster, db: &str) -> String {
     let mut cmd = c.pg_tool("pg_dump");
     cmd.args(["--schema-only", "--create", "-d"]).arg(c.url(db));
     run(cmd)

@@ -25,6 +25,7 @@ mod redis;
 mod restore_errors;
 mod retention;
 mod roundtrip;
+mod seclabels;
 mod serve;
 mod storage_azure;
 mod storage_conformance;
