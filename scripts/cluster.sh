@@ -54,21 +54,75 @@ measure() {
   echo "$secs $rss $(python3 -c "print(f'{$usr + $sys:.2f} {$(server_cpu) - $s0:.2f}')")"
 }
 
-# bench_dataset SIZE_MB: database `bench` of about SIZE_MB megabytes: 4
-# equal tables (so table-level parallelism is fair to every tool) of
-# ~170-byte rows with an index each, plus a small one; vacuumed and analyzed.
+# bench_dataset SIZE_MB: database `bench` of about SIZE_MB megabytes, of
+# the kind BENCH_DATASET names; vacuumed and analyzed:
+#   events (default): 4 equal tables (so table-level parallelism is fair to
+#     every tool) of ~170-byte rows with an index each, plus a small one;
+#   text: 4 equal tables of ~1 KB rows (text and jsonb) with a primary key
+#     and a GIN index on the jsonb;
+#   many: 50 tables of mixed sizes (the k-th holds a share of about 1/k),
+#     each with a primary key and an index, every third with a foreign key
+#     to a small `accounts` table.
 bench_dataset() {
-  local size_mb=$1 ntab=4 i
-  local rows_per=$(( size_mb * 1024 * 1024 / ntab / 170 ))
-  echo "== generating ~${size_mb} MB: $ntab tables x $rows_per rows"
+  local size_mb=$1 kind=${BENCH_DATASET:-events}
   createdb bench
+  case $kind in
+    events) dataset_events "$size_mb" ;;
+    text) dataset_text "$size_mb" ;;
+    many) dataset_many "$size_mb" ;;
+    *) echo "BENCH_DATASET=$kind: events, text or many" >&2; return 1 ;;
+  esac
+  psql -X -q -d bench -c "VACUUM ANALYZE"
+}
+
+# events_table NAME ROWS ACCOUNTS [SQL]: a table of ~170-byte event rows
+# whose account_id runs over 1..ACCOUNTS, with an index, then SQL.
+events_table() {
+  psql -X -q -v ON_ERROR_STOP=1 -d bench -c "CREATE TABLE $1 (id bigint PRIMARY KEY, account_id int NOT NULL, kind text NOT NULL, amount numeric(12,2), created_at timestamptz NOT NULL, note text);
+    INSERT INTO $1 SELECT g, 1 + ((g::bigint * 7919) % $3)::int, (ARRAY['signup','login','purchase','refund','logout'])[1 + g % 5],
+      (g % 100000) / 100.0, timestamptz '2026-01-01' + g * interval '1 second', md5(g::text) || ' ' || md5((g::bigint * 31)::text)
+    FROM generate_series(1, $2) g;
+    CREATE INDEX ON $1 (account_id, created_at); ${4:-}"
+}
+
+dataset_events() {
+  local size_mb=$1 ntab=4 i pids=()
+  local rows_per=$(( size_mb * 1024 * 1024 / ntab / 170 ))
+  echo "== generating ~${size_mb} MB (events): $ntab tables x $rows_per rows"
   for i in $(seq 1 $ntab); do
-    psql -X -q -v ON_ERROR_STOP=1 -d bench -c "CREATE TABLE events_$i (id bigint PRIMARY KEY, account_id int NOT NULL, kind text NOT NULL, amount numeric(12,2), created_at timestamptz NOT NULL, note text);
-      INSERT INTO events_$i SELECT g, ((g::bigint * 7919) % 100000)::int, (ARRAY['signup','login','purchase','refund','logout'])[1 + g % 5],
-        (g % 100000) / 100.0, timestamptz '2026-01-01' + g * interval '1 second', md5(g::text) || ' ' || md5((g::bigint * 31)::text)
-      FROM generate_series(1, $rows_per) g;
-      CREATE INDEX ON events_$i (account_id, created_at);" &
+    events_table "events_$i" "$rows_per" 100000 & pids+=($!)
   done
-  wait
-  psql -X -q -d bench -c "CREATE TABLE accounts AS SELECT g AS id, 'acct-' || g AS name FROM generate_series(1, 100000) g; ALTER TABLE accounts ADD PRIMARY KEY (id);" -c "VACUUM ANALYZE"
+  wait "${pids[@]}"
+  psql -X -q -d bench -c "CREATE TABLE accounts AS SELECT g AS id, 'acct-' || g AS name FROM generate_series(1, 100000) g; ALTER TABLE accounts ADD PRIMARY KEY (id);"
+}
+
+dataset_text() {
+  local size_mb=$1 ntab=4 i pids=()
+  local rows_per=$(( size_mb * 1024 * 1024 / ntab / 1100 ))
+  echo "== generating ~${size_mb} MB (text): $ntab tables x $rows_per rows of ~1 KB"
+  for i in $(seq 1 $ntab); do
+    psql -X -q -v ON_ERROR_STOP=1 -d bench -c "CREATE TABLE docs_$i (id bigint PRIMARY KEY, title text NOT NULL, body text NOT NULL, attrs jsonb NOT NULL);
+      INSERT INTO docs_$i SELECT g, 'Document ' || g || ' about ' || (ARRAY['billing','search','storage','network','backups'])[1 + g % 5],
+        substr(repeat('the ' || md5(g::text) || ' report on ' || md5((g::bigint * 31)::text) || ' and its findings; ', 8), 1, 560 + (g % 97)),
+        jsonb_build_object('user', g % 10000, 'score', g % 1000, 'tags', jsonb_build_array('t' || g % 50, 't' || g % 7, 't' || g % 3),
+          'note', md5((g::bigint * 7)::text) || md5((g::bigint * 11)::text), 'active', g % 2 = 0)
+      FROM generate_series(1, $rows_per) g;
+      CREATE INDEX ON docs_$i USING gin (attrs);" & pids+=($!)
+  done
+  wait "${pids[@]}"
+}
+
+dataset_many() {
+  local size_mb=$1 ntab=50 i rows fk pids=()
+  local harmonic; harmonic=$(python3 -c "print(sum(1 / k for k in range(1, $ntab + 1)))")
+  echo "== generating ~${size_mb} MB (many): $ntab tables of mixed sizes"
+  psql -X -q -d bench -c "CREATE TABLE accounts AS SELECT g AS id, 'acct-' || g AS name FROM generate_series(1, 10000) g; ALTER TABLE accounts ADD PRIMARY KEY (id);"
+  for i in $(seq 1 $ntab); do
+    rows=$(python3 -c "print(max(100, int($size_mb * 1048576 / 170 / $harmonic / $i)))")
+    fk=""; [ $((i % 3)) = 0 ] && fk="ALTER TABLE t_$i ADD FOREIGN KEY (account_id) REFERENCES accounts;"
+    events_table "t_$i" "$rows" 10000 "$fk" & pids+=($!)
+    # Two at a time: the machine has two cores.
+    if [ ${#pids[@]} = 2 ]; then wait "${pids[@]}"; pids=(); fi
+  done
+  [ ${#pids[@]} = 0 ] || wait "${pids[@]}"
 }

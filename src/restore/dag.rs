@@ -1,24 +1,44 @@
-//! Runs TOC entries on a pool of connections in dependency order: an entry
-//! starts once every entry it depends on (within the same batch) is done.
-//! Used for post-data, where index builds and constraint checks run in
-//! parallel. A statement that loses a deadlock is retried.
+//! Runs work on a pool of connections in dependency order: a task starts
+//! once every task it depends on is done. Post-data entries run this way,
+//! where index builds and constraint checks go in parallel, and so do a
+//! restore's data units with them (`schedule.rs`). A statement that loses
+//! a deadlock is retried.
 
 use super::onerror::Failed;
 use crate::catalog::TocEntry;
 use crate::error::{Error, Result};
 use crate::pg::Conn;
 use crate::progress::Progress;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 const DEADLOCK: &str = "40P01";
 const MAX_RETRIES: usize = 5;
 
-/// What runs one entry: a connection to the target (or, in tests, a fake
+/// Something the scheduler runs on one connection.
+pub trait Job: Send + Sync + 'static {
+    /// What it builds, for progress steps; `None` for work that reports
+    /// progress of its own (a data unit).
+    fn step(&self) -> Option<String>;
+}
+
+impl Job for TocEntry {
+    fn step(&self) -> Option<String> {
+        Some(describe(self))
+    }
+}
+
+/// What runs one job: a connection to the target (or, in tests, a fake
 /// that records what ran when).
 #[async_trait::async_trait]
-pub trait Runner: Send + Sync + 'static {
-    async fn run(&self, entry: &TocEntry) -> Result<()>;
+pub trait Runner<J>: Send + Sync + 'static {
+    async fn run(&self, job: &J) -> Result<()>;
+}
+
+/// A job and the tasks (indexes into the same list) it waits for.
+pub struct Task<J> {
+    pub job: J,
+    pub deps: Vec<usize>,
 }
 
 /// A connection to the target that records each entry it finishes when
@@ -29,7 +49,7 @@ pub struct Tracked {
 }
 
 #[async_trait::async_trait]
-impl Runner for Tracked {
+impl Runner<TocEntry> for Tracked {
     async fn run(&self, entry: &TocEntry) -> Result<()> {
         run_one(&self.conn, entry, self.mark).await?;
         crate::failpoint::hit("restore-post-entry");
@@ -37,65 +57,56 @@ impl Runner for Tracked {
     }
 }
 
-/// Executes `entries` over `conns`, respecting `deps` among them, and
-/// reports each entry as it starts and finishes to `progress` (as `phase`).
-/// The first failure stops new entries from starting; the ones running
+/// Executes `tasks` over `conns`: a task starts once its dependencies
+/// finished, the ready task listed first going first. Each task with a
+/// step is reported as it starts and finishes to `progress` (as `phase`).
+/// The first failure stops new tasks from starting; the ones running
 /// finish, and the failure is returned. When `failed` keeps going
 /// (`--continue-on-error`), a failure is recorded there instead and the
-/// entries after it still run (they may fail in turn, as with pg_restore).
-pub async fn run_entries<R: Runner>(
+/// tasks after it still run (they may fail in turn, as with pg_restore).
+pub async fn run_tasks<J: Job, R: Runner<J>>(
     conns: Vec<R>,
-    entries: Vec<TocEntry>,
+    tasks: Vec<Task<J>>,
     progress: &dyn Progress,
     phase: &'static str,
     failed: &Failed,
 ) -> Result<Vec<R>> {
-    let ids: HashSet<u32> = entries.iter().map(|e| e.id).collect();
-    let mut waiting_on: HashMap<u32, usize> = HashMap::new();
-    let mut dependents: HashMap<u32, Vec<u32>> = HashMap::new();
-    for e in &entries {
-        let deps: HashSet<u32> = e
-            .deps
-            .iter()
-            .copied()
-            .filter(|d| ids.contains(d) && *d != e.id)
-            .collect();
-        waiting_on.insert(e.id, deps.len());
+    let mut waiting_on: Vec<usize> = Vec::with_capacity(tasks.len());
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); tasks.len()];
+    let mut jobs: Vec<Option<Arc<J>>> = Vec::with_capacity(tasks.len());
+    for (i, t) in tasks.into_iter().enumerate() {
+        let deps: BTreeSet<usize> = t.deps.into_iter().filter(|&d| d != i).collect();
+        waiting_on.push(deps.len());
         for d in deps {
-            dependents.entry(d).or_default().push(e.id);
+            if let Some(list) = dependents.get_mut(d) {
+                list.push(i);
+            }
         }
+        jobs.push(Some(Arc::new(t.job)));
     }
-    let by_id: HashMap<u32, Arc<TocEntry>> =
-        entries.into_iter().map(|e| (e.id, Arc::new(e))).collect();
-    // Ready entries, in TOC order (ids grow along the sorted TOC).
-    let mut ready: VecDeque<u32> = {
-        let mut v: Vec<u32> = waiting_on
-            .iter()
-            .filter(|(_, n)| **n == 0)
-            .map(|(id, _)| *id)
-            .collect();
-        v.sort_unstable();
-        v.into()
-    };
+    let total = jobs.len();
+    let steps_total = jobs.iter().flatten().filter(|j| j.step().is_some()).count();
+    let mut ready: BTreeSet<usize> = (0..total).filter(|&i| waiting_on[i] == 0).collect();
     let mut idle: Vec<R> = conns;
     let mut running = tokio::task::JoinSet::new();
-    let mut done = 0usize;
-    let total = by_id.len();
+    let (mut done, mut steps_done) = (0usize, 0usize);
     let mut first_error: Option<Error> = None;
     while done < total {
         while first_error.is_none() && !idle.is_empty() {
-            let Some(id) = ready.pop_front() else { break };
+            let Some(i) = ready.pop_first() else { break };
             let conn = idle
                 .pop()
                 .ok_or_else(|| Error::Internal("no idle connection".into()))?;
-            let entry = by_id
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| Error::Internal("unknown entry".into()))?;
-            progress.step(phase, done, total, Some(&describe(&entry)));
+            let job = jobs[i]
+                .take()
+                .ok_or_else(|| Error::Internal("a task became ready twice".into()))?;
+            let step = job.step();
+            if let Some(s) = &step {
+                progress.step(phase, steps_done, steps_total, Some(s));
+            }
             running.spawn(async move {
-                let r = conn.run(&entry).await;
-                (conn, entry.id, r)
+                let r = conn.run(&job).await;
+                (conn, i, step.is_some(), r)
             });
         }
         let Some(joined) = running.join_next().await else {
@@ -103,36 +114,33 @@ pub async fn run_entries<R: Runner>(
                 break;
             }
             return Err(Error::Internal(format!(
-                "dependency cycle among {} post-data entries",
+                "dependency cycle among {} restore tasks",
                 total - done
             )));
         };
-        let (conn, id, r) = joined.map_err(|e| Error::Internal(format!("restore task: {e}")))?;
+        let (conn, i, stepped, r) =
+            joined.map_err(|e| Error::Internal(format!("restore task: {e}")))?;
         idle.push(conn);
         done += 1;
-        progress.step(phase, done, total, None);
+        if stepped {
+            steps_done += 1;
+            progress.step(phase, steps_done, steps_total, None);
+        }
         if let Err(e) = r {
             if let Err(e) = failed.absorb(e) {
                 first_error.get_or_insert(e);
                 continue;
             }
         }
-        if let Some(ds) = dependents.get(&id) {
-            let mut newly: Vec<u32> = Vec::new();
-            for d in ds {
-                if let Some(n) = waiting_on.get_mut(d) {
-                    *n -= 1;
-                    if *n == 0 {
-                        newly.push(*d);
-                    }
-                }
+        for &d in &dependents[i] {
+            waiting_on[d] -= 1;
+            if waiting_on[d] == 0 {
+                ready.insert(d);
             }
-            newly.sort_unstable();
-            ready.extend(newly);
         }
     }
     while let Some(j) = running.join_next().await {
-        if let Ok((conn, _, _)) = j {
+        if let Ok((conn, ..)) = j {
             idle.push(conn);
         }
     }
@@ -220,6 +228,7 @@ mod tests {
     use super::*;
     use crate::catalog::{ObjectKind, Section};
     use crate::progress::Silent;
+    use std::collections::HashMap;
     use std::sync::Mutex;
 
     fn entry(id: u32, deps: &[u32]) -> TocEntry {
@@ -237,6 +246,32 @@ mod tests {
         }
     }
 
+    /// Executes `entries` over `conns`, respecting `deps` among them (a
+    /// dependency outside `entries` counts as done); see [`run_tasks`].
+    async fn run_entries<R: Runner<TocEntry>>(
+        conns: Vec<R>,
+        entries: Vec<TocEntry>,
+        progress: &dyn Progress,
+        phase: &'static str,
+        failed: &Failed,
+    ) -> Result<Vec<R>> {
+        let index: HashMap<u32, usize> =
+            entries.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
+        let tasks = entries
+            .into_iter()
+            .map(|e| {
+                let deps = e
+                    .deps
+                    .iter()
+                    .filter(|d| **d != e.id)
+                    .filter_map(|d| index.get(d).copied())
+                    .collect();
+                Task { job: e, deps }
+            })
+            .collect();
+        run_tasks(conns, tasks, progress, phase, failed).await
+    }
+
     /// Starts (`'s'`) and finishes (`'f'`) of entries, in order.
     type Log = Arc<Mutex<Vec<(char, u32)>>>;
 
@@ -249,7 +284,7 @@ mod tests {
     }
 
     #[async_trait::async_trait]
-    impl Runner for Fake {
+    impl Runner<TocEntry> for Fake {
         async fn run(&self, e: &TocEntry) -> Result<()> {
             self.log.lock().unwrap().push(('s', e.id));
             tokio::task::yield_now().await;

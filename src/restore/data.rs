@@ -31,6 +31,8 @@ pub struct UnitStream {
 /// or one slice of a table whose slices load in parallel.
 #[derive(Clone, Debug)]
 pub struct Unit {
+    /// The data entry it loads (part of).
+    pub toc_id: u32,
     pub kind: ObjectKind,
     pub table: TableData,
     pub streams: Vec<UnitStream>,

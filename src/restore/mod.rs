@@ -1,7 +1,9 @@
 //! Restore orchestration: check or prepare the target, replay pre-data in
-//! dependency order, load data streams in parallel (biggest first, many
-//! streams of one split table at once), then post-data in parallel
-//! (indexes, constraints, triggers, policies, matview refresh).
+//! dependency order, then load data streams (biggest first, many streams of
+//! one split table at once) and run post-data (indexes, constraints,
+//! triggers, policies, matview refresh) in one schedule over `--jobs`
+//! connections, each post-data entry as soon as the data it needs is in
+//! (`schedule.rs`).
 //! Row counts are checked per stream before its transaction commits.
 
 mod dag;
@@ -9,6 +11,7 @@ mod data;
 pub mod globals;
 mod onerror;
 mod resume;
+mod schedule;
 pub mod scratch;
 pub mod select;
 mod target;
@@ -17,7 +20,7 @@ use crate::archive::index::{read_manifest, resolve_backup_id};
 use crate::archive::Manifest;
 use crate::catalog::{ObjectKind, Section, TocEntry};
 use crate::config::ConnSettings;
-use crate::error::{Error, Failures, Result};
+use crate::error::{Error, Result};
 use crate::keys::Unlock;
 use crate::pg::snapshot::session_setup;
 use crate::pg::{connect, Conn};
@@ -26,8 +29,8 @@ use crate::progress::Progress;
 use crate::store::lease::Lease;
 use crate::store::Repo;
 use data::{LoadContext, Unit, UnitStream};
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -120,7 +123,10 @@ pub struct RestoreSummary {
     pub bytes: u64,
     pub duration_ms: u64,
     pub pre_data_ms: u64,
+    /// From the first data unit to the last one finishing (post-data
+    /// entries of loaded tables run meanwhile).
     pub data_ms: u64,
+    /// Post-data left after the last data unit finished.
     pub post_data_ms: u64,
     /// Foreign keys left out by `-t/-n/-T/-N`: they point at a table not
     /// selected.
@@ -330,23 +336,8 @@ async fn run(
     }
     let pre_data_ms = t0.elapsed().as_millis() as u64;
 
-    // Data streams in parallel.
-    let t_data = Instant::now();
-    let (rows, bytes, streams) = if sections.data {
-        load_data(
-            repo,
-            &manifest,
-            opts,
-            only.as_ref(),
-            &budget,
-            (&encoding, opts.single_transaction.then_some(&main)),
-            progress.clone(),
-            (&failed, &done, mark),
-        )
-        .await?
-    } else {
-        (0, 0, 0)
-    };
+    // Data-section entries without data (sequence values) first, on the
+    // main connection: they need nothing but their objects.
     for e in toc.iter().filter(|e| {
         e.section == Section::Data && e.data.is_none() && sections.data && !done.entry(e.id)
     }) {
@@ -354,23 +345,32 @@ async fn run(
             failed.absorb(err)?;
         }
     }
-    let data_ms = t_data.elapsed().as_millis() as u64;
 
-    // Post-data in parallel, by dependencies.
-    let t_post = Instant::now();
+    // Data units and post-data in one schedule over --jobs connections:
+    // a table's indexes and constraints build while other tables load.
+    let t_data = Instant::now();
+    let (units, ctx) = prepare_data(
+        &manifest,
+        opts,
+        only.as_ref(),
+        &budget,
+        repo,
+        progress.clone(),
+        (&done, mark),
+    )?;
     let post: Vec<TocEntry> = toc
         .iter()
         .filter(|e| e.section == Section::PostData && sections.post_data && !done.entry(e.id))
         .cloned()
         .collect();
-    let mut conns = vec![dag::Tracked { conn: main, mark }];
-    for _ in 1..opts.jobs.max(1) {
-        let conn = open_session(&opts.db, &encoding).await?;
-        conns.push(dag::Tracked { conn, mark });
+    let mut conns = vec![main];
+    if !opts.single_transaction {
+        for _ in 1..opts.jobs.max(1) {
+            conns.push(open_session(&opts.db, &encoding).await?);
+        }
     }
     for c in &conns {
-        c.conn
-            .client
+        c.client
             .batch_execute(&format!(
                 "SET maintenance_work_mem = {}",
                 crate::pg::quote_literal(&opts.maintenance_work_mem)
@@ -378,21 +378,54 @@ async fn run(
             .await
             .map_err(Error::db("setting maintenance_work_mem"))?;
     }
-    let conns = dag::run_entries(conns, post, progress.as_ref(), "post-data", &failed).await?;
-    if let Some(last) = conns.first() {
+    let tally = Arc::new(schedule::Tally::default());
+    let workers: Vec<schedule::Worker> = conns
+        .into_iter()
+        .map(|conn| schedule::Worker {
+            tracked: dag::Tracked { conn, mark },
+            ctx: ctx.clone(),
+            tally: tally.clone(),
+        })
+        .collect();
+    if sections.data {
+        progress.begin(manifest.body.streams.iter().map(|s| s.plain_bytes).sum());
+    }
+    let tasks = schedule::plan(units, post, &toc);
+    let workers = dag::run_tasks(workers, tasks, progress.as_ref(), "post-data", &failed).await;
+    if sections.data {
+        progress.end();
+    }
+    let workers = workers?;
+    if let Some(last) = workers.first() {
+        let conn = &last.tracked.conn;
         if opts.single_transaction {
-            last.conn
-                .client
+            conn.client
                 .batch_execute("COMMIT")
                 .await
                 .map_err(Error::db("committing the restore's transaction"))?;
         } else if failed.is_empty() {
             // Finished: the progress record goes (after failures gone past,
             // it stays, and --resume retries what failed).
-            resume::finish(&last.conn).await?;
+            resume::finish(conn).await?;
         }
     }
-    let post_data_ms = t_post.elapsed().as_millis() as u64;
+    let rows = tally.rows.load(std::sync::atomic::Ordering::Relaxed);
+    let bytes = tally.bytes.load(std::sync::atomic::Ordering::Relaxed);
+    let streams = if sections.data {
+        manifest.body.streams.len()
+    } else {
+        0
+    };
+    // Data time runs until the last unit finished; post-data time is what
+    // ran after it.
+    let data_end = tally
+        .data_done
+        .lock()
+        .ok()
+        .and_then(|t| *t)
+        .unwrap_or(t_data);
+    let data_ms = data_end.duration_since(t_data).as_millis() as u64;
+    let post_data_ms = data_end.elapsed().as_millis() as u64;
     // The database's own settings last: a source's
     // `default_transaction_read_only` or `lock_timeout` must not govern
     // the restore's sessions.
@@ -603,6 +636,7 @@ fn plan_units(manifest: &Manifest, jobs: usize) -> Result<Vec<Unit>> {
             for st in streams {
                 let stored_bytes = manifest.body.streams[st.index].stored_bytes;
                 units.push(Unit {
+                    toc_id,
                     kind: e.kind,
                     table: table.clone(),
                     streams: vec![st],
@@ -612,6 +646,7 @@ fn plan_units(manifest: &Manifest, jobs: usize) -> Result<Vec<Unit>> {
             }
         } else {
             units.push(Unit {
+                toc_id,
                 kind: e.kind,
                 table,
                 streams,
@@ -628,22 +663,23 @@ fn plan_units(manifest: &Manifest, jobs: usize) -> Result<Vec<Unit>> {
     Ok(units)
 }
 
-/// Loads the data units over `--jobs` connections of their own, or, with
-/// `single` (`--single-transaction`), one after another on that connection
-/// inside its transaction. Streams in `done` (`--resume`) are skipped; with
+/// The data units to load (none without the data section), with what
+/// loading them shares. Streams in `done` (`--resume`) are left out; with
 /// `mark`, each unit records its streams as it commits.
-#[allow(clippy::too_many_arguments)]
-async fn load_data(
-    repo: &Repo,
+fn prepare_data(
     manifest: &Arc<Manifest>,
     opts: &RestoreOptions,
     only: Option<&std::collections::HashSet<u32>>,
     budget: &Budget,
-    (encoding, single): (&str, Option<&Conn>),
+    repo: &Repo,
     progress: Arc<dyn Progress>,
-    (failed, done, mark): (&Failed, &resume::Done, bool),
-) -> Result<(u64, u64, usize)> {
-    let mut units = plan_units(manifest, opts.jobs)?;
+    (done, mark): (&resume::Done, bool),
+) -> Result<(Vec<Unit>, Arc<LoadContext>)> {
+    let mut units = if opts.sections.data {
+        plan_units(manifest, opts.jobs)?
+    } else {
+        Vec::new()
+    };
     for u in &mut units {
         let before = u.streams.len();
         u.streams.retain(|s| !done.stream(s.id));
@@ -654,17 +690,7 @@ async fn load_data(
     }
     units.retain(|u| !u.streams.is_empty());
     if let Some(keep) = only {
-        let ids: HashMap<u32, u32> = manifest
-            .body
-            .streams
-            .iter()
-            .map(|s| (s.id, s.toc_id))
-            .collect();
-        units.retain(|u| {
-            u.streams
-                .iter()
-                .all(|s| ids.get(&s.id).is_some_and(|t| keep.contains(t)))
-        });
+        units.retain(|u| keep.contains(&u.toc_id));
     }
     // Into tables this restore did not create (data without pre-data),
     // rows are added to what is there, as pg_restore does: no TRUNCATE,
@@ -674,10 +700,7 @@ async fn load_data(
             u.freeze = false;
         }
     }
-    let n = units.len();
     let (read_ahead, max_read) = budget.read_plan(manifest.max_frame_plain());
-    progress.begin(manifest.body.streams.iter().map(|s| s.plain_bytes).sum());
-    let queue = Arc::new(Mutex::new(units.into_iter().collect::<VecDeque<Unit>>()));
     let ctx = Arc::new(LoadContext {
         repo: repo.clone(),
         manifest: manifest.clone(),
@@ -688,81 +711,11 @@ async fn load_data(
             usize::try_from(max_read).unwrap_or(usize::MAX),
             budget.total,
         ),
-        progress: progress.clone(),
-        in_transaction: single.is_some(),
+        progress,
+        in_transaction: opts.single_transaction,
         mark,
     });
-    if let Some(conn) = single {
-        let (rows, bytes) = drain(conn, &queue, &ctx, failed).await?;
-        progress.end();
-        return Ok((rows, bytes, manifest.body.streams.len()));
-    }
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..opts.jobs.max(1).min(n.max(1)) {
-        let conn = open_session(&opts.db, encoding).await?;
-        let (queue, ctx, failed) = (queue.clone(), ctx.clone(), failed.clone());
-        set.spawn(async move { drain(&conn, &queue, &ctx, &failed).await });
-    }
-    let mut rows = 0;
-    let mut bytes = 0;
-    let mut failures = Failures::default();
-    while let Some(j) = set.join_next().await {
-        match j {
-            Ok(Ok((r, b))) => {
-                rows += r;
-                bytes += b;
-            }
-            Ok(Err(e)) => {
-                failures.push(e);
-                set.abort_all();
-            }
-            Err(e) if e.is_cancelled() => {}
-            Err(e) => {
-                failures.push(Error::Internal(format!("restore worker: {e}")));
-                set.abort_all();
-            }
-        }
-    }
-    progress.end();
-    match failures.into_error() {
-        Some(e) => Err(e),
-        None => Ok((rows, bytes, manifest.body.streams.len())),
-    }
-}
-
-/// Loads units from `queue` on `conn` until it is empty: (rows, bytes).
-/// A failed unit ends the loader, unless `failed` goes on past it: then its
-/// transaction is rolled back and the next unit loads.
-async fn drain(
-    conn: &Conn,
-    queue: &Mutex<VecDeque<Unit>>,
-    ctx: &LoadContext,
-    failed: &Failed,
-) -> Result<(u64, u64)> {
-    let mut rows = 0u64;
-    let mut bytes = 0u64;
-    loop {
-        // A poisoned queue is an error, never an empty queue: the restore
-        // must not finish without some of its units.
-        let unit = queue.lock().map(|mut q| q.pop_front()).map_err(|_| {
-            Error::Internal("restore work queue poisoned by a failed loader".into())
-        })?;
-        let Some(unit) = unit else { break };
-        match data::load_unit(conn, &unit, ctx).await {
-            Ok(n) => {
-                rows += n;
-                bytes += unit.streams.iter().map(|s| s.plain_bytes).sum::<u64>();
-            }
-            Err(e) => {
-                failed.absorb(e)?;
-                conn.client
-                    .batch_execute("ROLLBACK")
-                    .await
-                    .map_err(Error::db("rolling back a failed load"))?;
-            }
-        }
-    }
-    Ok((rows, bytes))
+    Ok((units, ctx))
 }
 
 #[cfg(test)]
