@@ -116,7 +116,9 @@ pub struct RestoreArgs {
     /// database; a broken chain fails the command (exit 3).
     #[arg(long, requires = "policy")]
     pub verify_chains: bool,
-    /// maintenance_work_mem for index builds (default 128MB).
+    /// maintenance_work_mem for index builds (default: an equal share of
+    /// the server's shared_buffers per connection, 64MB to 1GB, never below
+    /// the server's own setting).
     #[arg(long)]
     pub maintenance_work_mem: Option<String>,
     #[command(flatten)]
@@ -182,7 +184,7 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
         security_labels: args.no_security_labels,
     };
     if let Some(m) = args.maintenance_work_mem {
-        opts.maintenance_work_mem = m;
+        opts.maintenance_work_mem = Some(m);
     }
     let chains = match (args.repo.policy.load()?, args.verify_chains) {
         (Some(p), true) => Some(p.chain),

@@ -377,6 +377,55 @@ mod tests {
         assert!(list.iter().any(|f| f.contains("entry 3 failed")));
     }
 
+    /// Task 0 finishes only once task 2 has run; 2 waits for 1 alone.
+    struct Gated {
+        gate: Arc<tokio::sync::Notify>,
+    }
+
+    #[async_trait::async_trait]
+    impl Runner<TocEntry> for Gated {
+        async fn run(&self, e: &TocEntry) -> Result<()> {
+            match e.id {
+                0 => self.gate.notified().await,
+                2 => self.gate.notify_one(),
+                _ => {}
+            }
+            Ok(())
+        }
+    }
+
+    /// A task runs as soon as its own dependencies are done, while an
+    /// unrelated task listed before it is still running (a table's index
+    /// builds while another table loads).
+    #[tokio::test]
+    async fn ready_tasks_run_beside_a_long_one() {
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let conns = (0..2)
+            .map(|_| Gated { gate: gate.clone() })
+            .collect::<Vec<_>>();
+        let tasks = vec![
+            Task {
+                job: entry(0, &[]),
+                deps: vec![],
+            },
+            Task {
+                job: entry(1, &[]),
+                deps: vec![],
+            },
+            Task {
+                job: entry(2, &[]),
+                deps: vec![1],
+            },
+        ];
+        let failed = Failed::default();
+        let run = run_tasks(conns, tasks, &Silent, "post-data", &failed);
+        let back = tokio::time::timeout(std::time::Duration::from_secs(30), run)
+            .await
+            .expect("task 2 ran while task 0 was still running")
+            .unwrap();
+        assert_eq!(back.len(), 2);
+    }
+
     #[tokio::test]
     async fn a_cycle_is_an_error_not_a_hang() {
         let entries = vec![entry(1, &[2]), entry(2, &[1])];

@@ -47,8 +47,9 @@ pub struct RestoreOptions {
     pub clean: bool,
     /// Create the target database.
     pub create: bool,
-    /// `maintenance_work_mem` for index builds on each post-data connection.
-    pub maintenance_work_mem: String,
+    /// `maintenance_work_mem` for index builds on each connection; `None`:
+    /// sized from the server (see [`maintenance_work_mem`]).
+    pub maintenance_work_mem: Option<String>,
     /// Restore even into the backup's own source database (same cluster,
     /// same database name), which is refused otherwise.
     pub force_source: bool,
@@ -96,7 +97,7 @@ impl RestoreOptions {
             memory: 64 << 20,
             clean: false,
             create: false,
-            maintenance_work_mem: "128MB".into(),
+            maintenance_work_mem: None,
             force_source: false,
             omit: select::Omit::default(),
             sections: select::Sections::default(),
@@ -369,11 +370,14 @@ async fn run(
             conns.push(open_session(&opts.db, &encoding).await?);
         }
     }
+    let mwm =
+        maintenance_work_mem(&conns[0], opts.maintenance_work_mem.as_deref(), conns.len()).await?;
+    tracing::debug!(maintenance_work_mem = %mwm, connections = conns.len(), "index builds");
     for c in &conns {
         c.client
             .batch_execute(&format!(
                 "SET maintenance_work_mem = {}",
-                crate::pg::quote_literal(&opts.maintenance_work_mem)
+                crate::pg::quote_literal(&mwm)
             ))
             .await
             .map_err(Error::db("setting maintenance_work_mem"))?;
@@ -450,6 +454,48 @@ async fn run(
         globals: globals_report,
         failures: failed.list(),
     })
+}
+
+/// `maintenance_work_mem` for the restore's `connections`: `asked`, else
+/// sized from what the server's administrator gave the server: an equal
+/// share of `shared_buffers` per connection (so that index builds running
+/// at once use no more than that together), between 64MB and 1GB, and
+/// never below the server's own setting.
+async fn maintenance_work_mem(
+    conn: &Conn,
+    asked: Option<&str>,
+    connections: usize,
+) -> Result<String> {
+    if let Some(m) = asked {
+        return Ok(m.to_string());
+    }
+    let row = conn
+        .client
+        .query_one(
+            "SELECT pg_catalog.pg_size_bytes(pg_catalog.current_setting('shared_buffers')), \
+             pg_catalog.pg_size_bytes(pg_catalog.current_setting('maintenance_work_mem'))",
+            &[],
+        )
+        .await
+        .map_err(Error::db("reading shared_buffers and maintenance_work_mem"))?;
+    let (shared, current): (i64, i64) = (
+        row.try_get(0)
+            .map_err(Error::db("reading shared_buffers"))?,
+        row.try_get(1)
+            .map_err(Error::db("reading maintenance_work_mem"))?,
+    );
+    Ok(format!(
+        "{}kB",
+        auto_maintenance_work_mem(shared, current, connections) / 1024
+    ))
+}
+
+/// See [`maintenance_work_mem`]: bytes.
+fn auto_maintenance_work_mem(shared_buffers: i64, current: i64, connections: usize) -> i64 {
+    const MIN: i64 = 64 << 20;
+    const MAX: i64 = 1 << 30;
+    let share = shared_buffers / i64::try_from(connections.max(1)).unwrap_or(i64::MAX);
+    share.clamp(MIN, MAX).max(current)
 }
 
 /// What a restore runs: the TOC after `--no-*`, `--use-list` and
@@ -765,6 +811,27 @@ mod tests {
             }
         }
         m
+    }
+
+    #[test]
+    fn maintenance_work_mem_is_a_share_of_shared_buffers() {
+        const MB: i64 = 1 << 20;
+        assert_eq!(auto_maintenance_work_mem(256 * MB, 64 * MB, 2), 128 * MB);
+        assert_eq!(
+            auto_maintenance_work_mem(128 * MB, 64 * MB, 4),
+            64 * MB,
+            "at least 64MB"
+        );
+        assert_eq!(
+            auto_maintenance_work_mem(8192 * MB, 64 * MB, 2),
+            1024 * MB,
+            "at most 1GB"
+        );
+        assert_eq!(
+            auto_maintenance_work_mem(256 * MB, 512 * MB, 2),
+            512 * MB,
+            "never below the server's own"
+        );
     }
 
     #[test]
