@@ -105,6 +105,12 @@ pub struct RestoreArgs {
     /// connection (--jobs 1 unless given) and no --create (pg_restore -1).
     #[arg(long, short = '1', conflicts_with_all = ["continue_on_error", "create"])]
     pub single_transaction: bool,
+    /// Start each table's indexes and constraints as soon as its data is
+    /// loaded, while other tables still load, as pg_restore -j does. Off by
+    /// default: on two cores shared with the server it measured slower
+    /// (docs/benchmarks.md).
+    #[arg(long, conflicts_with = "single_transaction")]
+    pub overlap: bool,
     /// Restore a backup of a newer PostgreSQL major into an older server
     /// (refused otherwise).
     #[arg(long)]
@@ -149,6 +155,7 @@ pub async fn run(mut args: RestoreArgs, cancel: CancellationToken) -> Result<()>
     opts.force_source = args.force_source;
     opts.allow_downgrade = args.allow_downgrade;
     opts.single_transaction = args.single_transaction;
+    opts.overlap = args.overlap;
     if args.single_transaction && args.parallel.jobs.is_none() {
         opts.jobs = 1;
     }

@@ -126,6 +126,12 @@ pub async fn load_unit(conn: &Conn, unit: &Unit, ctx: &LoadContext) -> Result<u6
     Ok(total)
 }
 
+/// COPY data goes to the server in pieces of at most this size (slices of
+/// the frame, no copy): the driver copies each message into its
+/// connection's write buffer, which keeps its size, so a whole frame per
+/// message would hold another frame of memory per connection.
+const COPY_PIECE: usize = 128 * 1024;
+
 /// One COPY FROM of one stream, inside the caller's transaction; fails
 /// unless the server loaded exactly the rows the backup holds.
 async fn copy_stream(
@@ -158,9 +164,13 @@ async fn copy_stream(
             continue;
         }
         let (n, rows) = (chunk.bytes.len() as u64, u64::from(chunk.rows));
-        sink.send(chunk.bytes)
-            .await
-            .map_err(ctx_err("sending data for"))?;
+        let mut rest = chunk.bytes;
+        while !rest.is_empty() {
+            let piece = rest.split_to(rest.len().min(COPY_PIECE));
+            sink.feed(piece)
+                .await
+                .map_err(ctx_err("sending data for"))?;
+        }
         ctx.progress.stream_advanced(s.id, n, rows);
     }
     let loaded = sink

@@ -76,6 +76,10 @@ pub struct RestoreOptions {
     /// The whole restore in one transaction on one connection: all or
     /// nothing (`--single-transaction`; `jobs` 1, no `create`).
     pub single_transaction: bool,
+    /// Start each table's post-data as soon as its data is loaded, while
+    /// other tables still load (`--overlap`; see `schedule.rs`). Off: all
+    /// post-data after all data.
+    pub overlap: bool,
     /// Restore a backup of a newer PostgreSQL major into an older server,
     /// which is refused otherwise.
     pub allow_downgrade: bool,
@@ -108,6 +112,7 @@ impl RestoreOptions {
             resume: false,
             on_error: OnError::Exit,
             single_transaction: false,
+            overlap: false,
             allow_downgrade: false,
             unlock: Arc::new(Unlock::default()),
         }
@@ -394,7 +399,7 @@ async fn run(
     if sections.data {
         progress.begin(manifest.body.streams.iter().map(|s| s.plain_bytes).sum());
     }
-    let tasks = schedule::plan(units, post, &toc);
+    let tasks = schedule::plan(units, post, &toc, opts.overlap);
     let workers = dag::run_tasks(workers, tasks, progress.as_ref(), "post-data", &failed).await;
     if sections.data {
         progress.end();

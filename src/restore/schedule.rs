@@ -1,8 +1,11 @@
-//! Data and post-data in one schedule, as `pg_restore -j` runs them: a
-//! post-data entry (an index, a constraint, a refresh) starts as soon as
-//! the data of every table it needs is loaded, while other tables are still
-//! loading, on the same `--jobs` connections. Data units go first (biggest
-//! first), then ready post-data entries in TOC order.
+//! Data and post-data in one schedule over the same `--jobs` connections.
+//! With `--overlap`, as `pg_restore -j` runs them: a post-data entry (an
+//! index, a constraint, a refresh) starts as soon as the data of every
+//! table it needs is loaded, while other tables are still loading. Without
+//! it (the default, which measured faster on two cores shared with the
+//! server: docs/benchmarks.md), post-data starts after all data. A free connection takes the
+//! first ready post-data entry (TOC order), else the next data unit
+//! (biggest first).
 //!
 //! What an entry needs is transitive: an index needs its table's data; a
 //! refresh needs the data of every table its view reads, through views and
@@ -98,30 +101,30 @@ fn after_all_data(kind: ObjectKind) -> bool {
     )
 }
 
-/// The tasks: `units` first (in their order), then `post` in TOC order,
-/// each post-data entry after its post-data dependencies and after the
-/// units of the data it needs (`toc` is the whole table of contents, for
-/// the dependencies through pre-data).
-pub fn plan(units: Vec<Unit>, post: Vec<TocEntry>, toc: &[TocEntry]) -> Vec<Task<Work>> {
+/// The tasks: `post` in TOC order, then `units` (in their order); each
+/// post-data entry after its post-data dependencies and after the units of
+/// the data it needs (`toc` is the whole table of contents, for the
+/// dependencies through pre-data). A ready entry goes before the next
+/// unit, so a table's post-data runs right after its data instead of
+/// piling up at the end, where it would start staggered. Without
+/// `overlap`, every entry waits for every unit: data, then post-data.
+pub fn plan(
+    units: Vec<Unit>,
+    post: Vec<TocEntry>,
+    toc: &[TocEntry],
+    overlap: bool,
+) -> Vec<Task<Work>> {
+    // Post-data entries first (in TOC order), the units after them: a
+    // free connection takes a ready entry before the next unit.
+    let base = post.len();
     let mut units_of: HashMap<u32, Vec<usize>> = HashMap::new();
     for (i, u) in units.iter().enumerate() {
-        units_of.entry(u.toc_id).or_default().push(i);
+        units_of.entry(u.toc_id).or_default().push(base + i);
     }
     let needs = data_needs(toc);
-    let all_units: Vec<usize> = (0..units.len()).collect();
-    let base = units.len();
-    let index: HashMap<u32, usize> = post
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.id, base + i))
-        .collect();
-    let mut tasks: Vec<Task<Work>> = units
-        .into_iter()
-        .map(|u| Task {
-            job: Work::Unit(u),
-            deps: Vec::new(),
-        })
-        .collect();
+    let all_units: Vec<usize> = (base..base + units.len()).collect();
+    let index: HashMap<u32, usize> = post.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
+    let mut tasks: Vec<Task<Work>> = Vec::with_capacity(base + units.len());
     for e in post {
         let mut deps: Vec<usize> = e
             .deps
@@ -130,6 +133,7 @@ pub fn plan(units: Vec<Unit>, post: Vec<TocEntry>, toc: &[TocEntry]) -> Vec<Task
             .filter_map(|d| index.get(d).copied())
             .collect();
         match needs.get(&e.id) {
+            _ if !overlap => deps.extend(&all_units),
             Some(Needs::All) => deps.extend(&all_units),
             _ if after_all_data(e.kind) => deps.extend(&all_units),
             Some(Needs::Tables(tables)) => {
@@ -144,6 +148,10 @@ pub fn plan(units: Vec<Unit>, post: Vec<TocEntry>, toc: &[TocEntry]) -> Vec<Task
             deps,
         });
     }
+    tasks.extend(units.into_iter().map(|u| Task {
+        job: Work::Unit(u),
+        deps: Vec::new(),
+    }));
     tasks
 }
 
@@ -264,26 +272,36 @@ mod tests {
             .cloned()
             .collect();
         // Table 1 in two units, table 2 in one.
-        let tasks = plan(vec![unit(11), unit(11), unit(12)], post, &toc);
+        let phases = plan(vec![unit(11), unit(12)], post.clone(), &toc, false);
+        assert!(
+            phases[..6]
+                .iter()
+                .all(|t| t.deps.iter().filter(|&&d| d >= 6).count() == 2),
+            "without overlap every entry waits for every unit"
+        );
+        let tasks = plan(vec![unit(11), unit(11), unit(12)], post, &toc, true);
         let deps = |i: usize| tasks[i].deps.iter().copied().collect::<BTreeSet<_>>();
-        assert!(tasks[..3].iter().all(|t| t.deps.is_empty()));
-        assert_eq!(deps(3), BTreeSet::from([0, 1]), "index: table 1's units");
+        // Entries 0..6 (20, 21, 22, 23, 24, 25), then units 6, 7 (table 1)
+        // and 8 (table 2).
+        assert!(tasks[6..].iter().all(|t| t.deps.is_empty()));
+        assert!(matches!(tasks[6].job, Work::Unit(_)));
+        assert_eq!(deps(0), BTreeSet::from([6, 7]), "index: table 1's units");
         assert_eq!(
-            deps(4),
-            BTreeSet::from([0, 1, 3]),
+            deps(1),
+            BTreeSet::from([0, 6, 7]),
             "foreign key: its index and table 1's units"
         );
         assert_eq!(
-            deps(5),
-            BTreeSet::from([2]),
+            deps(2),
+            BTreeSet::from([8]),
             "refresh: table 2 via the view"
         );
         assert_eq!(
-            deps(6),
-            BTreeSet::from([0, 1, 2]),
+            deps(3),
+            BTreeSet::from([6, 7, 8]),
             "on a table without data: everything"
         );
-        assert_eq!(deps(7), BTreeSet::from([0, 1, 2]), "a trigger: everything");
-        assert!(deps(8).is_empty(), "a function's ACL waits for no data");
+        assert_eq!(deps(4), BTreeSet::from([6, 7, 8]), "a trigger: everything");
+        assert!(deps(5).is_empty(), "a function's ACL waits for no data");
     }
 }
