@@ -2,8 +2,8 @@
 //! dependency order, then load data streams (biggest first, many streams of
 //! one split table at once) and run post-data (indexes, constraints,
 //! triggers, policies, matview refresh) in one schedule over `--jobs`
-//! connections, each post-data entry as soon as the data it needs is in
-//! (`schedule.rs`).
+//! connections (`schedule.rs`): post-data after all data, or with
+//! `--overlap` each entry as soon as the data it needs is in.
 //! Row counts are checked per stream before its transaction commits.
 
 mod dag;
@@ -129,8 +129,8 @@ pub struct RestoreSummary {
     pub bytes: u64,
     pub duration_ms: u64,
     pub pre_data_ms: u64,
-    /// From the first data unit to the last one finishing (post-data
-    /// entries of loaded tables run meanwhile).
+    /// From the first data unit to the last one finishing (with
+    /// `--overlap`, post-data entries of loaded tables run meanwhile).
     pub data_ms: u64,
     /// Post-data left after the last data unit finished.
     pub post_data_ms: u64,
@@ -352,8 +352,8 @@ async fn run(
         }
     }
 
-    // Data units and post-data in one schedule over --jobs connections:
-    // a table's indexes and constraints build while other tables load.
+    // Data units and post-data in one schedule over --jobs connections
+    // (with --overlap, a table's indexes build while other tables load).
     let t_data = Instant::now();
     let (units, ctx) = prepare_data(
         &manifest,

@@ -13,7 +13,7 @@
 
 use crate::cli::{pgkeep_env, text};
 use crate::support::TestCluster;
-use crate::support::{cluster, run, second_cluster};
+use crate::support::{cluster, second_cluster};
 
 const ROLES: &str = "
 CREATE ROLE gl_owner LOGIN CREATEDB CONNECTION LIMIT 7 VALID UNTIL '2030-01-01 00:00:00+00' PASSWORD 'owner-secret-pw';
@@ -42,18 +42,12 @@ GRANT CONNECT ON DATABASE gl_app TO gl_reader;
 ALTER DATABASE gl_app CONNECTION LIMIT 20;
 ";
 
-/// `pg_dump --schema-only --create`: the database's properties too.
+/// `pg_dump --schema-only --create`: the database's properties too
+/// (without the `pg_attver` options, which differ in each database).
 pub(crate) fn dump_with_create(c: &TestCluster, db: &str) -> String {
-    let mut cmd = c.pg_tool("pg_dump");
-    cmd.args(["--schema-only", "--create", "-d"]).arg(c.url(db));
-    run(cmd)
+    c.pg_dump_schema_with(db, &["--create"])
         .lines()
-        .filter(|l| {
-            !(l.starts_with("\\restrict ")
-                || l.starts_with("\\unrestrict ")
-                || l.starts_with("-- Dumped ")
-                || l.contains("pg_attver"))
-        })
+        .filter(|l| !l.contains("pg_attver"))
         .map(|l| format!("{l}\n"))
         .collect()
 }

@@ -34,47 +34,39 @@ async fn pagila_round_trips() {
 /// database equals its source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapped_post_data_restores_the_same_database() {
-    let c = cluster();
-    for (prefix, load) in [
-        ("rt_overlap_pagila", TestClusterLoad::Pagila),
-        ("rt_overlap_sink", TestClusterLoad::KitchenSink),
-    ] {
-        let src = c.create_db(&format!("{prefix}_src")).await;
-        match load {
-            TestClusterLoad::Pagila => c.load_pagila(&src),
-            TestClusterLoad::KitchenSink => c.load_kitchen_sink(&src),
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("repo");
-        let repo = repo.to_str().unwrap();
-        let run = crate::cli::pgkeep_ok;
-        run(&[
-            "backup",
-            "--db",
-            &c.url(&src),
-            "--repo",
-            repo,
-            "--split-size",
-            "64KiB",
-        ]);
-        let dst = c.create_db(&format!("{prefix}_dst")).await;
-        run(&[
-            "restore",
-            "--repo",
-            repo,
-            "--db",
-            &c.url(&dst),
-            "--overlap",
-            "--jobs",
-            "3",
-        ]);
-        assert_same_database(c, &src, &dst).await;
-    }
+    overlapped_round_trip("rt_overlap_pagila", |db| cluster().load_pagila(db)).await;
+    overlapped_round_trip("rt_overlap_sink", |db| cluster().load_kitchen_sink(db)).await;
 }
 
-enum TestClusterLoad {
-    Pagila,
-    KitchenSink,
+async fn overlapped_round_trip(prefix: &str, load: fn(&str)) {
+    let c = cluster();
+    let src = c.create_db(&format!("{prefix}_src")).await;
+    load(&src);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let repo = repo.to_str().unwrap();
+    let run = crate::cli::pgkeep_ok;
+    run(&[
+        "backup",
+        "--db",
+        &c.url(&src),
+        "--repo",
+        repo,
+        "--split-size",
+        "64KiB",
+    ]);
+    let dst = c.create_db(&format!("{prefix}_dst")).await;
+    run(&[
+        "restore",
+        "--repo",
+        repo,
+        "--db",
+        &c.url(&dst),
+        "--overlap",
+        "--jobs",
+        "3",
+    ]);
+    assert_same_database(c, &src, &dst).await;
 }
 
 /// Base and shell types, operator families and classes, access methods,

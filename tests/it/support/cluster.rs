@@ -224,8 +224,16 @@ impl TestCluster {
     /// `pg_dump --schema-only` of `db`, without the lines that differ from
     /// run to run (`\restrict` tokens, "Dumped from/by" comments).
     pub fn pg_dump_schema(&self, db: &str) -> String {
+        self.pg_dump_schema_with(db, &[])
+    }
+
+    /// [`pg_dump_schema`](Self::pg_dump_schema) with more pg_dump options.
+    pub fn pg_dump_schema_with(&self, db: &str, options: &[&str]) -> String {
         let mut cmd = self.pg_tool("pg_dump");
-        cmd.args(["--schema-only", "-d"]).arg(self.url(db));
+        cmd.args(["--schema-only"])
+            .args(options)
+            .arg("-d")
+            .arg(self.url(db));
         super::run(cmd)
             .lines()
             .filter(|l| {
