@@ -106,29 +106,38 @@ async fn config_data(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
     super::sequences::set_values(ctx, &seqs, out).await
 }
 
-/// Member objects with an ACL, as (extension, GRANT target, owner, acl, base).
-const MEMBER_ACLS: &str = "SELECT d.refobjid AS ext, m.keyword, m.name, m.owner, m.acl, m.acl_base \
+/// Member objects (and columns of member relations) with an ACL, as
+/// (extension, GRANT keyword and target, column, schema, owner, acl, base).
+const MEMBER_ACLS: &str = "SELECT d.refobjid AS ext, m.keyword, m.name, m.col, m.schema, m.owner, m.acl, m.acl_base \
   FROM pg_catalog.pg_depend d CROSS JOIN LATERAL ( \
     SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS keyword, \
-      pg_catalog.format('%I.%I', n.nspname, c.relname) AS name, \
+      pg_catalog.format('%I.%I', n.nspname, c.relname) AS name, NULL::text AS col, n.nspname::text AS schema, \
       pg_catalog.pg_get_userbyid(c.relowner) AS owner, {class_acl} \
     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.oid = d.objid AND c.relacl IS NOT NULL \
     UNION ALL \
+    SELECT 'TABLE', pg_catalog.format('%I.%I', n.nspname, c.relname), pg_catalog.quote_ident(a.attname), \
+      n.nspname::text, pg_catalog.pg_get_userbyid(c.relowner), a.attacl::text[], \
+      COALESCE((SELECT ip.initprivs FROM pg_catalog.pg_init_privs ip WHERE ip.objoid = c.oid \
+        AND ip.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND ip.objsubid = a.attnum), '{}')::text[] \
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.oid = d.objid AND a.attacl IS NOT NULL \
+    UNION ALL \
     SELECT 'FUNCTION', \
       pg_catalog.format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)), \
-      pg_catalog.pg_get_userbyid(p.proowner), {proc_acl} \
+      NULL, n.nspname::text, pg_catalog.pg_get_userbyid(p.proowner), {proc_acl} \
     FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
     WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND p.oid = d.objid AND p.proacl IS NOT NULL \
     UNION ALL \
-    SELECT 'TYPE', pg_catalog.format('%I.%I', n.nspname, t.typname), \
+    SELECT 'TYPE', pg_catalog.format('%I.%I', n.nspname, t.typname), NULL, n.nspname::text, \
       pg_catalog.pg_get_userbyid(t.typowner), {type_acl} \
     FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
     WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND t.oid = d.objid AND t.typacl IS NOT NULL \
   ) m \
   WHERE d.deptype = 'e' AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass \
     AND d.refobjid >= 16384 \
-  ORDER BY m.keyword, m.name";
+  ORDER BY m.keyword, m.name, m.col NULLS FIRST";
 
 async fn member_acls(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
     let sql = MEMBER_ACLS
@@ -160,11 +169,17 @@ async fn member_acls(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
         let owner: String = row.val("owner")?;
         let acl: Vec<String> = row.val("acl")?;
         let base: Vec<String> = row.val("acl_base")?;
-        let sql = commands(&acl, &base, &owner, &on, None, "");
+        let col: Option<String> = row.val("col")?;
+        let sql = commands(&acl, &base, &owner, &on, col.as_deref(), "");
         if !sql.is_empty() {
+            let name = match &col {
+                Some(c) => format!("{on} ({c})"),
+                None => on,
+            };
             out.push(
-                Obj::new(ObjectKind::Acl, Section::PostData, on, sql)
+                Obj::new(ObjectKind::Acl, Section::PostData, name, sql)
                     .owner(owner)
+                    .schema(row.val::<String>("schema")?)
                     .after(oref(class::EXTENSION, ext)),
             );
         }

@@ -128,3 +128,26 @@ pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+/// Asserts the latest backup in `repo` names each object once: no two
+/// entries of the same kind, schema and name, nor of the same kind and SQL
+/// (two would act on one object twice, on two connections at once in a
+/// parallel restore).
+pub fn assert_entries_unique(repo: &str) {
+    let o = crate::cli::pgkeep(&["show", "--repo", repo, "--json"]);
+    assert!(o.status.success(), "{}", crate::cli::text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("show --json is JSON");
+    let entries = v["entries"].as_array().expect("entries");
+    assert!(!entries.is_empty(), "the backup has entries");
+    let mut names = std::collections::BTreeSet::new();
+    let mut sqls = std::collections::BTreeSet::new();
+    for e in entries {
+        let (kind, sql) = (e["kind"].to_string(), e["sql"].to_string());
+        let key = (kind.clone(), e["schema"].to_string(), e["name"].to_string());
+        assert!(names.insert(key.clone()), "entry twice in the TOC: {key:?}");
+        assert!(
+            sql == "\"\"" || sqls.insert((kind, sql.clone())),
+            "SQL twice in the TOC: {key:?}: {sql}"
+        );
+    }
+}

@@ -55,6 +55,7 @@ async fn overlapped_round_trip(prefix: &str, load: fn(&str)) {
         "--split-size",
         "64KiB",
     ]);
+    crate::pgkeep::assert_entries_unique(repo);
     let dst = c.create_db(&format!("{prefix}_dst")).await;
     run(&[
         "restore",
@@ -86,6 +87,7 @@ async fn object_kinds_round_trip_and_clean_if_exists_over_themselves() {
     let repo = repo.to_str().unwrap();
     let run = crate::cli::pgkeep_ok;
     run(&["backup", "--db", &c.url(&src), "--repo", repo]);
+    crate::pgkeep::assert_entries_unique(repo);
     let dst = c.create_db("rt_kinds_dst").await;
     run(&["restore", "--repo", repo, "--db", &c.url(&dst)]);
     assert_same_database(c, &src, &dst).await;

@@ -49,6 +49,7 @@ async fn security_labels_and_extension_configuration_tables_round_trip() {
     let repo = dir.path().join("repo");
     let repo = repo.to_str().unwrap();
     run(&["backup", "--db", &c.url(&src), "--repo", repo]);
+    crate::pgkeep::assert_entries_unique(repo);
     let list = run(&["show", "--repo", repo, "--list"]);
     assert!(list.contains("SECURITY LABEL s TABLE s.t"), "{list}");
     assert!(list.contains("TABLE DATA s fixture_settings"), "{list}");
