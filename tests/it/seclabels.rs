@@ -12,7 +12,8 @@ use crate::support::{assert_same_database, cluster, second_cluster};
 /// a schema, a table, a column, a function and a large object, and an
 /// extension's configuration tables (`pg_extension_config_dump`): the rows
 /// users added come back (the filter keeps the extension's own rows out, so
-/// none is there twice), as does the configuration sequence's value.
+/// none is there twice), as does the configuration sequence's value, and
+/// privileges granted on a member table and a member table's column.
 /// `--no-security-labels` leaves every label out and the rest in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn security_labels_and_extension_configuration_tables_round_trip() {
@@ -35,6 +36,8 @@ async fn security_labels_and_extension_configuration_tables_round_trip() {
          CREATE EXTENSION pgkeep_fixture WITH SCHEMA s;
          INSERT INTO s.fixture_settings VALUES ('mine', 'added by a user', false);
          INSERT INTO s.fixture_log (line) VALUES ('first'), ('second'), ('third');
+         GRANT SELECT ON s.fixture_log TO PUBLIC;
+         GRANT SELECT (value) ON s.fixture_settings TO PUBLIC;
          CREATE TABLE s.t (a int, b text);
          INSERT INTO s.t VALUES (1, 'x');
          CREATE FUNCTION s.f() RETURNS int LANGUAGE sql AS 'SELECT 1';
@@ -70,6 +73,19 @@ async fn security_labels_and_extension_configuration_tables_round_trip() {
             "mine=added by a user=false",
             "shipped=by the extension=true"
         ]
+    );
+    let member_acls = "SELECT c.relname || coalesce('.' || a.attname, '') || ' ' \
+                       || coalesce(a.attacl, c.relacl)::text \
+                       FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_attribute a \
+                       ON a.attrelid = c.oid AND a.attacl IS NOT NULL \
+                       WHERE c.relnamespace = 's'::regnamespace AND c.relname LIKE 'fixture%' \
+                       AND coalesce(a.attacl, c.relacl) IS NOT NULL ORDER BY 1";
+    let want_acls = c.column(&src, member_acls).await;
+    assert_eq!(want_acls.len(), 2, "{want_acls:?}");
+    assert_eq!(
+        c.column(&dst, member_acls).await,
+        want_acls,
+        "privileges granted on an extension's table and column"
     );
     let log = "SELECT id || ' ' || line FROM s.fixture_log ORDER BY id";
     assert_eq!(c.column(&dst, log).await, c.column(&src, log).await);
