@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Criterion benches of the pipeline stages on COPY-like text: framing,
-//! frame encoding (SHA-256 + zstd + SHA-256) at several levels, with each
-//! cipher, decoding (verify + open + decompress), the ciphers alone, and
+//! frame encoding (zstd with its content checksum, then SHA-256 of the
+//! stored bytes) at several levels, with each cipher, decoding (verify +
+//! open + decompress, and with format 1's plaintext hash), the ciphers alone, and
 //! the passphrase key derivation. Run: `cargo bench --bench pipeline`.
 
 use bytes::Bytes;
@@ -117,22 +118,28 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Bytes(bytes as u64));
     g.sample_size(20);
-    g.bench_function("verify_decompress_zstd3", |b| {
-        b.iter(|| {
-            decode_frame(
-                &enc.bytes,
-                &ExpectedFrame {
-                    object: "bench",
-                    stream: 0,
-                    index: 0,
-                    sha256: &enc.header.sha256,
-                    key: None,
-                },
-                &bufs,
-            )
-            .expect("decode")
-        })
-    });
+    for (name, plain_digest) in [
+        ("verify_decompress_zstd3", false),
+        ("verify_decompress_zstd3_format1_digest", true),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                decode_frame(
+                    &enc.bytes,
+                    &ExpectedFrame {
+                        object: "bench",
+                        stream: 0,
+                        index: 0,
+                        sha256: &enc.header.sha256,
+                        key: None,
+                        plain_digest,
+                    },
+                    &bufs,
+                )
+                .expect("decode")
+            })
+        });
+    }
     g.finish();
 }
 

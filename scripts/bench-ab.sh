@@ -5,6 +5,9 @@
 # BENCH_PG_RESTORE=1, each run also restores a `pg_dump -Fd` of the same
 # data with `pg_restore -jJOBS`, side by side. Prints wall time, client CPU
 # (user+sys), server CPU (backends) and peak RSS per run, and the medians.
+# With BENCH_ENCRYPT=1 every repository gets a master key (a key file: no
+# Argon2 in the timing) first, so backups are encrypted (AES-256-GCM), as
+# they are by default in a repository with a key.
 # Usage: scripts/bench-ab.sh A_BIN B_BIN [SIZE_MB=1024] [RUNS=3] [JOBS=2]
 # e.g. build the old commit in a worktree and compare it with this tree's
 # release build:
@@ -22,6 +25,11 @@ conn="host=$PGHOST port=$PGPORT user=postgres"
 bench_dataset "$size_mb"
 client_pin=()
 results=$work/results; : > "$results"
+key_args=()
+if [ -n "${BENCH_ENCRYPT:-}" ]; then
+  head -c 32 /dev/urandom > "$work/master.key"
+  key_args=(--key-file "$work/master.key")
+fi
 if [ -n "${BENCH_PG_RESTORE:-}" ]; then
   measure pg_dump pg_dump -Fd -j "$jobs" -f "$work/dump" -d bench >/dev/null
 fi
@@ -35,9 +43,12 @@ for run in $(seq 1 "$runs"); do
   for side in a b; do
     bin=$bin_a; [ "$side" = b ] && bin=$bin_b
     repo=$work/repo-$side-$run
+    if [ -n "${BENCH_ENCRYPT:-}" ]; then
+      "$bin" key add --repo "$repo" --new-key-file "$work/master.key" >/dev/null
+    fi
     read -r secs rss cpu srv < <(measure "backup_$side" "$bin" backup --db "$conn dbname=bench" --repo "$repo" --jobs "$jobs")
     echo "backup $side $run $secs $cpu $srv $rss" | tee -a "$results"
-    read -r secs rss cpu srv < <(measure "restore_$side" "$bin" restore --repo "$repo" latest --db "$conn dbname=r_${side}_$run" --create --jobs "$jobs")
+    read -r secs rss cpu srv < <(measure "restore_$side" "$bin" restore --repo "$repo" latest "${key_args[@]}" --db "$conn dbname=r_${side}_$run" --create --jobs "$jobs")
     echo "restore $side $run $secs $cpu $srv $rss" | tee -a "$results"
     dropdb "r_${side}_$run"; rm -rf "$repo"
   done

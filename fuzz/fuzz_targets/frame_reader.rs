@@ -23,11 +23,11 @@ fuzz_target!(|data: &[u8]| {
     let index = u32::from_le_bytes([frame[12], frame[13], frame[14], frame[15]]);
     // A small pool, so decoding also runs in reused buffers.
     let bufs = FrameBuffers::new(1 << 12, 1 << 14);
-    let _ = decode_frame(&frame, &ExpectedFrame { object: "fuzz", stream, index, sha256: &sha, key: None }, &bufs);
+    let _ = decode_frame(&frame, &ExpectedFrame { object: "fuzz", stream, index, sha256: &sha, key: None, plain_digest: true }, &bufs);
     let key = pgkeep::crypto::BackupKey::new(
         pgkeep::crypto::CipherKind::Aes256Gcm,
         &pgkeep::crypto::DataKey::from_bytes(zeroize::Zeroizing::new([3; 32])),
         "fuzz",
     );
-    let _ = decode_frame(&frame, &ExpectedFrame { object: "fuzz", stream, index, sha256: &sha, key: Some(&key) }, &bufs);
+    let _ = decode_frame(&frame, &ExpectedFrame { object: "fuzz", stream, index, sha256: &sha, key: Some(&key), plain_digest: true }, &bufs);
 });

@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
     bytes[40..72].copy_from_slice(&sha);
     let r = decode_frame(
         &bytes,
-        &ExpectedFrame { object: "fuzz", stream: 1, index: 2, sha256: &sha, key: Some(&key) },
+        &ExpectedFrame { object: "fuzz", stream: 1, index: 2, sha256: &sha, key: Some(&key), plain_digest: true },
         &FrameBuffers::unpooled(),
     );
     match r {

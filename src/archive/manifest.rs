@@ -28,7 +28,12 @@ const BODY_PLAIN: &str = "zstd-json";
 const BODY_SEALED: &str = "zstd-json+aead";
 
 pub const MANIFEST_MAGIC: [u8; 8] = *b"PGKEEPM\0";
-pub const FORMAT_VERSION: u32 = 1;
+/// The format this version writes. 2: frames carry zstd's content checksum
+/// and streams no plaintext digest (each byte is hashed once); 1: streams
+/// carry `plain_sha256`. Both are read.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format this version reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Bounds memory on hostile input.
 const MAX_HEADER_LEN: u32 = 1 << 20;
 const MAX_BODY_LEN: u64 = 1 << 31;
@@ -153,8 +158,10 @@ pub struct StreamInfo {
     pub rows: u64,
     pub plain_bytes: u64,
     pub stored_bytes: u64,
-    /// See `pipeline::StreamDigest`, hex.
-    pub plain_sha256: String,
+    /// Format 1: see `pipeline::StreamDigest`, hex. Absent in format 2,
+    /// whose frames carry zstd's content checksum instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain_sha256: Option<String>,
     pub frames: Vec<FrameRef>,
 }
 
@@ -285,11 +292,15 @@ impl Manifest {
     /// seals the body when the manifest has a key (the header must already
     /// carry the cipher and wrapped keys).
     pub fn encode(&mut self) -> Result<Vec<u8>> {
+        self.encode_version(FORMAT_VERSION)
+    }
+
+    fn encode_version(&mut self, version: u32) -> Result<Vec<u8>> {
         let json = serde_json::to_vec(&self.body)
             .map_err(|e| Error::Internal(format!("manifest body serialization: {e}")))?;
         let mut body = zstd::bulk::compress(&json, 3)
             .map_err(|e| Error::Internal(format!("manifest compression: {e}")))?;
-        self.header.format_version = FORMAT_VERSION;
+        self.header.format_version = version;
         match &self.key {
             None => {
                 if self.header.cipher.is_some() || !self.header.wrapped_keys.is_empty() {
@@ -376,6 +387,16 @@ impl Manifest {
         })?;
         let body: ManifestBody = serde_json::from_slice(&json)
             .map_err(|e| Error::format(object, format!("manifest body: {e}")))?;
+        // Format 1 frames have no content checksum: their streams' digest
+        // is the only check of what decompression gives back.
+        if header.format_version == 1 {
+            if let Some(s) = body.streams.iter().find(|s| s.plain_sha256.is_none()) {
+                return Err(Error::format(
+                    object,
+                    format!("stream {} has no plaintext digest (format 1)", s.id),
+                ));
+            }
+        }
         Ok(Manifest { header, body, key })
     }
 
@@ -403,13 +424,14 @@ impl Manifest {
 }
 
 fn assemble(header: &ManifestHeader, body: &[u8]) -> Result<Vec<u8>> {
+    let version = header.format_version;
     let header = serde_json::to_vec(header)
         .map_err(|e| Error::Internal(format!("manifest header serialization: {e}")))?;
     let header_len = u32::try_from(header.len())
         .map_err(|_| Error::Internal("manifest header too large".into()))?;
     let mut out = Vec::with_capacity(8 + 4 + 4 + header.len() + 8 + body.len() + 32);
     out.extend_from_slice(&MANIFEST_MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&header_len.to_le_bytes());
     out.extend_from_slice(&header);
     out.extend_from_slice(&(body.len() as u64).to_le_bytes());
@@ -448,7 +470,7 @@ fn split<'a>(bytes: &'a [u8], object: &str) -> Result<(ManifestHeader, &'a [u8])
     }
     let (content, digest) = bytes.split_at(bytes.len() - 32);
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         // Check the version before the hash: a newer format may hash differently.
         return Err(Error::UnsupportedVersion {
             object: object.to_string(),
@@ -532,7 +554,7 @@ pub(crate) mod tests {
                     rows: 2,
                     plain_bytes: 10,
                     stored_bytes: 100,
-                    plain_sha256: "ab".into(),
+                    plain_sha256: None,
                     frames: vec![FrameRef {
                         pack: 0,
                         offset: 0,
@@ -582,6 +604,30 @@ pub(crate) mod tests {
         json.as_object_mut().unwrap().remove("chains");
         let body: ManifestBody = serde_json::from_value(json).unwrap();
         assert!(body.chains.is_empty());
+    }
+
+    /// Encodes `m` as format `version` (tests of older formats).
+    pub(crate) fn encode_as(m: &mut Manifest, version: u32) -> Vec<u8> {
+        m.encode_version(version).unwrap()
+    }
+
+    #[test]
+    fn format_1_reads_and_needs_its_stream_digests() {
+        let mut m = sample();
+        m.body.streams[0].plain_sha256 = Some("ab".into());
+        let bytes = encode_as(&mut m, 1);
+        let back = Manifest::decode(&bytes, "m", &Unlock::default()).unwrap();
+        assert_eq!(back.header.format_version, 1);
+        assert_eq!(back.body, m.body);
+        let mut m = sample();
+        let bytes = encode_as(&mut m, 1);
+        let e = Manifest::decode(&bytes, "m", &Unlock::default()).unwrap_err();
+        assert!(e.to_string().contains("no plaintext digest"), "{e}");
+        // Format 2 streams have none.
+        let mut m = sample();
+        let back = Manifest::decode(&m.encode().unwrap(), "m", &Unlock::default()).unwrap();
+        assert_eq!(back.header.format_version, FORMAT_VERSION);
+        assert_eq!(back.body.streams[0].plain_sha256, None);
     }
 
     #[test]

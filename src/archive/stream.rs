@@ -78,6 +78,7 @@ pub fn read_stream(
             let packs = manifest.body.packs.clone();
             let key = manifest.key.clone();
             let stream_id = info.id;
+            let plain_digest = info.plain_sha256.is_some();
             let expected_frames = info.frames.len();
             let id = id.clone();
             let repo = repo.clone();
@@ -90,7 +91,7 @@ pub fn read_stream(
                 .try_flatten()
                 .map(move |frame| {
                     let (key, bufs) = (key.clone(), decode_bufs.clone());
-                    async move { decode_stored(frame?, key, stream_id, bufs).await }
+                    async move { decode_stored(frame?, key, stream_id, plain_digest, bufs).await }
                 })
                 .buffered(DECODE_AHEAD);
             let mut check = StreamCheck::new(&info);
@@ -150,8 +151,9 @@ pub struct Verified {
 /// A frame that passed every check, as the end-of-stream check needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameSummary {
-    /// SHA-256 of the frame's plaintext (folded into the stream digest).
-    pub plain_sha256: [u8; 32],
+    /// SHA-256 of the frame's plaintext, for streams of format 1 that
+    /// record a digest of them.
+    pub plain_sha256: Option<[u8; 32]>,
     pub rows: u32,
     pub plain_len: u32,
     /// The frame carries the *last* flag.
@@ -164,13 +166,12 @@ pub struct FrameSummary {
 /// length. Restore and verify both check every frame through here.
 pub(crate) fn check_frame(
     bytes: &[u8],
-    object: &str,
+    at: &FrameAt<'_>,
     key: Option<&BackupKey>,
-    stream_id: u32,
-    index: u32,
     f: &FrameRef,
     bufs: &FrameBuffers,
 ) -> Result<(Bytes, FrameSummary)> {
+    let (object, stream_id, index) = (at.object, at.stream, at.index);
     let sha: [u8; 32] = hex::decode(&f.sha256)
         .ok()
         .and_then(|v| v.try_into().ok())
@@ -183,6 +184,7 @@ pub(crate) fn check_frame(
             index,
             sha256: &sha,
             key,
+            plain_digest: at.plain_digest,
         },
         bufs,
     )?;
@@ -201,6 +203,15 @@ pub(crate) fn check_frame(
     Ok((d.plain, summary))
 }
 
+/// Where a frame belongs: the object it is read from, its stream and
+/// position, and whether its stream records a plaintext digest (format 1).
+pub(crate) struct FrameAt<'a> {
+    pub object: &'a str,
+    pub stream: u32,
+    pub index: u32,
+    pub plain_digest: bool,
+}
+
 /// The end-of-stream checks, fed each checked frame in stream order: no
 /// frame after the one marked last; at the manifest's frame count, the last
 /// flag, the row total and the plaintext digest. Restore feeds it as frames
@@ -209,7 +220,8 @@ pub struct StreamCheck {
     stream_id: u32,
     expected_frames: usize,
     expected_rows: u64,
-    expected_digest: String,
+    /// Format 1 streams: the digest of their frames' plaintext.
+    expected_digest: Option<String>,
     digest: StreamDigest,
     rows: u64,
     count: usize,
@@ -243,12 +255,16 @@ impl StreamCheck {
         if self.seen_last {
             return Err(Error::integrity(what(), "data after the frame marked last"));
         }
-        self.digest.update(&frame.plain_sha256);
+        if self.expected_digest.is_some() {
+            match &frame.plain_sha256 {
+                Some(sha) => self.digest.update(sha),
+                None => return Err(Error::Internal("frame decoded without its digest".into())),
+            }
+        }
         self.rows += u64::from(frame.rows);
         self.count += 1;
         self.seen_last = frame.last;
         if self.count == self.expected_frames {
-            let d = hex::encode(std::mem::take(&mut self.digest).finish());
             if !frame.last {
                 return Err(Error::integrity(
                     what(),
@@ -264,8 +280,11 @@ impl StreamCheck {
                     ),
                 ));
             }
-            if d != self.expected_digest {
-                return Err(Error::integrity(what(), "plaintext digest mismatch"));
+            if let Some(want) = &self.expected_digest {
+                let d = hex::encode(std::mem::take(&mut self.digest).finish());
+                if &d != want {
+                    return Err(Error::integrity(what(), "plaintext digest mismatch"));
+                }
             }
         }
         Ok(())
@@ -343,18 +362,17 @@ async fn decode_stored(
     s: StoredFrame,
     key: Option<Arc<BackupKey>>,
     stream_id: u32,
+    plain_digest: bool,
     bufs: FrameBuffers,
 ) -> Result<FrameOut> {
     tokio::task::spawn_blocking(move || {
-        check_frame(
-            &s.bytes,
-            &s.object,
-            key.as_deref(),
-            stream_id,
-            s.index,
-            &s.frame,
-            &bufs,
-        )
+        let at = FrameAt {
+            object: &s.object,
+            stream: stream_id,
+            index: s.index,
+            plain_digest,
+        };
+        check_frame(&s.bytes, &at, key.as_deref(), &s.frame, &bufs)
     })
     .await
     .map_err(|e| Error::Internal(format!("decode task: {e}")))?
@@ -398,7 +416,7 @@ pub(crate) mod tests {
             rows: 0,
             plain_bytes: 0,
             stored_bytes: offset,
-            plain_sha256: String::new(),
+            plain_sha256: None,
             frames,
         }
     }

@@ -11,9 +11,7 @@ use crate::chain::{ChainOptions, Verifier};
 use crate::crypto::BackupKey;
 use crate::error::{Error, Result};
 use crate::pg::snapshot::Worker;
-use crate::pipeline::{
-    encode_frame, Budget, EncodedFrame, FrameBuffers, Framer, PlainFrame, StreamDigest,
-};
+use crate::pipeline::{encode_frame, Budget, EncodedFrame, FrameBuffers, Framer, PlainFrame};
 use crate::progress::Progress;
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
@@ -298,7 +296,6 @@ struct StreamAcc {
     rows: u64,
     plain: u64,
     stored: u64,
-    digest: StreamDigest,
     frames: Vec<FrameRef>,
 }
 
@@ -311,7 +308,6 @@ impl StreamAcc {
             rows: 0,
             plain: 0,
             stored: 0,
-            digest: StreamDigest::new(),
             frames: Vec::new(),
         }
     }
@@ -327,7 +323,6 @@ impl StreamAcc {
         self.rows += u64::from(enc.header.rows);
         self.plain += u64::from(enc.header.plain_len);
         self.stored += enc.bytes.len() as u64;
-        self.digest.update(&enc.plain_sha256);
         progress.stream_advanced(
             self.stream,
             u64::from(enc.header.plain_len),
@@ -345,7 +340,7 @@ impl StreamAcc {
             rows: self.rows,
             plain_bytes: self.plain,
             stored_bytes: self.stored,
-            plain_sha256: hex::encode(self.digest.finish()),
+            plain_sha256: None,
             frames: self.frames,
         }
     }

@@ -1,7 +1,10 @@
-//! Frame encoding and decoding: plaintext → zstd → AEAD (when the backup is
-//! encrypted) → SHA-256 of the stored bytes, and the reverse with every
-//! check (hash, tag, lengths, identity) made before a byte of plaintext is
-//! released. The AEAD's associated data binds the frame to its backup,
+//! Frame encoding and decoding: plaintext → zstd (with its content
+//! checksum) → AEAD (when the backup is encrypted) → SHA-256 of the stored
+//! bytes, and the reverse with every check (hash, tag, lengths, identity,
+//! the content checksum) made before a byte of plaintext is released. Each
+//! byte is hashed once on the way out: the stored bytes' SHA-256 proves
+//! what was stored, zstd's checksum that decompression gave back what was
+//! compressed (`docs/security.md`). The AEAD's associated data binds the frame to its backup,
 //! stream, index, flags (incl. last-frame), row count and plaintext length. CPU-bound: call from blocking
 //! threads, never from the async runtime.
 
@@ -19,8 +22,6 @@ use std::cell::RefCell;
 pub struct EncodedFrame {
     pub header: FrameHeader,
     pub bytes: Bytes,
-    /// SHA-256 of the plaintext, folded into the stream digest.
-    pub plain_sha256: [u8; 32],
 }
 
 thread_local! {
@@ -34,8 +35,12 @@ fn compress_into(data: &[u8], level: i32, out: &mut Vec<u8>) -> Result<()> {
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().map(|(l, _)| *l) != Some(level) {
-            let c = zstd::bulk::Compressor::new(level)
+            let mut c = zstd::bulk::Compressor::new(level)
                 .map_err(|e| Error::Internal(format!("zstd init: {e}")))?;
+            // XXH64 of the content in the frame's trailer, which the
+            // decompressor checks.
+            c.include_checksum(true)
+                .map_err(|e| Error::Internal(format!("zstd checksum: {e}")))?;
             *slot = Some((level, c));
         }
         let (_, c) = slot
@@ -148,7 +153,6 @@ pub fn encode_frame(
     key: Option<&BackupKey>,
     bufs: &FrameBuffers,
 ) -> Result<EncodedFrame> {
-    let plain_sha256: [u8; 32] = Sha256::digest(&frame.data).into();
     let mut out = bufs.stored.take(frame_buffer_capacity(frame.data.len()));
     out.resize(FRAME_HEADER_LEN, 0);
     let mut f = if level == 0 {
@@ -187,17 +191,11 @@ pub fn encode_frame(
         )?;
         out.extend_from_slice(&tag);
     }
-    // Frames stored as plaintext: the stored bytes' hash is already known.
-    header.sha256 = if f & (flags::ZSTD | flags::ENCRYPTED) == 0 {
-        plain_sha256
-    } else {
-        Sha256::digest(&out[FRAME_HEADER_LEN..]).into()
-    };
+    header.sha256 = Sha256::digest(&out[FRAME_HEADER_LEN..]).into();
     out[..FRAME_HEADER_LEN].copy_from_slice(&header.encode());
     Ok(EncodedFrame {
         header,
         bytes: out.freeze(),
-        plain_sha256,
     })
 }
 
@@ -215,6 +213,9 @@ pub struct ExpectedFrame<'a> {
     pub sha256: &'a [u8; 32],
     /// The backup's key when it is encrypted: then every frame must be sealed.
     pub key: Option<&'a BackupKey>,
+    /// Hash the plaintext too (backups of format 1, whose streams carry a
+    /// digest of their frames' plaintext).
+    pub plain_digest: bool,
 }
 
 /// A decoded, verified frame.
@@ -222,7 +223,8 @@ pub struct ExpectedFrame<'a> {
 pub struct DecodedFrame {
     pub header: FrameHeader,
     pub plain: Bytes,
-    pub plain_sha256: [u8; 32],
+    /// SHA-256 of the plaintext, when [`ExpectedFrame::plain_digest`] asks.
+    pub plain_sha256: Option<[u8; 32]>,
 }
 
 /// Verifies and decodes one frame (header + payload bytes, as stored); the
@@ -332,7 +334,9 @@ pub fn decode_frame(
     } else {
         plain.extend_from_slice(payload);
     }
-    let plain_sha256: [u8; 32] = Sha256::digest(&plain[..]).into();
+    let plain_sha256 = expect
+        .plain_digest
+        .then(|| Sha256::digest(&plain[..]).into());
     Ok(DecodedFrame {
         header,
         plain: plain.freeze(),
@@ -340,8 +344,9 @@ pub fn decode_frame(
     })
 }
 
-/// Digest of a whole stream's plaintext: SHA-256 over the frames' plaintext
-/// SHA-256 digests in order (so frames can be hashed in parallel).
+/// Digest of a whole stream's plaintext as backups of format 1 record it:
+/// SHA-256 over the frames' plaintext SHA-256 digests in order. Checked
+/// when reading those backups; format 2 hashes each byte once instead.
 #[derive(Clone, Default)]
 pub struct StreamDigest {
     hasher: Sha256,
@@ -402,6 +407,7 @@ mod tests {
             index,
             sha256: sha,
             key,
+            plain_digest: true,
         }
     }
 
@@ -414,7 +420,9 @@ mod tests {
             let d = decode_frame(&e.bytes, &expect(&e.header.sha256, stream, index, k), &pool()).unwrap();
             prop_assert_eq!(d.plain.as_ref(), &data[..]);
             prop_assert_eq!(d.header.rows, rows);
-            prop_assert_eq!(d.plain_sha256, e.plain_sha256);
+            prop_assert_eq!(d.plain_sha256, Some(Sha256::digest(&data).into()));
+            let quiet = ExpectedFrame { plain_digest: false, ..expect(&e.header.sha256, stream, index, k) };
+            prop_assert_eq!(decode_frame(&e.bytes, &quiet, &pool()).unwrap().plain_sha256, None);
             if sealed && data.len() > 16 {
                 prop_assert!(e.bytes.windows(data.len()).all(|w| w != &data[..]), "plaintext visible in a sealed frame");
             }
@@ -469,10 +477,51 @@ mod tests {
         }
 
         #[test]
+        fn compressed_frames_never_decode_to_other_bytes(data in proptest::collection::vec(any::<u8>(), 1..3000), level in 1i32..4, pos in any::<proptest::sample::Index>(), bit in 0u8..8) {
+            // Damage past the stored hash (a stored hash recomputed, as a
+            // faulty compressor or buffer would produce it): zstd's content
+            // checksum refuses every payload that decompresses to bytes
+            // other than the frame's own.
+            let e = encode_frame(&pf(data.clone(), 3, true), 7, 9, level, None, &pool()).unwrap();
+            let mut bytes = e.bytes.to_vec();
+            let i = FRAME_HEADER_LEN + pos.index(bytes.len() - FRAME_HEADER_LEN);
+            bytes[i] ^= 1 << bit;
+            let sha: [u8; 32] = Sha256::digest(&bytes[FRAME_HEADER_LEN..]).into();
+            bytes[40..72].copy_from_slice(&sha);
+            if let Ok(d) = decode_frame(&bytes, &expect(&sha, 7, 9, None), &pool()) {
+                prop_assert_eq!(d.plain.as_ref(), &data[..], "flip at {} decoded to other bytes", i);
+            }
+        }
+
+        #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300), sealed in any::<bool>()) {
             let k = key("b");
             let _ = decode_frame(&bytes, &expect(&[0; 32], 0, 0, sealed.then_some(&k)), &pool());
         }
+    }
+
+    #[test]
+    fn frames_compressed_without_a_content_checksum_still_decode() {
+        // Format 1 frames: zstd without its checksum.
+        let data = b"1\tone\n2\ttwo\n".repeat(50);
+        let payload = zstd::bulk::compress(&data, 3).unwrap();
+        let header = FrameHeader {
+            flags: flags::ZSTD | flags::ROW_BOUNDARY | flags::LAST,
+            stream: 1,
+            index: 0,
+            rows: 100,
+            plain_len: data.len() as u32,
+            stored_len: payload.len() as u32,
+            nonce: [0; 12],
+            sha256: Sha256::digest(&payload).into(),
+        };
+        let mut bytes = header.encode().to_vec();
+        bytes.extend_from_slice(&payload);
+        let d = decode_frame(&bytes, &expect(&header.sha256, 1, 0, None), &pool()).unwrap();
+        assert_eq!(d.plain.as_ref(), &data[..]);
+        // Frames written now carry it: 4 bytes more than without.
+        let e = encode_frame(&pf(data.clone(), 100, true), 1, 0, 3, None, &pool()).unwrap();
+        assert_eq!(e.header.stored_len as usize, payload.len() + 4);
     }
 
     #[test]

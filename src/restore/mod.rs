@@ -810,7 +810,7 @@ mod tests {
                     rows: 1,
                     plain_bytes: *size,
                     stored_bytes: *size,
-                    plain_sha256: String::new(),
+                    plain_sha256: None,
                     frames: vec![],
                 });
             }

@@ -338,7 +338,7 @@ mod tests {
     use super::*;
     use crate::archive::manifest::tests::sample;
     use crate::archive::{FrameRef, PackInfo};
-    use crate::pipeline::{encode_frame, PlainFrame, StreamDigest};
+    use crate::pipeline::{encode_frame, PlainFrame};
     use bytes::Bytes;
     use object_store::memory::InMemory;
     use sha2::{Digest, Sha256};
@@ -351,7 +351,6 @@ mod tests {
         let id = m.header.id.clone();
         let mut pack = Vec::new();
         let mut frames = Vec::new();
-        let mut digest = StreamDigest::new();
         let mut gap = 0;
         for i in 0..3u32 {
             let plain = PlainFrame {
@@ -361,7 +360,6 @@ mod tests {
                 last: i == 2,
             };
             let f = encode_frame(&plain, 0, i, 1, None, &FrameBuffers::unpooled()).unwrap();
-            digest.update(&f.plain_sha256);
             frames.push(FrameRef {
                 pack: 0,
                 offset: pack.len() as u64,
@@ -383,7 +381,6 @@ mod tests {
         }];
         let s = &mut m.body.streams[0];
         s.rows = 150;
-        s.plain_sha256 = hex::encode(digest.finish());
         s.frames = frames;
         let repo = Repo::from_store(Arc::new(InMemory::new()), "memory");
         repo.put(&layout::manifest_path(&id), m.encode().unwrap())
@@ -401,6 +398,31 @@ mod tests {
         verify_backup(repo, &m.header.id, &opts, CancellationToken::new())
             .await
             .unwrap()
+    }
+
+    /// A backup of format 1 (each stream with the digest of its frames'
+    /// plaintext) verifies, and a digest that does not match is caught.
+    #[tokio::test]
+    async fn format_1_stream_digests_are_checked() {
+        let (repo, mut m, pack, _) = backup_with_a_gap().await;
+        let mut digest = crate::pipeline::StreamDigest::new();
+        for i in 0..3u32 {
+            digest.update(&Sha256::digest(format!("{i}\trow {i}\n").repeat(50)).into());
+        }
+        let good = hex::encode(digest.finish());
+        for (sha, ok) in [(good, true), ("00".repeat(32), false)] {
+            m.body.streams[0].plain_sha256 = Some(sha);
+            let bytes = crate::archive::manifest::tests::encode_as(&mut m, 1);
+            repo.put(&layout::manifest_path(&m.header.id), bytes)
+                .await
+                .unwrap();
+            let r = verify_with_pack(&repo, &m, &pack).await;
+            assert_eq!(r.ok, ok, "{r:?}");
+            if !ok {
+                assert_eq!(r.failures.len(), 1, "{r:?}");
+                assert!(r.failures[0].error.contains("plaintext digest mismatch"));
+            }
+        }
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 //! ([`crate::archive::stream::check_frame`]).
 
 use crate::archive::layout;
-use crate::archive::stream::{check_frame, read_exact, FrameSummary};
+use crate::archive::stream::{check_frame, read_exact, FrameAt, FrameSummary};
 use crate::archive::{Manifest, StreamInfo};
 use crate::error::{Error, Result};
 use crate::pipeline::FrameBuffers;
@@ -272,12 +272,18 @@ async fn fetch_pack_read(
                     .body
                     .streams
                     .get(si)
-                    .and_then(|s| Some((s.id, s.frames.get(fi as usize)?)))
+                    .and_then(|s| Some((s, s.frames.get(fi as usize)?)))
                     .ok_or_else(|| Error::Internal(format!("no frame {fi} in stream #{si}")))
-                    .and_then(|(stream_id, f)| {
+                    .and_then(|(s, f)| {
                         let lo = (f.offset - read.start) as usize;
                         let hi = lo + f.len as usize;
-                        check_frame(&data[lo..hi], &object, key, stream_id, fi, f, &bufs)
+                        let at = FrameAt {
+                            object: &object,
+                            stream: s.id,
+                            index: fi,
+                            plain_digest: s.plain_sha256.is_some(),
+                        };
+                        check_frame(&data[lo..hi], &at, key, f, &bufs)
                     })
                     .map(|(_, summary)| summary);
                 (si, fi, r)
