@@ -62,7 +62,9 @@ measure() {
 #     and a GIN index on the jsonb;
 #   many: 50 tables of mixed sizes (the k-th holds a share of about 1/k),
 #     each with a primary key and an index, every third with a foreign key
-#     to a small `accounts` table.
+#     to a small `accounts` table;
+#   pgbench: `pgbench -i` at the scale that makes about SIZE_MB (~15 MB a
+#     scale step; narrow rows, a blank-padded filler that compresses away).
 bench_dataset() {
   local size_mb=$1 kind=${BENCH_DATASET:-events}
   createdb bench
@@ -70,7 +72,8 @@ bench_dataset() {
     events) dataset_events "$size_mb" ;;
     text) dataset_text "$size_mb" ;;
     many) dataset_many "$size_mb" ;;
-    *) echo "BENCH_DATASET=$kind: events, text or many" >&2; return 1 ;;
+    pgbench) dataset_pgbench "$size_mb" ;;
+    *) echo "BENCH_DATASET=$kind: events, text, many or pgbench" >&2; return 1 ;;
   esac
   psql -X -q -d bench -c "VACUUM ANALYZE"
 }
@@ -110,6 +113,12 @@ dataset_text() {
       CREATE INDEX ON docs_$i USING gin (attrs);" & pids+=($!)
   done
   wait "${pids[@]}"
+}
+
+dataset_pgbench() {
+  local scale=$(( $1 / 15 > 0 ? $1 / 15 : 1 ))
+  echo "== generating ~$1 MB (pgbench): pgbench -i -s $scale"
+  "$(pg_bin)/pgbench" -i -q -s "$scale" bench >/dev/null 2>&1
 }
 
 dataset_many() {

@@ -55,6 +55,21 @@ fn watch_signals(token: CancellationToken) {
 
 const BLOCKING_THREADS: usize = 8;
 
+/// Threads of the async runtime: half the cores, at least one. Everything
+/// CPU-heavy (zstd, hashing, ciphers) runs on the blocking pool; the async
+/// threads move bytes between sockets and buffers. Fewer of them keep a
+/// COPY connection's task and the task reading its rows on one thread,
+/// without a cross-thread wake-up per network read: on two cores, one
+/// thread took the backup's client CPU down 18% and its wall time 15%
+/// (docs/benchmarks.md). `TOKIO_WORKER_THREADS` overrides it.
+fn async_threads() -> usize {
+    std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)))
+}
+
 /// glibc's malloc raises its mmap threshold after the first large free and
 /// then keeps freed multi-MiB frame buffers in per-thread arenas, so RSS
 /// grows well past the memory budget. A fixed 1 MiB threshold returns frame
@@ -95,6 +110,7 @@ fn main() {
     // Frames are encoded and decoded on the blocking pool: capping it bounds
     // the number of zstd contexts and frame buffers alive at once.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(async_threads())
         .enable_all()
         .max_blocking_threads(BLOCKING_THREADS)
         .build()
