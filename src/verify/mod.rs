@@ -4,7 +4,7 @@
 //! manifest) and checks every frame as it passes with the same code restore
 //! uses (stored-bytes hash, AEAD tag, decompression, rows and lengths
 //! against the manifest); then each stream's frame count, last flag, row
-//! total and plaintext digest. The quick check opens the manifest and
+//! total and, in format 1 backups, plaintext digest. The quick check opens the manifest and
 //! compares every pack's presence and size. Each run's outcome is recorded
 //! beside the manifest so `list` shows when a backup was last verified.
 
@@ -154,8 +154,8 @@ async fn check_presence(repo: &Repo, m: &Manifest, report: &mut VerifyReport) ->
 /// each frame checked as restore checks it, the whole object's size and
 /// SHA-256 against the manifest), `jobs` packs at a time. Packs are read in
 /// parallel and a stream's frames may lie in several of them, so each
-/// frame's plaintext digest is kept (by stream and frame index) and the
-/// streams' end checks (frame count, last flag, rows, digest) run at the
+/// frame's summary is kept (by stream and frame index) and the streams'
+/// end checks (frame count, last flag, rows, format 1's digest) run at the
 /// end, in stream order.
 async fn check_data(
     repo: &Repo,
