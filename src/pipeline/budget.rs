@@ -6,7 +6,8 @@
 //! writer's multipart buffer (`part_size × (upload_concurrency + 1)`).
 //! Restore holds, per worker, `read_ahead` reads in flight, each a stored
 //! batch of at most one frame's size plus its decoded plaintext
-//! (see [`Budget::read_plan`]).
+//! (see [`Budget::read_plan`]). Both size their buffers from the budget
+//! less [`PROCESS_RESERVE`], so that `--memory` bounds the process.
 
 use crate::error::{Error, Result};
 use crate::units::{format_size, MAX_PARTS, MIB, MIN_PART_SIZE};
@@ -24,8 +25,10 @@ pub const MAX_READ_REQUEST: usize = if MAX_FRAME_SIZE > MAX_READ {
 } else {
     MAX_READ
 };
-/// What a reading process needs beside its frame buffers, held back from
-/// the budget by [`Budget::read_plan`] (at most 3/8 of it): code, runtime,
+/// What a process needs beside its frame buffers, held back from the
+/// budget (at most 3/8 of it) by [`Budget::new`] for the backup's buffers,
+/// as far as each job keeps its minimum, and by [`Budget::read_plan`] for
+/// reads: code, runtime,
 /// connections and allocator slack. Measured: a restore's peak RSS was
 /// 15-25 MiB above the peak of its heap (43 MB of buffers under massif,
 /// 57-71 MiB RSS at `--memory 64MiB`); with 16 MiB held back it still
@@ -64,6 +67,13 @@ impl Budget {
                 format_size((min_share * jobs) as u64)
             )));
         }
+        // Buffers share the budget less the process's reserve, as far as
+        // every job keeps its minimum: the budget bounds the process.
+        let share = total
+            .saturating_sub(PROCESS_RESERVE.min(total / 8 * 3))
+            .max(min_share * jobs)
+            .min(total)
+            / jobs;
         let derived = ((share - 2 * MIN_PART_SIZE) / 5).clamp(256 * 1024, 4 * MIB);
         let frame_size = frame_size
             .unwrap_or(derived)
