@@ -17,7 +17,7 @@ cd "$root"
 streams=${1:-50000}
 events=${2:-100}
 total=$((streams * events))
-pgkeep=$root/target/release/pgkeep
+pgkeep=${CARGO_TARGET_DIR:-$root/target}/release/pgkeep
 [ -x "$pgkeep" ] || { echo "build first: cargo build --release"; exit 1; }
 policy=$root/tests/fixtures/chain_events.toml
 

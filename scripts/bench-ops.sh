@@ -13,7 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 n=${1:-1000}
 if [ -z "${PGKEEP_BIN:-}" ]; then cargo build --release --quiet; fi
-pgkeep=${PGKEEP_BIN:-$root/target/release/pgkeep}
+pgkeep=${PGKEEP_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/pgkeep}
 work=$(mktemp -d); trap 'kill ${moto_pid:-} 2>/dev/null || true; rm -rf "$work"' EXIT
 moto_bin=$(command -v moto_server) || { echo "moto_server not found (scripts/test.sh installs it)"; exit 1; }
 py=python3

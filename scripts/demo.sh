@@ -23,7 +23,7 @@ if ! demo_ready; then
 fi
 
 cargo build --release --quiet
-pgkeep=$root/target/release/pgkeep
+pgkeep=${CARGO_TARGET_DIR:-$root/target}/release/pgkeep
 cluster_start
 echo "== cluster on port $PGPORT; loading Pagila"
 createdb pagila
