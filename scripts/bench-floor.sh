@@ -21,14 +21,7 @@ work=$CLUSTER_DIR/work; mkdir -p "$work"; chmod 777 "$work"
 conn="host=$PGHOST port=$PGPORT user=postgres"
 bench_dataset "$size_mb"
 psql -X -At -d bench -c "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace ORDER BY pg_relation_size(oid) DESC" > "$work/tables"
-client_pin=()
-if [ "${BENCH_PIN:-0}" = 1 ]; then
-  ncpu=$(nproc); half=$(( ncpu / 2 > 0 ? ncpu / 2 : 1 ))
-  [ "$ncpu" -ge 2 ] || { echo "BENCH_PIN needs at least 2 cores"; exit 1; }
-  taskset -a -p -c "0-$((half - 1))" "$(head -1 "$CLUSTER_DIR/data/postmaster.pid")" >/dev/null
-  client_pin=(taskset -c "$half-$((ncpu - 1))")
-  echo "== pinned: server on cores 0-$((half - 1)), clients on $half-$((ncpu - 1))"
-fi
+pin_clients
 head -c 32 /dev/urandom > "$work/master.key"
 results=$work/results; : > "$results"
 for run in $(seq 1 "$runs"); do

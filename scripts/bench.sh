@@ -37,14 +37,7 @@ db_bytes=$(psql -X -At -d bench -c "SELECT sum(pg_relation_size(c.oid)) FROM pg_
 copy_bytes=0
 tables=$(psql -X -At -d bench -c "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace ORDER BY pg_relation_size(oid) DESC")
 echo "== heap size: $((db_bytes / 1048576)) MiB"
-client_pin=()
-if [ "${BENCH_PIN:-0}" = 1 ]; then
-  ncpu=$(nproc); half=$(( ncpu / 2 > 0 ? ncpu / 2 : 1 ))
-  [ "$ncpu" -ge 2 ] || { echo "BENCH_PIN needs at least 2 cores"; exit 1; }
-  taskset -a -p -c "0-$((half - 1))" "$(head -1 "$CLUSTER_DIR/data/postmaster.pid")" >/dev/null
-  client_pin=(taskset -c "$half-$((ncpu - 1))")
-  echo "== pinned: server on cores 0-$((half - 1)), clients on $half-$((ncpu - 1))"
-fi
+pin_clients
 
 cpu_rows=()   # "label client server" for the CPU table
 

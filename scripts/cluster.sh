@@ -40,6 +40,21 @@ server_cpu() {
   awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15 + $16 + $17) / hz}' "/proc/$pid/stat"
 }
 
+# pin_clients: sets `client_pin` (the prefix `measure` runs commands
+# under): empty, or with BENCH_PIN=1 the server's processes on the first
+# half of the cores and a taskset prefix for the other half, as when the
+# client runs on a machine of its own.
+pin_clients() {
+  client_pin=()
+  if [ "${BENCH_PIN:-0}" = 1 ]; then
+    ncpu=$(nproc); half=$(( ncpu / 2 > 0 ? ncpu / 2 : 1 ))
+    [ "$ncpu" -ge 2 ] || { echo "BENCH_PIN needs at least 2 cores"; exit 1; }
+    taskset -a -p -c "0-$((half - 1))" "$(head -1 "$CLUSTER_DIR/data/postmaster.pid")" >/dev/null
+    client_pin=(taskset -c "$half-$((ncpu - 1))")
+    echo "== pinned: server on cores 0-$((half - 1)), clients on $half-$((ncpu - 1))"
+  fi
+}
+
 # measure LABEL COMMAND...: runs COMMAND (under `client_pin`, an optional
 # taskset prefix) with its output in $work/LABEL.out and .err; prints
 # seconds, peak RSS (KiB), client CPU s (user+sys, children included) and

@@ -220,9 +220,9 @@ pub struct StreamCheck {
     stream_id: u32,
     expected_frames: usize,
     expected_rows: u64,
-    /// Format 1 streams: the digest of their frames' plaintext.
-    expected_digest: Option<String>,
-    digest: StreamDigest,
+    /// Format 1 streams: the digest of their frames' plaintext, expected
+    /// and as folded so far.
+    digest: Option<(String, StreamDigest)>,
     rows: u64,
     count: usize,
     seen_last: bool,
@@ -234,8 +234,10 @@ impl StreamCheck {
             stream_id: info.id,
             expected_frames: info.frames.len(),
             expected_rows: info.rows,
-            expected_digest: info.plain_sha256.clone(),
-            digest: StreamDigest::new(),
+            digest: info
+                .plain_sha256
+                .clone()
+                .map(|want| (want, StreamDigest::new())),
             rows: 0,
             count: 0,
             seen_last: false,
@@ -255,11 +257,11 @@ impl StreamCheck {
         if self.seen_last {
             return Err(Error::integrity(what(), "data after the frame marked last"));
         }
-        if self.expected_digest.is_some() {
-            match &frame.plain_sha256 {
-                Some(sha) => self.digest.update(sha),
-                None => return Err(Error::Internal("frame decoded without its digest".into())),
-            }
+        if let Some((_, digest)) = self.digest.as_mut() {
+            let sha = frame
+                .plain_sha256
+                .ok_or_else(|| Error::Internal("frame decoded without its digest".into()))?;
+            digest.update(&sha);
         }
         self.rows += u64::from(frame.rows);
         self.count += 1;
@@ -280,9 +282,8 @@ impl StreamCheck {
                     ),
                 ));
             }
-            if let Some(want) = &self.expected_digest {
-                let d = hex::encode(std::mem::take(&mut self.digest).finish());
-                if &d != want {
+            if let Some((want, digest)) = self.digest.take() {
+                if hex::encode(digest.finish()) != want {
                     return Err(Error::integrity(what(), "plaintext digest mismatch"));
                 }
             }

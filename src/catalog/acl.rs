@@ -113,6 +113,30 @@ fn priv_list(privs: impl Iterator<Item = char>, column: Option<&str>) -> String 
         .join(",")
 }
 
+/// The ACL entry of a row of a privileges query: `on` (the object as
+/// `GRANT ... ON` names it), `col` (a column, or NULL), `schema`, `owner`,
+/// `acl` and `acl_base`; none when the ACL is its base.
+pub fn changed_acl(row: &tokio_postgres::Row) -> Result<Option<Obj>> {
+    let on: String = row.val("on")?;
+    let col: Option<String> = row.val("col")?;
+    let owner: String = row.val("owner")?;
+    let acl: Vec<String> = row.val("acl")?;
+    let base: Vec<String> = row.val("acl_base")?;
+    let sql = commands(&acl, &base, &owner, &on, col.as_deref(), "");
+    if sql.is_empty() {
+        return Ok(None);
+    }
+    let name = match &col {
+        Some(c) => format!("{on} ({c})"),
+        None => on,
+    };
+    Ok(Some(
+        Obj::new(ObjectKind::Acl, Section::PostData, name, sql)
+            .owner(owner)
+            .schema(row.val::<String>("schema")?),
+    ))
+}
+
 /// The commands that turn `base` into `acl` on `on` (e.g. `TABLE public.t`,
 /// or `TABLES` after an `ALTER DEFAULT PRIVILEGES ...` prefix).
 pub fn commands(

@@ -7,10 +7,10 @@
 //! after the extension creates the table; its configuration sequences keep
 //! their values.
 
-use super::acl::commands;
+use super::acl::changed_acl;
 use super::filter::Filter;
 use super::obj::{class, oref, Obj};
-use super::sql::{acl_columns, query, RowExt};
+use super::sql::{fill_acl_columns, query, RowExt};
 use super::toc::TableData;
 use super::toc::{ObjectKind, Section};
 use super::Ctx;
@@ -108,7 +108,7 @@ async fn config_data(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
 
 /// Member objects (and columns of member relations) with an ACL, as
 /// (extension, GRANT keyword and target, column, schema, owner, acl, base).
-const MEMBER_ACLS: &str = "SELECT d.refobjid AS ext, m.keyword, m.name, m.col, m.schema, m.owner, m.acl, m.acl_base \
+const MEMBER_ACLS: &str = "SELECT d.refobjid AS ext, m.keyword || ' ' || m.name AS on, m.col, m.schema, m.owner, m.acl, m.acl_base \
   FROM pg_catalog.pg_depend d CROSS JOIN LATERAL ( \
     SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS keyword, \
       pg_catalog.format('%I.%I', n.nspname, c.relname) AS name, NULL::text AS col, n.nspname::text AS schema, \
@@ -117,9 +117,7 @@ const MEMBER_ACLS: &str = "SELECT d.refobjid AS ext, m.keyword, m.name, m.col, m
     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.oid = d.objid AND c.relacl IS NOT NULL \
     UNION ALL \
     SELECT 'TABLE', pg_catalog.format('%I.%I', n.nspname, c.relname), pg_catalog.quote_ident(a.attname), \
-      n.nspname::text, pg_catalog.pg_get_userbyid(c.relowner), a.attacl::text[], \
-      COALESCE((SELECT ip.initprivs FROM pg_catalog.pg_init_privs ip WHERE ip.objoid = c.oid \
-        AND ip.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND ip.objsubid = a.attnum), '{}')::text[] \
+      n.nspname::text, pg_catalog.pg_get_userbyid(c.relowner), {column_acl} \
     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.oid = d.objid AND a.attacl IS NOT NULL \
@@ -140,19 +138,7 @@ const MEMBER_ACLS: &str = "SELECT d.refobjid AS ext, m.keyword, m.name, m.col, m
   ORDER BY m.keyword, m.name, m.col NULLS FIRST";
 
 async fn member_acls(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
-    let sql = MEMBER_ACLS
-        .replace(
-            "{class_acl}",
-            &acl_columns("c.relacl", 'r', "c.relowner", "pg_class", "c.oid"),
-        )
-        .replace(
-            "{proc_acl}",
-            &acl_columns("p.proacl", 'f', "p.proowner", "pg_proc", "p.oid"),
-        )
-        .replace(
-            "{type_acl}",
-            &acl_columns("t.typacl", 'T', "t.typowner", "pg_type", "t.oid"),
-        );
+    let sql = fill_acl_columns(MEMBER_ACLS);
     for row in query(ctx.client, "extension member privileges", &sql, &[]).await? {
         let ext: u32 = row.val("ext")?;
         if !out
@@ -161,27 +147,8 @@ async fn member_acls(ctx: &Ctx<'_>, out: &mut Vec<Obj>) -> Result<()> {
         {
             continue;
         }
-        let on = format!(
-            "{} {}",
-            row.val::<String>("keyword")?,
-            row.val::<String>("name")?
-        );
-        let owner: String = row.val("owner")?;
-        let acl: Vec<String> = row.val("acl")?;
-        let base: Vec<String> = row.val("acl_base")?;
-        let col: Option<String> = row.val("col")?;
-        let sql = commands(&acl, &base, &owner, &on, col.as_deref(), "");
-        if !sql.is_empty() {
-            let name = match &col {
-                Some(c) => format!("{on} ({c})"),
-                None => on,
-            };
-            out.push(
-                Obj::new(ObjectKind::Acl, Section::PostData, name, sql)
-                    .owner(owner)
-                    .schema(row.val::<String>("schema")?)
-                    .after(oref(class::EXTENSION, ext)),
-            );
+        if let Some(acl) = changed_acl(&row)? {
+            out.push(acl.after(oref(class::EXTENSION, ext)));
         }
     }
     Ok(())

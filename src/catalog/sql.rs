@@ -125,6 +125,39 @@ pub fn acl_columns(
     )
 }
 
+/// SQL select-list fragment like [`acl_columns`] for column `a` (a
+/// `pg_attribute` row) of relation `rel_oid_expr`: its ACL and its initial
+/// one (`pg_init_privs` at the column's number, else none).
+fn column_acl_columns(rel_oid_expr: &str) -> String {
+    format!(
+        "COALESCE(a.attacl, '{{}}')::text[] AS acl, \
+         COALESCE((SELECT ip.initprivs FROM pg_catalog.pg_init_privs ip \
+         WHERE ip.objoid = {rel_oid_expr} AND ip.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+         AND ip.objsubid = a.attnum), '{{}}')::text[] AS acl_base"
+    )
+}
+
+/// Fills a privileges query's ACL placeholders with [`acl_columns`] and
+/// [`column_acl_columns`] for the usual aliases: `{proc_acl}` (`p`, a
+/// `pg_proc` row), `{class_acl}` (`c`, `pg_class`), `{type_acl}` (`t`,
+/// `pg_type`) and `{column_acl}` (`a`, a `pg_attribute` row of `c`).
+pub fn fill_acl_columns(template: &str) -> String {
+    template
+        .replace(
+            "{proc_acl}",
+            &acl_columns("p.proacl", 'f', "p.proowner", "pg_proc", "p.oid"),
+        )
+        .replace(
+            "{class_acl}",
+            &acl_columns("c.relacl", 'r', "c.relowner", "pg_class", "c.oid"),
+        )
+        .replace(
+            "{type_acl}",
+            &acl_columns("t.typacl", 'T', "t.typowner", "pg_type", "t.oid"),
+        )
+        .replace("{column_acl}", &column_acl_columns("c.oid"))
+}
+
 /// Runs a catalog query; errors say what was being read.
 pub async fn query(
     client: &Client,

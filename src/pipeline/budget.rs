@@ -72,7 +72,6 @@ impl Budget {
         let share = total
             .saturating_sub(PROCESS_RESERVE.min(total / 8 * 3))
             .max(min_share * jobs)
-            .min(total)
             / jobs;
         let derived = ((share - 2 * MIN_PART_SIZE) / 5).clamp(256 * 1024, 4 * MIB);
         let frame_size = frame_size
