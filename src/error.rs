@@ -26,6 +26,16 @@ pub enum Error {
         source: tokio_postgres::Error,
     },
 
+    /// A statement on pgkeep's own COPY connection failed, or that
+    /// connection broke; `context` says what pgkeep was doing.
+    #[error("{context}: {message}")]
+    Wire {
+        context: String,
+        /// The server's SQLSTATE, when the server reported the error.
+        code: Option<String>,
+        message: String,
+    },
+
     /// The object store failed (missing repository, permissions, disk full, ...).
     /// Endpoint and object URLs are scrubbed from the message.
     #[error("storage error while {context}: {}", describe_store(source))]
@@ -272,6 +282,7 @@ impl Error {
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
             Error::Db { source, .. } => source.code().map(|c| c.code()),
+            Error::Wire { code, .. } => code.as_deref(),
             _ => None,
         }
     }

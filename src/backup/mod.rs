@@ -313,7 +313,7 @@ impl Run<'_> {
             workers.push(Worker::join(&opts.db, &leader.snapshot, &source.encoding).await?);
         }
         for w in workers {
-            tokens.push(w.conn.cancel_handle());
+            tokens.push(w.cancel_handle());
             set.spawn(worker_loop(w, shared.clone(), stop.clone()));
         }
 

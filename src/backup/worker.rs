@@ -11,6 +11,7 @@ use crate::chain::{ChainOptions, Verifier};
 use crate::crypto::BackupKey;
 use crate::error::{Error, Result};
 use crate::pg::snapshot::Worker;
+use crate::pg::wire::CopyOut;
 use crate::pipeline::{encode_frame, Budget, EncodedFrame, FrameBuffers, Framer, PlainFrame};
 use crate::progress::Progress;
 use futures::stream::FuturesOrdered;
@@ -54,7 +55,7 @@ pub struct WorkerOutput {
 }
 
 pub async fn worker_loop(
-    worker: Worker,
+    mut worker: Worker,
     shared: Arc<Shared>,
     stop: CancellationToken,
 ) -> Result<WorkerOutput> {
@@ -65,7 +66,7 @@ pub async fn worker_loop(
     };
     let mut sink = PackSink::new(shared.packs.clone());
     let r = tokio::select! {
-        r = copy_items(&worker, &shared, &mut sink, &mut out) => r,
+        r = copy_items(&mut worker, &shared, &mut sink, &mut out) => r,
         _ = stop.cancelled() => Err(Error::Interrupted("stopped: another part of the backup failed".into())),
     };
     if let Err(e) = r {
@@ -79,7 +80,7 @@ pub async fn worker_loop(
 
 /// Copies work items until the queue is empty.
 async fn copy_items(
-    worker: &Worker,
+    worker: &mut Worker,
     shared: &Shared,
     sink: &mut PackSink,
     out: &mut WorkerOutput,
@@ -99,7 +100,7 @@ async fn copy_items(
 /// rows also pass through the chain verifier, collecting only heads: no
 /// second pass over the table.
 async fn copy_stream(
-    worker: &Worker,
+    worker: &mut Worker,
     item: &WorkItem,
     pack: &mut PackSink,
     shared: &Shared,
@@ -107,13 +108,8 @@ async fn copy_stream(
     let sql = item.copy_sql();
     let progress = &shared.progress;
     progress.stream_started(item.stream, &item.label, item.est_bytes);
-    let copy = worker
-        .conn
-        .client
-        .copy_out(&sql)
-        .await
-        .map_err(|e| copy_error(&item.label, e))?;
-    let rows = copy.map(|r| r.map_err(|e| copy_error(&item.label, e)));
+    let context = format!("copying {}", item.label);
+    let mut copy = worker.copy_out(&sql, &context).await?;
     let mut heads = item.chain.as_ref().map(|p| {
         let opts = ChainOptions {
             heads_only: true,
@@ -137,7 +133,16 @@ async fn copy_stream(
         Some((_, v)) => v.feed(row),
         None => Ok(()),
     };
-    let info = frame_stream(rows, &target, inspect, pack, shared).await?;
+    let info = frame_stream(&mut copy, &target, inspect, pack, shared).await?;
+    if let Some(sent) = copy.server_rows().filter(|n| *n != info.rows) {
+        return Err(Error::integrity(
+            &item.label,
+            format!(
+                "the server reported {sent} rows copied, {} arrived",
+                info.rows
+            ),
+        ));
+    }
     progress.stream_finished(item.stream, info.rows, info.plain_bytes);
     let chain = match heads {
         Some((plan, v)) => Some(ChainRecord {
@@ -171,30 +176,68 @@ pub struct StreamTarget {
     pub unit: Unit,
 }
 
+/// A stream's chunks, each lent until the next is asked for: COPY rows read
+/// in place from the connection's buffer, or any stream of owned buffers
+/// ([`Owned`]).
+pub trait Chunks: Send {
+    fn next_chunk(&mut self) -> impl std::future::Future<Output = Result<Option<&[u8]>>> + Send;
+}
+
+impl Chunks for CopyOut<'_> {
+    async fn next_chunk(&mut self) -> Result<Option<&[u8]>> {
+        self.next_row().await
+    }
+}
+
+/// A stream of owned buffers as [`Chunks`].
+pub struct Owned<S> {
+    stream: std::pin::Pin<Box<S>>,
+    current: bytes::Bytes,
+}
+
+impl<S> Owned<S> {
+    pub fn new(stream: S) -> Owned<S> {
+        Owned {
+            stream: Box::pin(stream),
+            current: bytes::Bytes::new(),
+        }
+    }
+}
+
+impl<S: futures::Stream<Item = Result<bytes::Bytes>> + Send> Chunks for Owned<S> {
+    async fn next_chunk(&mut self) -> Result<Option<&[u8]>> {
+        match self.stream.next().await.transpose()? {
+            Some(b) => {
+                self.current = b;
+                Ok(Some(&self.current))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
 /// Streams chunks → framer → encoders (blocking pool, in order, at most
 /// `encode_ahead` in flight) → pack, and returns the stream's manifest
 /// record. `inspect` sees every chunk on its way to the framer. Memory
 /// never follows chunk size: a chunk larger than a frame is fed one frame
 /// at a time, each handed to an encoder before the next is filled.
-pub async fn frame_stream<S, F>(
-    chunks: S,
+pub async fn frame_stream<C, F>(
+    chunks: &mut C,
     target: &StreamTarget,
     mut inspect: F,
     pack: &mut PackSink,
     shared: &Shared,
 ) -> Result<StreamInfo>
 where
-    S: futures::Stream<Item = Result<bytes::Bytes>>,
+    C: Chunks,
     F: FnMut(&[u8]) -> Result<()>,
 {
-    futures::pin_mut!(chunks);
     let mut framer = Framer::new(shared.budget.frame_size, shared.bufs.plain.clone());
     let mut ready: Vec<PlainFrame> = Vec::new();
     let mut out = Encoder::new(target);
     let ahead = shared.budget.encode_ahead.max(1);
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk?;
-        inspect(&chunk)?;
+    while let Some(chunk) = chunks.next_chunk().await? {
+        inspect(chunk)?;
         // Room for the frame this chunk completes before the framer
         // starts the next one, so a finished frame never waits for an
         // encoder beside a fresh buffer.
@@ -204,8 +247,8 @@ where
         let mut pos = 0;
         loop {
             let done = match target.unit {
-                Unit::Rows => framer.feed_row(&chunk, &mut pos, &mut ready),
-                Unit::Bytes => framer.feed_bytes(&chunk, &mut pos, &mut ready),
+                Unit::Rows => framer.feed_row(chunk, &mut pos, &mut ready),
+                Unit::Bytes => framer.feed_bytes(chunk, &mut pos, &mut ready),
             };
             for frame in ready.drain(..) {
                 out.encode(frame, pack, shared).await?;
@@ -279,13 +322,6 @@ fn join_encode(
     r: std::result::Result<Result<EncodedFrame>, tokio::task::JoinError>,
 ) -> Result<EncodedFrame> {
     r.map_err(|e| Error::Internal(format!("encode task: {e}")))?
-}
-
-fn copy_error(label: &str, e: tokio_postgres::Error) -> Error {
-    Error::Db {
-        context: format!("copying {label}"),
-        source: e,
-    }
 }
 
 /// Accumulates a stream's manifest record as its frames land.

@@ -18,7 +18,7 @@ impl Conn {
     /// A handle that can cancel this connection's running query from
     /// another task, even after the connection itself was dropped.
     pub fn cancel_handle(&self) -> CancelHandle {
-        CancelHandle {
+        CancelHandle::Driver {
             token: self.cancel.clone(),
             tls: self.tls.clone(),
         }
@@ -40,16 +40,25 @@ impl Conn {
 /// Cancels a connection's running query. Dropping a COPY stream does not
 /// stop the server; this does.
 #[derive(Clone)]
-pub struct CancelHandle {
-    token: CancelToken,
-    tls: tls::CancelTls,
+pub enum CancelHandle {
+    /// A driver connection's.
+    Driver {
+        token: CancelToken,
+        tls: tls::CancelTls,
+    },
+    /// One of pgkeep's own COPY connections ([`super::wire`]).
+    Wire(super::wire::CancelKey),
 }
 
 impl CancelHandle {
     pub async fn cancel(&self) {
-        let r = match &self.tls {
-            tls::CancelTls::None => self.token.cancel_query(tokio_postgres::NoTls).await,
-            tls::CancelTls::Rustls(t) => self.token.cancel_query(t.clone()).await,
+        let (token, tls) = match self {
+            CancelHandle::Wire(key) => return key.cancel().await,
+            CancelHandle::Driver { token, tls } => (token, tls),
+        };
+        let r = match tls {
+            tls::CancelTls::None => token.cancel_query(tokio_postgres::NoTls).await,
+            tls::CancelTls::Rustls(t) => token.cancel_query(t.clone()).await,
         };
         if let Err(e) = r {
             tracing::debug!(error = %e, "cancel request failed");

@@ -7,6 +7,7 @@ pub(crate) mod copy;
 pub(crate) mod quote;
 pub(crate) mod snapshot;
 mod tls;
+pub mod wire;
 
 pub use connect::{connect, CancelHandle, Conn};
 

@@ -8,7 +8,8 @@
 //! copying it: if someone is queued for an exclusive lock, waiting would
 //! deadlock against the leader, so the backup fails instead (as pg_dump does).
 
-use super::{connect, qualified, Conn};
+use super::wire::{CopyOut, WireConn};
+use super::{connect, qualified, CancelHandle, Conn};
 use crate::config::ConnSettings;
 use crate::error::{Error, Result};
 use std::time::Duration;
@@ -16,6 +17,16 @@ use std::time::Duration;
 /// Settings every pgkeep session uses, so COPY text is portable and names
 /// are always schema-qualified.
 pub async fn session_setup(conn: &Conn, encoding: Option<&str>) -> Result<()> {
+    conn.client
+        .batch_execute(&session_sql(encoding))
+        .await
+        .map_err(Error::db(SETUP))
+}
+
+const SETUP: &str = "setting up the session";
+
+/// The statements of [`session_setup`].
+fn session_sql(encoding: Option<&str>) -> String {
     let mut sql = String::from(
         "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0; \
          SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; \
@@ -28,10 +39,7 @@ pub async fn session_setup(conn: &Conn, encoding: Option<&str>) -> Result<()> {
             super::quote_literal(enc)
         ));
     }
-    conn.client
-        .batch_execute(&sql)
-        .await
-        .map_err(Error::db("setting up the session"))
+    sql
 }
 
 /// The connection that owns the snapshot and the locks.
@@ -77,7 +85,8 @@ impl Leader {
                 qualified(schema, name)
             );
             if let Err(e) = self.conn.client.batch_execute(&sql).await {
-                return Err(lock_error(schema, name, e, timeout));
+                let context = format!("locking {schema}.{name}");
+                return Err(lock_error(schema, name, Error::db(context)(e), timeout));
             }
         }
         Ok(())
@@ -93,9 +102,9 @@ impl Leader {
     }
 }
 
-fn lock_error(schema: &str, name: &str, e: tokio_postgres::Error, timeout: Duration) -> Error {
-    let code = e.code().map(|c| c.code().to_string());
-    match code.as_deref() {
+/// A failed `LOCK` as a conflict the user can act on, when it is one.
+fn lock_error(schema: &str, name: &str, e: Error, timeout: Duration) -> Error {
+    match e.sqlstate() {
         Some("42P01") => Error::Conflict(format!(
             "table {schema}.{name} was dropped while the backup started; run the backup again"
         )),
@@ -104,50 +113,59 @@ fn lock_error(schema: &str, name: &str, e: tokio_postgres::Error, timeout: Durat
              a concurrent ALTER/DROP/TRUNCATE/VACUUM FULL holds it — retry later or raise --lock-timeout",
             timeout.as_millis()
         )),
-        _ => Error::Db {
-            context: format!("locking {schema}.{name}"),
-            source: e,
-        },
+        _ => e,
     }
 }
 
-/// A worker connection inside the leader's snapshot.
+/// A worker connection inside the leader's snapshot: pgkeep's own wire
+/// connection, whose COPY rows go to the framer without a copy per row.
 pub struct Worker {
-    pub conn: Conn,
+    conn: WireConn,
 }
 
 impl Worker {
     pub async fn join(settings: &ConnSettings, snapshot: &str, encoding: &str) -> Result<Worker> {
-        let conn = connect(settings).await?;
-        session_setup(&conn, Some(encoding)).await?;
-        conn.client
-            .batch_execute(&format!(
+        let mut conn = WireConn::connect(settings).await?;
+        conn.simple(&session_sql(Some(encoding)), SETUP).await?;
+        conn.simple(
+            &format!(
                 "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
                 super::quote_literal(snapshot)
-            ))
-            .await
-            .map_err(Error::db("importing the backup snapshot"))?;
+            ),
+            "importing the backup snapshot",
+        )
+        .await?;
         Ok(Worker { conn })
     }
 
+    /// What cancels this worker's running COPY from another task.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle::Wire(self.conn.cancel_key())
+    }
+
     /// `LOCK ... NOWAIT` before copying a table.
-    pub async fn lock_nowait(&self, schema: &str, name: &str) -> Result<()> {
+    pub async fn lock_nowait(&mut self, schema: &str, name: &str) -> Result<()> {
         let sql = format!(
             "LOCK TABLE ONLY {} IN ACCESS SHARE MODE NOWAIT",
             qualified(schema, name)
         );
+        let context = format!("locking {schema}.{name}");
         self.conn
-            .client
-            .batch_execute(&sql)
+            .simple(&sql, &context)
             .await
             .map_err(|e| lock_error(schema, name, e, Duration::ZERO))
     }
 
-    pub async fn finish(self) -> Result<()> {
+    /// Starts a `COPY ... TO STDOUT` in the snapshot.
+    pub async fn copy_out<'a>(&'a mut self, sql: &str, context: &'a str) -> Result<CopyOut<'a>> {
+        self.conn.copy_out(sql, context).await
+    }
+
+    pub async fn finish(mut self) -> Result<()> {
         self.conn
-            .client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(Error::db("ending a worker transaction"))
+            .simple("COMMIT", "ending a worker transaction")
+            .await?;
+        self.conn.close().await;
+        Ok(())
     }
 }

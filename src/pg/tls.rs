@@ -41,6 +41,12 @@ fn default_root_cert() -> Option<PathBuf> {
 
 /// Builds the connector for `settings.sslmode` (not called for `disable`).
 pub(super) fn make_connector(settings: &ConnSettings) -> Result<Connector> {
+    Ok(MakeRustlsConnect::new(client_config(settings)?))
+}
+
+/// The rustls configuration for `settings.sslmode`: what the driver's
+/// connector and pgkeep's own COPY connections ([`super::wire`]) both use.
+pub(super) fn client_config(settings: &ConnSettings) -> Result<ClientConfig> {
     let provider = provider();
     let root_path = settings
         .sslrootcert
@@ -105,7 +111,7 @@ pub(super) fn make_connector(settings: &ConnSettings) -> Result<Connector> {
         }
         _ => builder.with_no_client_auth(),
     };
-    Ok(MakeRustlsConnect::new(config))
+    Ok(config)
 }
 
 /// Verifies per sslmode: no chain check, chain only (verify-ca), or chain

@@ -21,7 +21,7 @@ use crate::archive::pack::{PackSet, PackSink};
 use crate::archive::{
     BackupKind, Manifest, ManifestBody, ManifestHeader, RedisFacts, RedisMethod, StreamInfo,
 };
-use crate::backup::worker::{frame_stream, Shared, StreamTarget, Unit};
+use crate::backup::worker::{frame_stream, Owned, Shared, StreamTarget, Unit};
 use crate::backup::{
     leased, prepare_keys, KeyChoice, Written, DEFAULT_COMPRESS_LEVEL, DEFAULT_PACK_BYTES,
 };
@@ -448,7 +448,7 @@ async fn replicate(
     let mut check = RdbCheck::new();
     let bad = |e: String| Error::integrity(format!("the snapshot from {source}"), e);
     let stream = frame_stream(
-        payload(conn, preamble),
+        &mut Owned::new(payload(conn, preamble)),
         &STREAM,
         |chunk| check.update(chunk).map_err(bad),
         sink,
@@ -621,7 +621,7 @@ async fn scan(
         unit: Unit::Rows,
         ..STREAM
     };
-    let stream = frame_stream(records, &target, |_| Ok(()), sink, shared).await?;
+    let stream = frame_stream(&mut Owned::new(records), &target, |_| Ok(()), sink, shared).await?;
     // The magic counts as a row of the stream; the keys are the rest.
     let keys = stream.rows.saturating_sub(1);
     shared.progress.stream_finished(0, keys, stream.plain_bytes);

@@ -32,3 +32,4 @@ mod storage_conformance;
 mod storage_s3;
 mod support;
 mod versions;
+mod wire;

@@ -4,7 +4,9 @@
 //! leftovers of test binaries that died without running their hook.
 //!
 //! Authentication: `trust` on the socket, `scram-sha-256` over TCP, superuser
-//! `postgres` with password [`SUPERUSER_PASSWORD`]. When run as root the
+//! `postgres` with password [`SUPERUSER_PASSWORD`]; two roles the tests
+//! create log in with `md5` and `password` instead ([`MD5_ROLE`],
+//! [`CLEARTEXT_ROLE`]). When run as root the
 //! server binaries run via `runuser -u postgres --` (they refuse root).
 
 use std::fs;
@@ -188,6 +190,7 @@ fn start() -> LocalServer {
         .arg("-D")
         .arg(&data);
     super::run(initdb);
+    older_logins(&data);
 
     let log = dir.join("postgres.log");
     let mut last_err = String::new();
@@ -218,6 +221,24 @@ fn start() -> LocalServer {
 }
 
 /// Settings written to `postgresql.auto.conf` (rewritten on each attempt).
+/// Roles whose TCP logins use the older password methods, so the tests
+/// can reach every login pgkeep's own connection speaks: [`MD5_ROLE`]
+/// (`md5`) and [`CLEARTEXT_ROLE`] (`password`). Their lines come before
+/// initdb's `scram-sha-256` line; the tests create the roles.
+fn older_logins(data: &Path) {
+    let hba = data.join("pg_hba.conf");
+    let rest = fs::read_to_string(&hba).expect("read pg_hba.conf");
+    let lines = format!(
+        "host all {MD5_ROLE} 127.0.0.1/32 md5\nhost all {CLEARTEXT_ROLE} 127.0.0.1/32 password\n"
+    );
+    fs::write(&hba, lines + &rest).expect("write pg_hba.conf");
+}
+
+/// A role that logs in with `md5` over TCP (see [`older_logins`]).
+pub const MD5_ROLE: &str = "pgkeep_md5_login";
+/// A role that logs in with a cleartext password over TCP.
+pub const CLEARTEXT_ROLE: &str = "pgkeep_cleartext_login";
+
 fn write_settings(data: &Path, port: u16, socket_dir: &Path) {
     let conf = format!(
         "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\

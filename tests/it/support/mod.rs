@@ -28,7 +28,7 @@ use std::sync::OnceLock;
 
 pub use cluster::TestCluster;
 pub use fixtures::{fixtures_dir, kitchen_sink_path};
-pub use local::{SUPERUSER, SUPERUSER_PASSWORD};
+pub use local::{CLEARTEXT_ROLE, MD5_ROLE, SUPERUSER, SUPERUSER_PASSWORD};
 pub use oracle::{assert_same_database, line_diff, map_diff, RlsState};
 
 /// The cluster of this test binary, started (or located) on first use.
