@@ -1,5 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Criterion benches of the pipeline stages on COPY-like text: framing,
+//! Criterion benches of the pipeline stages on COPY-like text: reading
+//! COPY rows from the wire bytes into the framer (pgkeep's reader, slices
+//! of the read buffer, against a `Bytes` per row as the driver makes them),
+//! framing,
 //! frame encoding (zstd with its content checksum, then SHA-256 of the
 //! stored bytes) at several levels, with each cipher, decoding (verify +
 //! open + decompress, and with format 1's plaintext hash), the ciphers alone, and
@@ -8,8 +11,10 @@
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use pgkeep::crypto::{BackupKey, CipherKind, DataCipher, DataKey, KdfParams, SecretInput};
+use pgkeep::pg::wire::message;
 use pgkeep::pipeline::codec::{decode_frame, encode_frame, ExpectedFrame};
 use pgkeep::pipeline::{FrameBuffers, Framer, PlainFrame};
+use postgres_protocol::message::backend::Message;
 
 /// ~4 MiB of rows shaped like a typical table's COPY text: ids, names,
 /// timestamps, amounts, JSON, and a 32-hex-digit token (high entropy, like
@@ -56,6 +61,49 @@ fn bench(c: &mut Criterion) {
             let mut out = Vec::new();
             for r in &rows {
                 f.push_row(r, &mut out);
+            }
+            out.push(f.finish());
+            out.len()
+        })
+    });
+    g.finish();
+
+    // The same rows as the server sends them: one CopyData message each.
+    let wire: Vec<u8> = rows
+        .iter()
+        .flat_map(|r| {
+            let mut m = vec![message::COPY_DATA];
+            m.extend_from_slice(&(r.len() as u32 + 4).to_be_bytes());
+            m.extend_from_slice(r);
+            m
+        })
+        .collect();
+    let mut g = c.benchmark_group("copy_reader");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g.bench_function("wire_slices", |b| {
+        b.iter(|| {
+            let mut f = Framer::new(4 << 20, bufs.plain.clone());
+            let mut out = Vec::new();
+            let mut at = 0;
+            while let Some(s) = message::next_span(&wire[at..]).unwrap() {
+                f.push_row(&wire[at..][s.body()], &mut out);
+                at += s.total;
+            }
+            out.push(f.finish());
+            out.len()
+        })
+    });
+    g.bench_function("bytes_per_row", |b| {
+        b.iter(|| {
+            let mut f = Framer::new(4 << 20, bufs.plain.clone());
+            let mut out = Vec::new();
+            let mut buf = bytes::BytesMut::from(&wire[..]);
+            while let Some(m) = Message::parse(&mut buf).unwrap() {
+                let Message::CopyData(body) = m else {
+                    panic!("not a row")
+                };
+                let row: Bytes = body.into_bytes();
+                f.push_row(&row, &mut out);
             }
             out.push(f.finish());
             out.len()

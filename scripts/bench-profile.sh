@@ -42,7 +42,7 @@ groups = {
     "AEAD": r"aes|gcm|Aes|ghash|polyval|chacha|poly1305",
     "memcpy/memmove": r"memcpy|memmove|memset",
     "kernel": r"\[k\]",
-    "protocol/framing": r"tokio_postgres|postgres_protocol|Framer|frame_stream|bytes::",
+    "protocol/framing": r"tokio_postgres|postgres_protocol|pg::wire|copy_items|Framer|frame_stream|bytes::",
 }
 total = {g: 0.0 for g in groups}
 for line in sys.stdin:
