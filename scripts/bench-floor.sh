@@ -6,7 +6,10 @@
 # each run's wall time, client and server CPU, the medians and the ratio.
 # BENCH_ENCRYPT=1: into repositories with a master key (AES-256-GCM, a key
 # file). BENCH_PIN=1: the server on the first half of the cores, the
-# clients (psql, pgkeep) on the other half (taskset).
+# clients (psql, pgkeep) on the other half (taskset). BENCH_TCP=1: both
+# connect over TCP to 127.0.0.1 instead of the Unix socket (a Unix
+# socket's send buffer, ~200 KiB, stalls the server whenever the client
+# pauses reading; TCP's grows).
 # Usage: scripts/bench-floor.sh [SIZE_MB=1024] [RUNS=5] [JOBS=2]
 #        PGKEEP_BIN=target/release/pgkeep scripts/bench-floor.sh ...   (prebuilt)
 set -euo pipefail
@@ -18,8 +21,9 @@ if [ -z "${PGKEEP_BIN:-}" ]; then cargo build --release --quiet; fi
 pgkeep=$(realpath "${PGKEEP_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/pgkeep}")
 CLUSTER_OPTS="-c shared_buffers=256MB -c wal_level=minimal -c max_wal_senders=0 -c autovacuum=off" cluster_start
 work=$CLUSTER_DIR/work; mkdir -p "$work"; chmod 777 "$work"
-conn="host=$PGHOST port=$PGPORT user=postgres"
 bench_dataset "$size_mb"
+if [ -n "${BENCH_TCP:-}" ]; then export PGHOST=127.0.0.1; fi
+conn="host=$PGHOST port=$PGPORT user=postgres"
 psql -X -At -d bench -c "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace ORDER BY pg_relation_size(oid) DESC" > "$work/tables"
 pin_clients
 head -c 32 /dev/urandom > "$work/master.key"
