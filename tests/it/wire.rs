@@ -14,13 +14,17 @@ fn settings(conninfo: &str) -> ConnSettings {
     ConnSettings::resolve_with(conninfo, &|_| None).unwrap()
 }
 
-/// The test server over TCP as `user`, with `extra` settings.
-fn tcp(user: &str, password: &str, extra: &str) -> ConnSettings {
+/// The test server over TCP at `host` as `user`, with `extra` settings.
+fn tcp_at(host: &str, user: &str, password: &str, extra: &str) -> ConnSettings {
     let c = cluster();
     settings(&format!(
-        "host=127.0.0.1 port={} user={user} password={password} dbname=postgres {extra}",
+        "host={host} port={} user={user} password={password} dbname=postgres {extra}",
         c.port()
     ))
+}
+
+fn tcp(user: &str, password: &str, extra: &str) -> ConnSettings {
+    tcp_at("127.0.0.1", user, password, extra)
 }
 
 /// Every row of a COPY, and the count in the server's `COPY n` tag.
@@ -236,13 +240,7 @@ async fn tls_per_sslmode_and_cancel_over_tls() {
     let tls = enable_tls();
     let c = cluster();
     let ssl = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
-    let on = |host: &str, extra: &str| {
-        settings(&format!(
-            "host={host} port={} user={} password={SUPERUSER_PASSWORD} dbname=postgres {extra}",
-            c.port(),
-            c.user()
-        ))
-    };
+    let on = |host: &str, extra: &str| tcp_at(host, c.user(), SUPERUSER_PASSWORD, extra);
     for (mode, want) in [("disable", "f"), ("prefer", "t"), ("require", "t")] {
         let mut conn = WireConn::connect(&on("127.0.0.1", &format!("sslmode={mode}")))
             .await

@@ -8,6 +8,7 @@ use super::message::{self, ProtocolError, ServerError, Span, COPY_DATA};
 use crate::config::{ConnSettings, SslMode};
 use crate::error::{Error, Result};
 use bytes::{Buf, BytesMut};
+use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::{self, sasl};
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
@@ -36,6 +37,8 @@ enum Fault {
     Server(ServerError),
     /// The connection is unusable: a COPY was left unfinished.
     Broken,
+    /// pgkeep cannot go on with what the server asks or offers.
+    Refused(&'static str),
 }
 
 impl From<std::io::Error> for Fault {
@@ -60,6 +63,7 @@ impl std::fmt::Display for Fault {
             Fault::Protocol(e) => write!(f, "protocol error: {e}"),
             Fault::Server(e) => e.fmt(f),
             Fault::Broken => f.write_str("connection left in the middle of a COPY"),
+            Fault::Refused(why) => f.write_str(why),
         }
     }
 }
@@ -206,9 +210,9 @@ async fn open(addr: &Addr, tls: &Tls) -> std::result::Result<(Box<dyn Io>, bool)
             Ok((Box::new(s), true))
         }
         b'N' if !required => Ok((Box::new(tcp), false)),
-        b'N' => Err(Fault::Io(std::io::Error::other(
+        b'N' => Err(Fault::Refused(
             "the server does not support TLS, and sslmode requires it",
-        ))),
+        )),
         other => Err(Fault::Protocol(ProtocolError::Malformed(
             'S',
             format!("unexpected answer {other:#04x} to the TLS request"),
@@ -300,11 +304,9 @@ impl WireConn {
     /// The authentication exchange, up to `AuthenticationOk`.
     async fn login(&mut self, settings: &ConnSettings) -> std::result::Result<(), Fault> {
         let password = || {
-            settings.password().map(str::as_bytes).ok_or_else(|| {
-                Fault::Io(std::io::Error::other(
-                    "the server asks for a password and none was given (password=, PGPASSWORD or ~/.pgpass)",
-                ))
-            })
+            settings.password().map(str::as_bytes).ok_or(Fault::Refused(
+                "the server asks for a password and none was given (password=, PGPASSWORD or ~/.pgpass)",
+            ))
         };
         match self.reply().await? {
             Message::AuthenticationOk => return Ok(()),
@@ -317,22 +319,17 @@ impl WireConn {
                 frontend::password_message(hash.as_bytes(), &mut self.out)?;
             }
             Message::AuthenticationSasl(b) => {
-                let mut mechanisms = b.mechanisms();
-                let mut scram = false;
-                while let Some(m) = fallible_iterator::FallibleIterator::next(&mut mechanisms)? {
-                    scram |= m == sasl::SCRAM_SHA_256;
-                }
-                if !scram {
-                    return Err(Fault::Io(std::io::Error::other(
+                if !b.mechanisms().any(|m| Ok(m == sasl::SCRAM_SHA_256))? {
+                    return Err(Fault::Refused(
                         "the server offers no SASL mechanism pgkeep supports (SCRAM-SHA-256)",
-                    )));
+                    ));
                 }
                 return self.scram(password()?).await;
             }
             _ => {
-                return Err(Fault::Io(std::io::Error::other(
+                return Err(Fault::Refused(
                     "the server asks for an authentication method pgkeep does not support",
-                )))
+                ))
             }
         }
         self.send().await?;
