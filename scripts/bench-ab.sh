@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A/B benchmark of two pgkeep binaries on the same data: backup and restore
 # with each, alternating (A, B, A, B, ...), RUNS times, in one throwaway
-# cluster (dataset of bench.sh, BENCH_DATASET=events|text|many). With
+# cluster (dataset of bench.sh, BENCH_DATASET=events|text|many|mixed). With
 # BENCH_PG_RESTORE=1, each run also restores a `pg_dump -Fd` of the same
 # data with `pg_restore -jJOBS`, side by side. Prints wall time, client CPU
 # (user+sys), server CPU (backends) and peak RSS per run, and the medians.

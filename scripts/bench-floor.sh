@@ -2,7 +2,7 @@
 # Backup wall time against its floor: a raw parallel `COPY ... TO STDOUT >
 # /dev/null` of the same tables (psql, JOBS at once) and `pgkeep backup
 # --jobs JOBS`, alternating, RUNS times each, in one throwaway cluster
-# (dataset of bench.sh: BENCH_DATASET=events|text|many|pgbench). Prints
+# (dataset of bench.sh: BENCH_DATASET=events|text|many|mixed|pgbench). Prints
 # each run's wall time, client and server CPU, the medians and the ratio.
 # BENCH_ENCRYPT=1: into repositories with a master key (AES-256-GCM, a key
 # file). BENCH_PIN=1: the server on the first half of the cores, the

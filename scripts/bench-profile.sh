@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Where a backup's client CPU goes: `perf record -e cpu-clock -g` of one
 # `pgkeep backup --jobs JOBS` per binary, on the same data in one
-# throwaway cluster (dataset of bench.sh, BENCH_DATASET=events|text|many;
+# throwaway cluster (dataset of bench.sh, BENCH_DATASET=events|text|many|mixed;
 # BENCH_ENCRYPT=1 backs up into a repository with a master key, as
 # bench-ab.sh does). Prints each binary's client CPU and its top symbols by
 # self time, and the share of a few groups (zstd, SHA-256, AEAD, protocol

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Peak RSS of backup and restore at the default memory budget and at
 # --memory 16MiB --jobs 1, on a dataset of bench.sh's (BENCH_DATASET=
-# events|text|many) in a throwaway cluster: one backup, RUNS restores at
+# events|text|many|mixed, BENCH_ENCRYPT=1 for a keyed repository) in a throwaway cluster: one backup, RUNS restores at
 # the defaults, then one backup and one restore at 16 MiB. Prints each
 # command's wall time and peak RSS (/usr/bin/time).
 # Usage: scripts/bench-rss.sh [SIZE_MB=300] [RUNS=3]
@@ -18,12 +18,21 @@ trap cluster_stop EXIT
 work=$CLUSTER_DIR/work; mkdir -p "$work"; chmod 777 "$work"
 conn="host=$PGHOST port=$PGPORT user=postgres"
 bench_dataset "$size_mb"
+key_args=()
+keyed() { # REPO: a master key (a key file) in REPO when BENCH_ENCRYPT=1
+  [ -n "${BENCH_ENCRYPT:-}" ] || return 0
+  [ -f "$work/master.key" ] || head -c 32 /dev/urandom > "$work/master.key"
+  key_args=(--key-file "$work/master.key")
+  "$pgkeep" key add --repo "$1" --new-key-file "$work/master.key" >/dev/null
+}
 timed() { local label=$1; shift; /usr/bin/time -f "$label: %e s, peak RSS %M KiB" "$@" >/dev/null 2>"$work/err" || { cat "$work/err"; exit 1; }; tail -n 1 "$work/err"; }
+keyed "$work/repo"
 timed "backup (defaults)" "$pgkeep" backup --db "$conn dbname=bench" --repo "$work/repo"
 for i in $(seq 1 "$runs"); do
   createdb "r$i"
-  timed "restore (defaults) $i" "$pgkeep" restore --repo "$work/repo" latest --db "$conn dbname=r$i"
+  timed "restore (defaults) $i" "$pgkeep" restore --repo "$work/repo" latest "${key_args[@]}" --db "$conn dbname=r$i"
 done
+keyed "$work/repo16"
 timed "backup --memory 16MiB --jobs 1" "$pgkeep" backup --memory 16MiB --jobs 1 --db "$conn dbname=bench" --repo "$work/repo16"
 createdb r16
-timed "restore --memory 16MiB --jobs 1" "$pgkeep" restore --memory 16MiB --jobs 1 --repo "$work/repo16" latest --db "$conn dbname=r16"
+timed "restore --memory 16MiB --jobs 1" "$pgkeep" restore --memory 16MiB --jobs 1 --repo "$work/repo16" latest "${key_args[@]}" --db "$conn dbname=r16"

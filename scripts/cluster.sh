@@ -87,8 +87,9 @@ bench_dataset() {
     events) dataset_events "$size_mb" ;;
     text) dataset_text "$size_mb" ;;
     many) dataset_many "$size_mb" ;;
+    mixed) dataset_mixed "$size_mb" ;;
     pgbench) dataset_pgbench "$size_mb" ;;
-    *) echo "BENCH_DATASET=$kind: events, text, many or pgbench" >&2; return 1 ;;
+    *) echo "BENCH_DATASET=$kind: events, text, many, mixed or pgbench" >&2; return 1 ;;
   esac
   psql -X -q -d bench -c "VACUUM ANALYZE"
 }
@@ -126,6 +127,26 @@ dataset_text() {
           'note', md5((g::bigint * 7)::text) || md5((g::bigint * 11)::text), 'active', g % 2 = 0)
       FROM generate_series(1, $rows_per) g;
       CREATE INDEX ON docs_$i USING gin (attrs);" & pids+=($!)
+  done
+  wait "${pids[@]}"
+}
+
+# The issue-#16 acceptance shape: per row ~300 B of jsonb, ~500 B of text
+# and 8 KiB of random (incompressible) bytea, so the archive is about as
+# large as the data and a 200 MB run fills the pipeline as a 2 GB one does.
+dataset_mixed() {
+  local size_mb=$1 ntab=4 i pids=()
+  local rows_per=$(( size_mb * 1024 * 1024 / ntab / 9000 ))
+  echo "== generating ~${size_mb} MB (mixed): $ntab tables x $rows_per rows of ~9 KB (8 KiB random bytea)"
+  psql -X -q -v ON_ERROR_STOP=1 -d bench -c "CREATE EXTENSION IF NOT EXISTS pgcrypto"
+  for i in $(seq 1 $ntab); do
+    psql -X -q -v ON_ERROR_STOP=1 -d bench -c "CREATE TABLE mixed_$i (id bigint PRIMARY KEY, attrs jsonb NOT NULL, body text NOT NULL, blob bytea NOT NULL);
+      INSERT INTO mixed_$i SELECT g,
+        jsonb_build_object('user', g % 10000, 'tags', jsonb_build_array('t' || g % 50, 't' || g % 7), 'note', md5(g::text) || md5((g::bigint * 7)::text)),
+        substr(repeat('entry ' || md5((g::bigint * 31)::text) || ' logged; ', 12), 1, 450 + (g % 97)),
+        (SELECT string_agg(gen_random_bytes(1024), ''::bytea) FROM generate_series(1, 8) k WHERE k <> -g)
+      FROM generate_series(1, $rows_per) g;
+      CREATE INDEX ON mixed_$i USING gin (attrs);" & pids+=($!)
   done
   wait "${pids[@]}"
 }

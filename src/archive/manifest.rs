@@ -142,8 +142,46 @@ pub struct FrameRef {
     pub len: u32,
     pub rows: u32,
     pub plain_len: u32,
-    /// SHA-256 of the stored payload, hex.
-    pub sha256: String,
+    /// SHA-256 of the stored payload.
+    pub sha256: Sha256Hex,
+}
+
+/// A SHA-256 held as its 32 bytes (a large backup's frame index holds one
+/// per frame) and written as 64 hex digits.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sha256Hex(pub [u8; 32]);
+
+impl std::fmt::Debug for Sha256Hex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl Serialize for Sha256Hex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut hex = [0u8; 64];
+        hex::encode_to_slice(self.0, &mut hex).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(std::str::from_utf8(&hex).map_err(serde::ser::Error::custom)?)
+    }
+}
+
+impl<'de> Deserialize<'de> for Sha256Hex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct HexVisitor;
+        impl serde::de::Visitor<'_> for HexVisitor {
+            type Value = Sha256Hex;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a SHA-256 as 64 hex digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Sha256Hex, E> {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(v, &mut out)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))?;
+                Ok(Sha256Hex(out))
+            }
+        }
+        d.deserialize_str(HexVisitor)
+    }
 }
 
 /// One data stream: a table, a slice of one, or the large objects.
@@ -296,17 +334,14 @@ impl Manifest {
     }
 
     fn encode_version(&mut self, version: u32) -> Result<Vec<u8>> {
-        let json = serde_json::to_vec(&self.body)
-            .map_err(|e| Error::Internal(format!("manifest body serialization: {e}")))?;
-        let mut body = zstd::bulk::compress(&json, 3)
-            .map_err(|e| Error::Internal(format!("manifest compression: {e}")))?;
         self.header.format_version = version;
-        match &self.key {
+        let body = match &self.key {
             None => {
                 if self.header.cipher.is_some() || !self.header.wrapped_keys.is_empty() {
                     return Err(Error::Internal("cipher set without a key".into()));
                 }
                 self.header.body_encoding = BODY_PLAIN.into();
+                compress_body(&self.body, Vec::new())?
             }
             Some(key) => {
                 if self.header.cipher != Some(key.cipher.kind())
@@ -317,14 +352,18 @@ impl Manifest {
                     ));
                 }
                 self.header.body_encoding = BODY_SEALED.into();
+                // nonce | ciphertext | tag, sealed where it was compressed.
                 let nonce = DataCipher::random_nonce();
-                key.cipher
-                    .seal_in_place(&nonce, &self.header.authenticated_bytes()?, &mut body)?;
-                let mut sealed = nonce.to_vec();
-                sealed.extend_from_slice(&body);
-                body = sealed;
+                let mut body = compress_body(&self.body, nonce.to_vec())?;
+                let tag = key.cipher.seal_detached(
+                    &nonce,
+                    &self.header.authenticated_bytes()?,
+                    &mut body[NONCE_LEN..],
+                )?;
+                body.extend_from_slice(&tag);
+                body
             }
-        }
+        };
         self.header.key_ids = self
             .header
             .wrapped_keys
@@ -382,11 +421,7 @@ impl Manifest {
                     ))
                 }
             };
-        let json = decompress_limited(&compressed, MAX_BODY_JSON).map_err(|e| {
-            Error::integrity(object, format!("manifest body does not decompress: {e}"))
-        })?;
-        let body: ManifestBody = serde_json::from_slice(&json)
-            .map_err(|e| Error::format(object, format!("manifest body: {e}")))?;
+        let body = parse_body(&compressed, MAX_BODY_JSON, object)?;
         // Format 1 frames have no content checksum: their streams' digest
         // is the only check of what decompression gives back.
         if header.format_version == 1 {
@@ -444,18 +479,60 @@ fn assemble(header: &ManifestHeader, body: &[u8]) -> Result<Vec<u8>> {
 /// Largest decompressed manifest body accepted (bounds memory on hostile input).
 const MAX_BODY_JSON: u64 = 1 << 30;
 
-/// Streams the decompression so memory follows the real size, never a
-/// preallocated maximum, and stops at `limit`.
-fn decompress_limited(data: &[u8], limit: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    let n = zstd::stream::read::Decoder::new(data)?
-        .take(limit + 1)
-        .read_to_end(&mut out)?;
-    if n as u64 > limit {
-        return Err(std::io::Error::other("manifest body larger than the limit"));
+/// Serializes the body straight into the compressor, after `prefix`, so a
+/// large backup's frame index is never held as JSON text as well. The
+/// window is kept small: a manifest's JSON repeats itself within a few
+/// KiB, and the default window would take 2 MiB more at the backup's end.
+fn compress_body(body: &ManifestBody, prefix: Vec<u8>) -> Result<Vec<u8>> {
+    let fail = |e: &dyn std::fmt::Display| Error::Internal(format!("manifest body: {e}"));
+    let mut encoder = zstd::stream::write::Encoder::new(prefix, 3).map_err(|e| fail(&e))?;
+    encoder.window_log(17).map_err(|e| fail(&e))?;
+    let mut w = std::io::BufWriter::with_capacity(64 * 1024, encoder);
+    serde_json::to_writer(&mut w, body).map_err(|e| fail(&e))?;
+    w.into_inner()
+        .map_err(|e| fail(e.error()))?
+        .finish()
+        .map_err(|e| fail(&e))
+}
+
+/// Decompresses and parses the body in one pass (memory follows the
+/// parsed index, not its JSON text), reading at most `limit` bytes of JSON.
+fn parse_body(compressed: &[u8], limit: u64, object: &str) -> Result<ManifestBody> {
+    let undecodable = |e: &dyn std::fmt::Display| {
+        Error::integrity(object, format!("manifest body does not decompress: {e}"))
+    };
+    let decoder = zstd::stream::read::Decoder::new(compressed).map_err(|e| undecodable(&e))?;
+    let json = std::io::BufReader::with_capacity(
+        64 * 1024,
+        Limited {
+            inner: decoder,
+            left: limit,
+        },
+    );
+    serde_json::from_reader(json).map_err(|e| {
+        if e.is_io() {
+            undecodable(&e)
+        } else {
+            Error::format(object, format!("manifest body: {e}"))
+        }
+    })
+}
+
+/// A reader that fails once more than `left` bytes have come through.
+struct Limited<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self
+            .left
+            .checked_sub(n as u64)
+            .ok_or_else(|| std::io::Error::other("manifest body larger than the limit"))?;
+        Ok(n)
     }
-    Ok(out)
 }
 
 fn split<'a>(bytes: &'a [u8], object: &str) -> Result<(ManifestHeader, &'a [u8])> {
@@ -561,7 +638,7 @@ pub(crate) mod tests {
                         len: 100,
                         rows: 2,
                         plain_len: 10,
-                        sha256: "cd".into(),
+                        sha256: Sha256Hex([0xcd; 32]),
                     }],
                 }],
                 chains: vec![],
@@ -580,6 +657,40 @@ pub(crate) mod tests {
         let d = Manifest::decode(&bytes, "m", &Unlock::default()).unwrap();
         assert_eq!(d, m);
         assert_eq!(Manifest::decode_header(&bytes, "m").unwrap(), m.header);
+    }
+
+    #[test]
+    fn frame_hashes_are_written_as_hex_and_read_only_as_32_bytes() {
+        let body = serde_json::to_value(&sample().body).unwrap();
+        assert_eq!(body["streams"][0]["frames"][0]["sha256"], "cd".repeat(32));
+        for bad in ["cd", "zz".repeat(32).as_str(), &"cd".repeat(33)] {
+            let mut json = body.clone();
+            json["streams"][0]["frames"][0]["sha256"] = bad.into();
+            let e = serde_json::from_value::<ManifestBody>(json)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("64 hex digits"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_large_frame_index_round_trips_through_the_streaming_codec() {
+        let mut m = sample();
+        let frame = m.body.streams[0].frames[0].clone();
+        m.body.streams[0].frames = (0..20_000u32)
+            .map(|i| FrameRef {
+                offset: u64::from(i) * 100,
+                sha256: Sha256Hex([i as u8; 32]),
+                ..frame.clone()
+            })
+            .collect();
+        let bytes = m.encode().unwrap();
+        let back = Manifest::decode(&bytes, "m", &Unlock::default()).unwrap();
+        assert_eq!(back.body, m.body);
+        // A body over the JSON limit is refused as damage, not parsed.
+        let (_, body) = split(&bytes, "m").unwrap();
+        let e = parse_body(body, 1000, "m").unwrap_err().to_string();
+        assert!(e.contains("larger than the limit"), "{e}");
     }
 
     #[test]

@@ -13,5 +13,5 @@ pub(crate) mod stream;
 
 pub use manifest::{
     BackupKind, ChainHead, ChainRecord, FrameRef, KeySource, Manifest, ManifestBody,
-    ManifestHeader, PackInfo, RedisFacts, RedisMethod, StreamInfo,
+    ManifestHeader, PackInfo, RedisFacts, RedisMethod, Sha256Hex, StreamInfo,
 };

@@ -11,6 +11,7 @@ use super::layout;
 use super::manifest::{FrameRef, Manifest, PackInfo, StreamInfo};
 use crate::crypto::BackupKey;
 use crate::error::{Error, Result};
+use crate::pipeline::budget::DECODE_AHEAD;
 use crate::pipeline::codec::{decode_frame, ExpectedFrame};
 use crate::pipeline::frame::flags;
 use crate::pipeline::{FrameBuffers, StreamDigest};
@@ -52,9 +53,6 @@ fn batches(info: &StreamInfo, max_read: u64) -> Vec<Batch> {
     }
     out
 }
-
-/// Frames of one stream being decoded at once (each on a blocking thread).
-const DECODE_AHEAD: usize = 2;
 
 /// Reads one stream as verified plaintext chunks (one per frame). The last
 /// item is an error if any end-of-stream check fails, so a consumer that
@@ -132,8 +130,8 @@ pub fn read_stream_bytes(
         .get(index)
         .map(|s| s.frames.as_slice());
     let max = |f: fn(&FrameRef) -> u32| frames.and_then(|fs| fs.iter().map(f).max()).unwrap_or(0);
-    let (read_ahead, _) =
-        crate::pipeline::Budget::new(memory, 1, None)?.read_plan(max(|f| f.plain_len) as usize);
+    let (read_ahead, _) = crate::pipeline::Budget::new(memory, 1, None)?
+        .read_plan(max(|f| f.plain_len) as usize, manifest.key.is_some());
     let max_read = u64::from(max(|f| f.len));
     let bufs = FrameBuffers::new(max(|f| f.plain_len) as usize, memory);
     Ok(read_stream(repo.clone(), manifest, index, read_ahead, max_read, bufs).map_ok(|v| v.bytes))
@@ -172,17 +170,13 @@ pub(crate) fn check_frame(
     bufs: &FrameBuffers,
 ) -> Result<(Bytes, FrameSummary)> {
     let (object, stream_id, index) = (at.object, at.stream, at.index);
-    let sha: [u8; 32] = hex::decode(&f.sha256)
-        .ok()
-        .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| Error::format(object, "bad frame hash in manifest"))?;
     let d = decode_frame(
         bytes,
         &ExpectedFrame {
             object,
             stream: stream_id,
             index,
-            sha256: &sha,
+            sha256: &f.sha256.0,
             key,
             plain_digest: at.plain_digest,
         },
@@ -344,7 +338,7 @@ pub(crate) async fn read_exact(
     bufs: &FrameBuffers,
 ) -> Result<(Bytes, u64)> {
     let (buf, size) = repo
-        .get_range_into(path, range.clone(), bufs.stored.take(0))
+        .get_range_into(path, range.clone(), bufs.reads.take(0))
         .await?;
     if buf.len() as u64 != range.end - range.start {
         return Err(Error::integrity(
@@ -404,7 +398,7 @@ pub(crate) mod tests {
                     len,
                     rows: 1,
                     plain_len,
-                    sha256: String::new(),
+                    sha256: Default::default(),
                 };
                 offset += u64::from(len);
                 f

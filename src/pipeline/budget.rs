@@ -9,6 +9,7 @@
 //! (see [`Budget::read_plan`]). Both size their buffers from the budget
 //! less [`PROCESS_RESERVE`], so that `--memory` bounds the process.
 
+use super::codec::frame_buffer_capacity;
 use crate::error::{Error, Result};
 use crate::units::{format_size, MAX_PARTS, MIB, MIN_PART_SIZE};
 
@@ -34,6 +35,9 @@ pub const MAX_READ_REQUEST: usize = if MAX_FRAME_SIZE > MAX_READ {
 /// 57-71 MiB RSS at `--memory 64MiB`); with 16 MiB held back it still
 /// reached 72 MiB, so the reserve is the upper end (docs/benchmarks.md).
 pub const PROCESS_RESERVE: usize = 24 * MIB;
+/// Frames of one stream being decoded at once by a restore or verify
+/// worker (each on a blocking thread).
+pub const DECODE_AHEAD: usize = 2;
 /// Parallel workers (connections) of backup, restore and verify unless told otherwise.
 pub const DEFAULT_JOBS: usize = 2;
 /// The memory budget of backup, restore and verify unless told otherwise.
@@ -95,14 +99,21 @@ impl Budget {
     /// How a restore or verify worker reads a backup written with frames of
     /// at most `max_frame` plaintext bytes: (reads in flight, stored bytes
     /// per read). A worker holds its reads in flight, the read being
-    /// decoded and three frames of plaintext (two decoding, one being
-    /// loaded); reads are as large as the rest of its share allows, up to
-    /// [`MAX_READ`], and at least one frame. The shares split the budget
-    /// less [`PROCESS_RESERVE`], so that the budget bounds the process.
-    pub fn read_plan(&self, max_frame: usize) -> (usize, u64) {
+    /// decoded, three frames of plaintext (two decoding, one being loaded)
+    /// and, when the frames are `sealed`, the [`DECODE_AHEAD`] stored frames
+    /// being opened (decrypted out of the read they came in). Reads are as
+    /// large as the rest of its share allows, up to [`MAX_READ`], and at
+    /// least one frame. The shares split the budget less
+    /// [`PROCESS_RESERVE`], so that the budget bounds the process.
+    pub fn read_plan(&self, max_frame: usize, sealed: bool) -> (usize, u64) {
         let max_frame = max_frame.max(64 * 1024);
         let share = self.read_share();
-        let left = share.saturating_sub(3 * max_frame);
+        let opening = if sealed {
+            DECODE_AHEAD * frame_buffer_capacity(max_frame)
+        } else {
+            0
+        };
+        let left = share.saturating_sub(3 * max_frame + opening);
         // Alive at once: the reads in flight and the one being decoded.
         let read_ahead = if left >= 3 * MAX_READ.max(max_frame) {
             2
@@ -178,14 +189,26 @@ mod tests {
     #[test]
     fn restore_reads_fit_the_budget() {
         let b = Budget::new(64 * MIB, 2, None).unwrap();
-        let (ahead, read) = b.read_plan(4 * MIB);
+        let share = (64 * MIB - PROCESS_RESERVE) / 2;
+        let (ahead, read) = b.read_plan(4 * MIB, false);
         assert_eq!((ahead, read as usize), (1, 4 * MIB));
         // The read in flight, the one being decoded, three frames of
         // plaintext: within the share left after the process's reserve.
         assert!(
-            (ahead + 1) * read as usize + 3 * 4 * MIB <= (64 * MIB - PROCESS_RESERVE) / 2,
+            (ahead + 1) * read as usize + 3 * 4 * MIB <= share,
             "{ahead} x {read}"
         );
+        // Sealed frames are opened out of their read into a buffer of
+        // their own: two of them take room from the reads.
+        let frame = 2 * MIB;
+        let opening = DECODE_AHEAD * frame_buffer_capacity(frame);
+        let (ahead, read) = b.read_plan(frame, true);
+        assert_eq!(ahead, 1);
+        assert!(
+            (ahead + 1) * read as usize + 3 * frame + opening <= share,
+            "{ahead} x {read}"
+        );
+        assert!(read < b.read_plan(frame, false).1, "{read}");
     }
 
     #[test]
@@ -226,16 +249,18 @@ mod tests {
         }
 
         #[test]
-        fn reads_fit_the_share(total_mib in 16usize..4096, jobs in 1usize..16, frame_kib in 64usize..32768) {
+        fn reads_fit_the_share(total_mib in 16usize..4096, jobs in 1usize..16, frame_kib in 64usize..32768, sealed: bool) {
             if let Ok(b) = Budget::new(total_mib * MIB, jobs, None) {
                 let frame = frame_kib * 1024;
-                let (ahead, read) = b.read_plan(frame);
+                let (ahead, read) = b.read_plan(frame, sealed);
                 let read = read as usize;
+                let opening = if sealed { DECODE_AHEAD * frame_buffer_capacity(frame) } else { 0 };
                 prop_assert!((1..=2).contains(&ahead));
                 prop_assert!(read >= frame && read <= MAX_READ.max(frame));
-                // Within the share whenever the share holds a read and three frames at all.
-                if b.read_share() >= 5 * frame {
-                    prop_assert!((ahead + 1) * read + 3 * frame <= b.read_share(), "{:?} {} {}", b, ahead, read);
+                // Within the share whenever the share holds a read, three
+                // frames and the frames being opened at all.
+                if b.read_share() >= 5 * frame + opening {
+                    prop_assert!((ahead + 1) * read + 3 * frame + opening <= b.read_share(), "{:?} {} {}", b, ahead, read);
                 }
                 prop_assert!(b.read_share() * b.jobs + PROCESS_RESERVE.min(b.total / 8 * 3) <= b.total);
             }

@@ -6,7 +6,7 @@
 //! buffers the budget lets be in flight, not of how long the run is.
 //!
 //! A buffer goes back to its pool when dropped, also when it was handed on
-//! as [`Bytes`] (for instance to a multipart upload) and the last clone of
+//! as [`Bytes`] (for instance to the decoder of a restore) and the last clone of
 //! those bytes is dropped. The pool keeps at most `max_free` idle buffers and
 //! frees the rest, so it never holds more than the budget planned for.
 

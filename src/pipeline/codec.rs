@@ -62,15 +62,17 @@ pub fn frame_buffer_capacity(frame_size: usize) -> usize {
     FRAME_HEADER_LEN + zstd::zstd_safe::compress_bound(frame_size) + TAG_LEN
 }
 
-/// The buffers frames pass through, in two classes: plaintext, and stored
-/// bytes (encoded, or read back and being opened). Two classes, because a
-/// buffer keeps the pages it has touched: a stored frame is usually a third
-/// of its plaintext, and buffers that only ever hold stored frames stay that
-/// small in memory while they wait in an upload.
+/// The buffers frames pass through, in three classes: plaintext, one
+/// frame's stored bytes (encoded, or being opened), and ranged reads of
+/// several stored frames. Separate classes, because a buffer keeps the
+/// pages it has touched: a stored frame is usually a third of its
+/// plaintext and a read several frames, and a buffer that once held a read
+/// would stay that large in memory while it held one frame being opened.
 #[derive(Clone, Debug)]
 pub struct FrameBuffers {
     pub plain: BufferPool,
     pub stored: BufferPool,
+    pub reads: BufferPool,
 }
 
 impl FrameBuffers {
@@ -80,13 +82,15 @@ impl FrameBuffers {
         FrameBuffers::for_reads(frame_size, 0, budget)
     }
 
-    /// Pools for reading a backup in reads of up to `max_read` stored bytes:
-    /// a stored buffer holds a whole read (or one frame, if larger).
+    /// Pools for reading a backup in reads of up to `max_read` stored bytes
+    /// (a read holds several frames, or one frame if larger).
     pub fn for_reads(frame_size: usize, max_read: usize, budget: usize) -> FrameBuffers {
-        let stored = frame_buffer_capacity(frame_size).max(max_read);
+        let stored = frame_buffer_capacity(frame_size);
+        let read = stored.max(max_read);
         FrameBuffers {
             plain: BufferPool::new(frame_size, budget / frame_size.max(1)),
             stored: BufferPool::new(stored, budget / stored),
+            reads: BufferPool::new(read, budget / read),
         }
     }
 
@@ -95,6 +99,7 @@ impl FrameBuffers {
         FrameBuffers {
             plain: BufferPool::unpooled(),
             stored: BufferPool::unpooled(),
+            reads: BufferPool::unpooled(),
         }
     }
 }
@@ -442,7 +447,7 @@ mod tests {
                 prop_assert_eq!(e.header.stored_len as usize + FRAME_HEADER_LEN, e.bytes.len());
             }
             // Idle buffers stay within the budget the pools were given.
-            for p in [&pool.plain, &pool.stored] {
+            for p in [&pool.plain, &pool.stored, &pool.reads] {
                 prop_assert!(p.idle() * p.buffer_capacity() <= 2 * 4096);
             }
         }

@@ -751,7 +751,8 @@ fn prepare_data(
             u.freeze = false;
         }
     }
-    let (read_ahead, max_read) = budget.read_plan(manifest.max_frame_plain());
+    let (read_ahead, max_read) =
+        budget.read_plan(manifest.max_frame_plain(), manifest.key.is_some());
     let ctx = Arc::new(LoadContext {
         repo: repo.clone(),
         manifest: manifest.clone(),

@@ -165,7 +165,7 @@ async fn check_data(
     cancel: CancellationToken,
 ) -> Result<()> {
     let budget = Budget::new(opts.memory, opts.jobs, None)?;
-    let (read_ahead, max_read) = budget.read_plan(m.max_frame_plain());
+    let (read_ahead, max_read) = budget.read_plan(m.max_frame_plain(), m.key.is_some());
     let bufs = FrameBuffers::for_reads(
         m.max_frame_plain(),
         usize::try_from(max_read).unwrap_or(usize::MAX),
@@ -337,7 +337,7 @@ pub async fn last_verified(repo: &Repo, id: &str) -> Result<Option<LastVerified>
 mod tests {
     use super::*;
     use crate::archive::manifest::tests::sample;
-    use crate::archive::{FrameRef, PackInfo};
+    use crate::archive::{FrameRef, PackInfo, Sha256Hex};
     use crate::pipeline::{encode_frame, PlainFrame};
     use bytes::Bytes;
     use object_store::memory::InMemory;
@@ -366,7 +366,7 @@ mod tests {
                 len: f.bytes.len() as u32,
                 rows: 50,
                 plain_len: f.header.plain_len,
-                sha256: hex::encode(f.header.sha256),
+                sha256: Sha256Hex(f.header.sha256),
             });
             pack.extend_from_slice(&f.bytes);
             if i == 0 {

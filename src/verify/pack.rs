@@ -309,7 +309,7 @@ mod tests {
             len,
             rows: 1,
             plain_len,
-            sha256: String::new(),
+            sha256: Default::default(),
         }
     }
 
