@@ -4,9 +4,9 @@
 //! Per worker the backup holds: one frame being filled, `encode_ahead`
 //! frames being compressed (plaintext + compressed copy each), and the pack
 //! writer's multipart buffer (`part_size × (upload_concurrency + 1)`).
-//! Restore holds, per worker, `read_ahead` reads in flight, each a stored
-//! batch of at most one frame's size plus its decoded plaintext
-//! (see [`Budget::read_plan`]). Both size their buffers from the budget
+//! Restore holds, per worker, `read_ahead` reads in flight and the read
+//! being decoded, three frames of plaintext and, when encrypted, the frames
+//! being opened (see [`Budget::read_plan`]). Both size their buffers from the budget
 //! less [`PROCESS_RESERVE`], so that `--memory` bounds the process.
 
 use super::codec::frame_buffer_capacity;
