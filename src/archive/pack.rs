@@ -3,8 +3,9 @@
 //! slows the COPY instead of filling memory. Frames are copied into
 //! part-sized pooled buffers, so the upload holds `part_size` bytes per part
 //! however well the frames compressed, and each frame's buffer is free as
-//! soon as it is appended. Hashes the whole object as it goes. [`PackSink`] rotates a writer's packs; [`PackSet`] numbers them
-//! across a backup's writers.
+//! soon as it is appended. Hashes the whole object as it goes.
+//! [`PackSink`] rotates a writer's packs; [`PackSet`] numbers them across a
+//! backup's writers.
 
 use super::layout;
 use super::manifest::{FrameRef, PackInfo, Sha256Hex};
