@@ -25,11 +25,6 @@ conn="host=$PGHOST port=$PGPORT user=postgres"
 bench_dataset "$size_mb"
 client_pin=()
 results=$work/results; : > "$results"
-key_args=()
-if [ -n "${BENCH_ENCRYPT:-}" ]; then
-  head -c 32 /dev/urandom > "$work/master.key"
-  key_args=(--key-file "$work/master.key")
-fi
 if [ -n "${BENCH_PG_RESTORE:-}" ]; then
   measure pg_dump pg_dump -Fd -j "$jobs" -f "$work/dump" -d bench >/dev/null
 fi
@@ -43,9 +38,7 @@ for run in $(seq 1 "$runs"); do
   for side in a b; do
     bin=$bin_a; [ "$side" = b ] && bin=$bin_b
     repo=$work/repo-$side-$run
-    if [ -n "${BENCH_ENCRYPT:-}" ]; then
-      "$bin" key add --repo "$repo" --new-key-file "$work/master.key" >/dev/null
-    fi
+    bench_key "$bin" "$repo"
     read -r secs rss cpu srv < <(measure "backup_$side" "$bin" backup --db "$conn dbname=bench" --repo "$repo" --jobs "$jobs")
     echo "backup $side $run $secs $cpu $srv $rss" | tee -a "$results"
     read -r secs rss cpu srv < <(measure "restore_$side" "$bin" restore --repo "$repo" latest "${key_args[@]}" --db "$conn dbname=r_${side}_$run" --create --jobs "$jobs")

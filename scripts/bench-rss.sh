@@ -18,21 +18,14 @@ trap cluster_stop EXIT
 work=$CLUSTER_DIR/work; mkdir -p "$work"; chmod 777 "$work"
 conn="host=$PGHOST port=$PGPORT user=postgres"
 bench_dataset "$size_mb"
-key_args=()
-keyed() { # REPO: a master key (a key file) in REPO when BENCH_ENCRYPT=1
-  [ -n "${BENCH_ENCRYPT:-}" ] || return 0
-  [ -f "$work/master.key" ] || head -c 32 /dev/urandom > "$work/master.key"
-  key_args=(--key-file "$work/master.key")
-  "$pgkeep" key add --repo "$1" --new-key-file "$work/master.key" >/dev/null
-}
 timed() { local label=$1; shift; /usr/bin/time -f "$label: %e s, peak RSS %M KiB" "$@" >/dev/null 2>"$work/err" || { cat "$work/err"; exit 1; }; tail -n 1 "$work/err"; }
-keyed "$work/repo"
+bench_key "$pgkeep" "$work/repo"
 timed "backup (defaults)" "$pgkeep" backup --db "$conn dbname=bench" --repo "$work/repo"
 for i in $(seq 1 "$runs"); do
   createdb "r$i"
   timed "restore (defaults) $i" "$pgkeep" restore --repo "$work/repo" latest "${key_args[@]}" --db "$conn dbname=r$i"
 done
-keyed "$work/repo16"
+bench_key "$pgkeep" "$work/repo16"
 timed "backup --memory 16MiB --jobs 1" "$pgkeep" backup --memory 16MiB --jobs 1 --db "$conn dbname=bench" --repo "$work/repo16"
 createdb r16
 timed "restore --memory 16MiB --jobs 1" "$pgkeep" restore --memory 16MiB --jobs 1 --repo "$work/repo16" latest "${key_args[@]}" --db "$conn dbname=r16"

@@ -80,6 +80,18 @@ measure() {
 #     to a small `accounts` table;
 #   pgbench: `pgbench -i` at the scale that makes about SIZE_MB (~15 MB a
 #     scale step; narrow rows, a blank-padded filler that compresses away).
+# bench_key BIN REPO: with BENCH_ENCRYPT=1, puts a master key (a key file
+# in $work, made once: no Argon2 in the timing) in REPO, so its backups are
+# encrypted as they are by default in a keyed repository; sets `key_args`
+# (the restore's --key-file, empty without BENCH_ENCRYPT).
+bench_key() {
+  key_args=()
+  [ -n "${BENCH_ENCRYPT:-}" ] || return 0
+  [ -f "$work/master.key" ] || head -c 32 /dev/urandom > "$work/master.key"
+  key_args=(--key-file "$work/master.key")
+  "$1" key add --repo "$2" --new-key-file "$work/master.key" >/dev/null
+}
+
 bench_dataset() {
   local size_mb=$1 kind=${BENCH_DATASET:-events}
   createdb bench

@@ -388,7 +388,9 @@ impl Manifest {
         }
         let (compressed, key) =
             match (header.body_encoding.as_str(), header.cipher) {
-                (BODY_PLAIN, None) if header.wrapped_keys.is_empty() => (body.to_vec(), None),
+                (BODY_PLAIN, None) if header.wrapped_keys.is_empty() => {
+                    (std::borrow::Cow::Borrowed(body), None)
+                }
                 (BODY_SEALED, Some(kind)) => {
                     let data_key = keys.data_key(&header, object)?;
                     let key = BackupKey::new(kind, &data_key, &header.id);
@@ -408,7 +410,7 @@ impl Manifest {
                                 "manifest does not authenticate (header or body tampered)",
                             )
                         })?;
-                    (plain, Some(Arc::new(key)))
+                    (std::borrow::Cow::Owned(plain), Some(Arc::new(key)))
                 }
                 (BODY_PLAIN | BODY_SEALED, _) => return Err(Error::integrity(
                     object,
