@@ -179,6 +179,7 @@ fn bench(c: &mut Criterion) {
                         stream: 0,
                         index: 0,
                         sha256: &enc.header.sha256,
+                        version: enc.header.version,
                         key: None,
                         plain_digest,
                     },

@@ -6,11 +6,10 @@
 #![no_main]
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use pgkeep::pipeline::frame::FRAME_HEADER_LEN;
+use pgkeep::pipeline::frame::{frame_digest, FRAME_VERSION};
 use pgkeep::crypto::{BackupKey, CipherKind, DataKey};
 use pgkeep::pipeline::codec::{decode_frame, encode_frame, ExpectedFrame};
 use pgkeep::pipeline::{FrameBuffers, PlainFrame};
-use sha2::{Digest, Sha256};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {
@@ -44,11 +43,11 @@ fuzz_target!(|data: &[u8]| {
     }
     // Two flips of one bit cancel out: compare with the original.
     let changed = bytes != enc.bytes.as_ref();
-    let sha: [u8; 32] = Sha256::digest(&bytes[FRAME_HEADER_LEN..]).into();
+    let sha = frame_digest(FRAME_VERSION, &bytes);
     bytes[40..72].copy_from_slice(&sha);
     let r = decode_frame(
         &bytes,
-        &ExpectedFrame { object: "fuzz", stream: 1, index: 2, sha256: &sha, key: Some(&key), plain_digest: true },
+        &ExpectedFrame { object: "fuzz", stream: 1, index: 2, sha256: &sha, version: FRAME_VERSION, key: Some(&key), plain_digest: true },
         &FrameBuffers::unpooled(),
     );
     match r {

@@ -28,10 +28,13 @@ const BODY_PLAIN: &str = "zstd-json";
 const BODY_SEALED: &str = "zstd-json+aead";
 
 pub const MANIFEST_MAGIC: [u8; 8] = *b"PGKEEPM\0";
-/// The format this version writes. 2: frames carry zstd's content checksum
-/// and streams no plaintext digest (each byte is hashed once); 1: streams
-/// carry `plain_sha256`. Both are read.
-pub const FORMAT_VERSION: u32 = 2;
+/// The format this version writes, and the ones it reads:
+/// - 3: frames of version 2, whose hash covers their header too, and packs
+///   with no SHA-256 of their own (each stored byte is hashed once);
+/// - 2: frames carry zstd's content checksum and streams no plaintext
+///   digest; each pack has a SHA-256 of the whole object;
+/// - 1: as 2, but streams carry `plain_sha256` and frames no checksum.
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format this version reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Bounds memory on hostile input.
@@ -130,8 +133,11 @@ pub struct PackInfo {
     /// Name under `backups/<id>/data/`.
     pub name: String,
     pub size: u64,
-    /// SHA-256 of the whole object, hex.
-    pub sha256: String,
+    /// SHA-256 of the whole object, hex (formats 1 and 2). Format 3 has
+    /// none: its frames tile the pack and each frame's hash covers all of
+    /// its bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// Where a frame lives: (pack, offset, length incl. header, stored hash).
@@ -424,6 +430,19 @@ impl Manifest {
                 }
             };
         let body = parse_body(&compressed, MAX_BODY_JSON, object)?;
+        // Formats 1 and 2 hash each pack as a whole: the only check of the
+        // bytes their frames' hashes leave out.
+        if header.format_version < 3 {
+            if let Some(p) = body.packs.iter().find(|p| p.sha256.is_none()) {
+                return Err(Error::format(
+                    object,
+                    format!(
+                        "pack {} has no SHA-256 (format {})",
+                        p.name, header.format_version
+                    ),
+                ));
+            }
+        }
         // Format 1 frames have no content checksum: their streams' digest
         // is the only check of what decompression gives back.
         if header.format_version == 1 {
@@ -435,6 +454,16 @@ impl Manifest {
             }
         }
         Ok(Manifest { header, body, key })
+    }
+
+    /// The frame version the backup's format writes: 2 from format 3 on
+    /// (the frame's hash covers its header), 1 before.
+    pub fn frame_version(&self) -> u8 {
+        if self.header.format_version >= 3 {
+            2
+        } else {
+            1
+        }
     }
 
     /// The largest frame plaintext of the backup (sizes read-ahead).
@@ -624,7 +653,7 @@ pub(crate) mod tests {
                 packs: vec![PackInfo {
                     name: "p0".into(),
                     size: 100,
-                    sha256: "00".into(),
+                    sha256: None,
                 }],
                 streams: vec![StreamInfo {
                     id: 0,
@@ -728,19 +757,46 @@ pub(crate) mod tests {
     fn format_1_reads_and_needs_its_stream_digests() {
         let mut m = sample();
         m.body.streams[0].plain_sha256 = Some("ab".into());
+        m.body.packs[0].sha256 = Some("00".into());
         let bytes = encode_as(&mut m, 1);
         let back = Manifest::decode(&bytes, "m", &Unlock::default()).unwrap();
         assert_eq!(back.header.format_version, 1);
         assert_eq!(back.body, m.body);
+        assert_eq!(back.frame_version(), 1);
         let mut m = sample();
+        m.body.packs[0].sha256 = Some("00".into());
         let bytes = encode_as(&mut m, 1);
         let e = Manifest::decode(&bytes, "m", &Unlock::default()).unwrap_err();
         assert!(e.to_string().contains("no plaintext digest"), "{e}");
-        // Format 2 streams have none.
+        // Formats 2 and 3 streams have none.
         let mut m = sample();
         let back = Manifest::decode(&m.encode().unwrap(), "m", &Unlock::default()).unwrap();
         assert_eq!(back.header.format_version, FORMAT_VERSION);
         assert_eq!(back.body.streams[0].plain_sha256, None);
+    }
+
+    #[test]
+    fn packs_have_a_whole_object_hash_before_format_3_only() {
+        // Format 2: every pack hashed as a whole; one without is damage.
+        let mut m = sample();
+        m.body.packs[0].sha256 = Some("00".into());
+        let back = Manifest::decode(&encode_as(&mut m, 2), "m", &Unlock::default()).unwrap();
+        assert_eq!(
+            (back.frame_version(), back.body.packs[0].sha256.as_deref()),
+            (1, Some("00"))
+        );
+        let mut m = sample();
+        let e = Manifest::decode(&encode_as(&mut m, 2), "m", &Unlock::default()).unwrap_err();
+        assert!(e.to_string().contains("pack p0 has no SHA-256"), "{e}");
+        // Format 3 writes none, and its frames are version 2.
+        let mut m = sample();
+        let bytes = m.encode().unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("\"sha256\":\"00\""));
+        let back = Manifest::decode(&bytes, "m", &Unlock::default()).unwrap();
+        assert_eq!(
+            (back.frame_version(), back.body.packs[0].sha256.as_deref()),
+            (2, None)
+        );
     }
 
     #[test]

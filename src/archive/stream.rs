@@ -77,6 +77,7 @@ pub fn read_stream(
             let key = manifest.key.clone();
             let stream_id = info.id;
             let plain_digest = info.plain_sha256.is_some();
+            let frame_version = manifest.frame_version();
             let expected_frames = info.frames.len();
             let id = id.clone();
             let repo = repo.clone();
@@ -89,7 +90,10 @@ pub fn read_stream(
                 .try_flatten()
                 .map(move |frame| {
                     let (key, bufs) = (key.clone(), decode_bufs.clone());
-                    async move { decode_stored(frame?, key, stream_id, plain_digest, bufs).await }
+                    async move {
+                        decode_stored(frame?, key, (stream_id, frame_version), plain_digest, bufs)
+                            .await
+                    }
                 })
                 .buffered(DECODE_AHEAD);
             let mut check = StreamCheck::new(&info);
@@ -177,6 +181,7 @@ pub(crate) fn check_frame(
             stream: stream_id,
             index,
             sha256: &f.sha256.0,
+            version: at.frame_version,
             key,
             plain_digest: at.plain_digest,
         },
@@ -198,11 +203,14 @@ pub(crate) fn check_frame(
 }
 
 /// Where a frame belongs: the object it is read from, its stream and
-/// position, and whether its stream records a plaintext digest (format 1).
+/// position, the frame version its archive writes
+/// ([`Manifest::frame_version`]) and whether its stream records a
+/// plaintext digest (format 1).
 pub(crate) struct FrameAt<'a> {
     pub object: &'a str,
     pub stream: u32,
     pub index: u32,
+    pub frame_version: u8,
     pub plain_digest: bool,
 }
 
@@ -356,7 +364,7 @@ pub(crate) async fn read_exact(
 async fn decode_stored(
     s: StoredFrame,
     key: Option<Arc<BackupKey>>,
-    stream_id: u32,
+    (stream_id, frame_version): (u32, u8),
     plain_digest: bool,
     bufs: FrameBuffers,
 ) -> Result<FrameOut> {
@@ -365,6 +373,7 @@ async fn decode_stored(
             object: &s.object,
             stream: stream_id,
             index: s.index,
+            frame_version,
             plain_digest,
         };
         check_frame(&s.bytes, &at, key.as_deref(), &s.frame, &bufs)

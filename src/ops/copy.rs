@@ -6,13 +6,15 @@
 //! target prefix: an interrupted copy is an incomplete backup there, never
 //! a complete one. A backup the target already has is skipped.
 //!
-//! Each copied pack's size and SHA-256 are checked against the manifest
-//! when the manifest can be read (unencrypted, or a key given); an
-//! encrypted backup copied without a key is checked against the source
-//! listing's sizes and the hashes of the bytes read, which the report says.
+//! Each copied pack is checked against the manifest when the manifest can
+//! be read (unencrypted, or a key given): its size, and its SHA-256 (formats
+//! 1 and 2) or each frame's hash as its bytes pass (format 3,
+//! [`PackScan`]). An encrypted backup copied without a key is checked
+//! against the source listing's sizes only, which the report says.
 
 use crate::archive::index::{list_backup_ids, resolve_backup_id};
 use crate::archive::layout;
+use crate::archive::scan::PackScan;
 use crate::archive::{KeySource, Manifest};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -114,19 +116,21 @@ async fn copy_one(
         .ok_or_else(|| Error::BackupNotFound(id.to_string()))?;
     let object = manifest_path.to_string();
     let header = Manifest::decode_header(&manifest_bytes, &object)?;
-    // The pack hashes, when the body can be opened.
-    let expected: Option<BTreeMap<String, (u64, String)>> =
-        match Manifest::decode(&manifest_bytes, &object, keys) {
-            Ok(m) => Some(
-                m.body
-                    .packs
-                    .iter()
-                    .map(|p| (p.name.clone(), (p.size, p.sha256.clone())))
-                    .collect(),
-            ),
-            Err(Error::Key(_)) if header.cipher.is_some() => None,
-            Err(e) => return Err(e),
-        };
+    // The manifest's packs (name: position and size), when the body can be
+    // opened.
+    let manifest = match Manifest::decode(&manifest_bytes, &object, keys) {
+        Ok(m) => Some(m),
+        Err(Error::Key(_)) if header.cipher.is_some() => None,
+        Err(e) => return Err(e),
+    };
+    let expected: Option<BTreeMap<String, (usize, u64)>> = manifest.as_ref().map(|m| {
+        m.body
+            .packs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.clone(), (i, p.size)))
+            .collect()
+    });
     let listed: Vec<(String, u64)> = from
         .list_meta(&layout::backup_prefix(id))
         .await?
@@ -158,25 +162,16 @@ async fn copy_one(
         let mut bytes = 0u64;
         let mut packs = 0usize;
         for (name, size) in &listed {
-            let want = expected.as_ref().and_then(|e| e.get(name)).cloned();
+            let want = expected.as_ref().and_then(|e| e.get(name)).copied();
             if expected.is_some() && want.is_none() {
                 continue; // not part of the backup
             }
-            let (want_size, want_sha) = match want {
-                Some((s, h)) => (s, Some(h)),
-                None => (*size, None),
+            let want_size = want.map_or(*size, |(_, s)| s);
+            let check = match (&manifest, want) {
+                (Some(m), Some((i, _))) => Some(SourceCheck::new(m, i, name)?),
+                _ => None,
             };
-            copy_pack(
-                from,
-                to,
-                id,
-                name,
-                want_size,
-                want_sha.as_deref(),
-                opts,
-                progress,
-            )
-            .await?;
+            copy_pack(from, to, (id, name), want_size, check, opts, progress).await?;
             bytes += want_size;
             packs += 1;
         }
@@ -205,16 +200,64 @@ async fn copy_one(
     result
 }
 
+/// How a source pack's bytes are checked against the manifest on the way.
+enum SourceCheck {
+    /// Formats 1 and 2: the SHA-256 of the whole object (hex).
+    Whole(Sha256, String),
+    /// Format 3: each frame's hash, and that frames tile the pack.
+    Frames(Box<PackScan>),
+}
+
+impl SourceCheck {
+    fn new(m: &Manifest, pack: usize, name: &str) -> Result<SourceCheck> {
+        let info = &m.body.packs[pack];
+        let object = layout::pack_path(&m.header.id, name).to_string();
+        Ok(match &info.sha256 {
+            Some(sha) => SourceCheck::Whole(Sha256::new(), sha.clone()),
+            None => SourceCheck::Frames(Box::new(PackScan::new(
+                m,
+                u32::try_from(pack).map_err(|_| Error::Internal("pack index".into()))?,
+                info.size,
+                &object,
+            )?)),
+        })
+    }
+
+    fn update(&mut self, bytes: &[u8]) -> Result<()> {
+        match self {
+            SourceCheck::Whole(h, _) => {
+                h.update(bytes);
+                Ok(())
+            }
+            SourceCheck::Frames(scan) => scan.update(bytes),
+        }
+    }
+
+    fn finish(self, object: &str) -> Result<()> {
+        match self {
+            SourceCheck::Whole(h, want) => {
+                if hex::encode(h.finalize()) == want {
+                    Ok(())
+                } else {
+                    Err(Error::integrity(
+                        object,
+                        "SHA-256 of the source pack differs from the manifest: not copied",
+                    ))
+                }
+            }
+            SourceCheck::Frames(scan) => scan.finish(),
+        }
+    }
+}
+
 /// Streams one pack in parts (ranged reads into a multipart upload),
-/// hashing it on the way, and checks size and hash.
-#[allow(clippy::too_many_arguments)]
+/// checking it on the way (`check`), and checks its size.
 async fn copy_pack(
     from: &Repo,
     to: &Repo,
-    id: &str,
-    name: &str,
+    (id, name): (&str, &str),
     size: u64,
-    sha256: Option<&str>,
+    mut check: Option<SourceCheck>,
     opts: &CopyOptions,
     progress: &dyn Progress,
 ) -> Result<()> {
@@ -222,7 +265,6 @@ async fn copy_pack(
     let object = path.to_string();
     let part = (opts.memory / 3).max(MIN_PART_SIZE) as u64;
     let mut upload = to.multipart(&path, part as usize).await?;
-    let mut hasher = Sha256::new();
     let mut pos = 0u64;
     let copied = async {
         while pos < size {
@@ -236,7 +278,9 @@ async fn copy_pack(
                     format!("short read at {pos}..{end}"),
                 ));
             }
-            hasher.update(&buf);
+            if let Some(c) = check.as_mut() {
+                c.update(&buf)?;
+            }
             upload
                 .wait_for_capacity(1)
                 .await
@@ -252,15 +296,9 @@ async fn copy_pack(
         let _ = upload.abort().await;
         return Err(e);
     }
-    let digest = hex::encode(hasher.finalize());
-    if let Some(want) = sha256 {
-        if digest != want {
-            let _ = upload.abort().await;
-            return Err(Error::integrity(
-                &object,
-                "SHA-256 of the source pack differs from the manifest: not copied",
-            ));
-        }
+    if let Some(Err(e)) = check.map(|c| c.finish(&object)) {
+        let _ = upload.abort().await;
+        return Err(e);
     }
     upload
         .finish()

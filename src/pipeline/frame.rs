@@ -4,7 +4,7 @@
 //! ```text
 //! off len field
 //!   0   4 magic "PKF1"
-//!   4   1 format version (1)
+//!   4   1 format version (2; 1 in archives before format 3)
 //!   5   1 flags (bit 0 row boundary, bit 1 zstd, bit 2 encrypted, bit 3 last frame of stream)
 //!   6   2 reserved, zero
 //!   8   4 stream id (u32 LE)
@@ -13,14 +13,24 @@
 //!  20   4 plaintext length (u32 LE)
 //!  24   4 stored payload length (u32 LE)
 //!  28  12 nonce (zero when not encrypted)
-//!  40  32 SHA-256 of the stored payload
+//!  40  32 SHA-256 of bytes 0..40 of this header and the stored payload
+//!          (version 1: of the stored payload only)
 //! ```
+//!
+//! A version 2 frame's hash covers every byte of the frame but the hash
+//! itself, so a pack of version 2 frames laid back to back needs no hash
+//! of its own: each stored byte is hashed once.
 
 use crate::error::{Error, Result};
 
 pub const FRAME_MAGIC: [u8; 4] = *b"PKF1";
-pub const FRAME_VERSION: u8 = 1;
+/// The version this build writes.
+pub const FRAME_VERSION: u8 = 2;
+/// The oldest version read (archives of format 1 and 2).
+pub const OLDEST_FRAME_VERSION: u8 = 1;
 pub const FRAME_HEADER_LEN: usize = 72;
+/// The header bytes a version 2 frame's hash covers: all before the hash.
+pub const HASHED_HEADER_LEN: usize = 40;
 /// Largest payload a reader accepts: bounds memory on hostile input.
 pub const MAX_FRAME_PAYLOAD: u32 = 64 << 20;
 
@@ -34,6 +44,8 @@ pub mod flags {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FrameHeader {
+    /// 2, or 1 in archives of format 1 and 2.
+    pub version: u8,
     pub flags: u8,
     pub stream: u32,
     pub index: u32,
@@ -48,7 +60,7 @@ impl FrameHeader {
     pub fn encode(&self) -> [u8; FRAME_HEADER_LEN] {
         let mut b = [0u8; FRAME_HEADER_LEN];
         b[0..4].copy_from_slice(&FRAME_MAGIC);
-        b[4] = FRAME_VERSION;
+        b[4] = self.version;
         b[5] = self.flags;
         b[8..12].copy_from_slice(&self.stream.to_le_bytes());
         b[12..16].copy_from_slice(&self.index.to_le_bytes());
@@ -74,7 +86,7 @@ impl FrameHeader {
                 "bad frame magic (not a pgkeep frame)",
             ));
         }
-        if b[4] != FRAME_VERSION {
+        if !(OLDEST_FRAME_VERSION..=FRAME_VERSION).contains(&b[4]) {
             return Err(Error::UnsupportedVersion {
                 object: object.to_string(),
                 found: u32::from(b[4]),
@@ -108,6 +120,7 @@ impl FrameHeader {
         let mut sha256 = [0u8; 32];
         sha256.copy_from_slice(&b[40..72]);
         Ok(FrameHeader {
+            version: b[4],
             flags,
             stream: u32_at(8),
             index: u32_at(12),
@@ -124,6 +137,21 @@ impl FrameHeader {
     }
 }
 
+/// The SHA-256 a frame of `version` carries, over its stored bytes
+/// `frame` (header and payload; at least [`FRAME_HEADER_LEN`] bytes):
+/// version 2 hashes the header before the hash field and the payload,
+/// version 1 the payload only.
+pub fn frame_digest(version: u8, frame: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let (header, payload) = frame.split_at(FRAME_HEADER_LEN.min(frame.len()));
+    let mut h = Sha256::new();
+    if version >= 2 {
+        h.update(&header[..HASHED_HEADER_LEN.min(header.len())]);
+    }
+    h.update(payload);
+    h.finalize().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,7 +159,7 @@ mod tests {
 
     fn arb_header() -> impl Strategy<Value = FrameHeader> {
         (
-            0u8..16,
+            (OLDEST_FRAME_VERSION..=FRAME_VERSION, 0u8..16),
             any::<u32>(),
             any::<u32>(),
             any::<u32>(),
@@ -141,19 +169,22 @@ mod tests {
             any::<[u8; 32]>(),
         )
             .prop_map(
-                |(flags, stream, index, rows, plain_len, stored_len, nonce, sha256)| FrameHeader {
-                    nonce: if flags & flags::ENCRYPTED == 0 {
-                        [0; 12]
-                    } else {
-                        nonce
-                    },
-                    flags,
-                    stream,
-                    index,
-                    rows,
-                    plain_len,
-                    stored_len,
-                    sha256,
+                |((version, flags), stream, index, rows, plain_len, stored_len, nonce, sha256)| {
+                    FrameHeader {
+                        version,
+                        nonce: if flags & flags::ENCRYPTED == 0 {
+                            [0; 12]
+                        } else {
+                            nonce
+                        },
+                        flags,
+                        stream,
+                        index,
+                        rows,
+                        plain_len,
+                        stored_len,
+                        sha256,
+                    }
                 },
             )
     }

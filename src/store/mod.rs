@@ -35,7 +35,6 @@ use object_store::{
     GetOptions, GetResultPayload, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
     PutPayload, WriteMultipart,
 };
-use sha2::{Digest, Sha256};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -337,37 +336,6 @@ impl Repo {
             }) => Ok(None),
             Err(e) => Err(e),
         }
-    }
-
-    /// Streams a whole object, checking its size and SHA-256 as it goes
-    /// (nothing is buffered beyond one network chunk).
-    pub async fn check_object(&self, path: &Path, size: u64, sha256_hex: &str) -> Result<()> {
-        let r = self
-            .store
-            .get(path)
-            .await
-            .map_err(self.err(format!("reading {path}")))?;
-        let mut stream = r.into_stream();
-        let mut hasher = Sha256::new();
-        let mut n = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(self.err(format!("reading {path}")))?;
-            n += chunk.len() as u64;
-            hasher.update(&chunk);
-        }
-        if n != size {
-            return Err(Error::integrity(
-                path.to_string(),
-                format!("{n} bytes stored, manifest says {size}"),
-            ));
-        }
-        if hex::encode(hasher.finalize()) != sha256_hex {
-            return Err(Error::integrity(
-                path.to_string(),
-                "SHA-256 of the stored object differs from the manifest",
-            ));
-        }
-        Ok(())
     }
 
     /// A ranged read that also returns the object's full size, taken from

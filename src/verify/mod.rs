@@ -343,15 +343,16 @@ mod tests {
     use object_store::memory::InMemory;
     use sha2::{Digest, Sha256};
 
-    /// A backup in memory whose one pack holds a stream of three frames
-    /// with bytes between the first two (which pgkeep never writes, but a
-    /// pack may hold): (repository, manifest, pack bytes, where the gap is).
-    async fn backup_with_a_gap() -> (Repo, Manifest, Vec<u8>, usize) {
+    /// A backup in memory of archive `format` whose one pack holds a
+    /// stream of three frames, with `GAP!` between the first two when
+    /// `gap` (which pgkeep never writes, but a pack may hold): (repository,
+    /// manifest, pack bytes, where the gap is).
+    async fn backup_in_memory(format: u32, gap: bool) -> (Repo, Manifest, Vec<u8>, usize) {
         let mut m = sample();
         let id = m.header.id.clone();
         let mut pack = Vec::new();
         let mut frames = Vec::new();
-        let mut gap = 0;
+        let mut gap_at = 0;
         for i in 0..3u32 {
             let plain = PlainFrame {
                 data: Bytes::from(format!("{i}\trow {i}\n").repeat(50)),
@@ -360,33 +361,39 @@ mod tests {
                 last: i == 2,
             };
             let f = encode_frame(&plain, 0, i, 1, None, &FrameBuffers::unpooled()).unwrap();
+            let bytes = if format < 3 {
+                crate::pipeline::codec::tests::as_frame_version_1(&f.bytes)
+            } else {
+                f.bytes.to_vec()
+            };
+            let mut sha = [0u8; 32];
+            sha.copy_from_slice(&bytes[40..72]);
             frames.push(FrameRef {
                 pack: 0,
                 offset: pack.len() as u64,
-                len: f.bytes.len() as u32,
+                len: bytes.len() as u32,
                 rows: 50,
                 plain_len: f.header.plain_len,
-                sha256: Sha256Hex(f.header.sha256),
+                sha256: Sha256Hex(sha),
             });
-            pack.extend_from_slice(&f.bytes);
-            if i == 0 {
-                gap = pack.len();
+            pack.extend_from_slice(&bytes);
+            if i == 0 && gap {
+                gap_at = pack.len();
                 pack.extend_from_slice(b"GAP!");
             }
         }
         m.body.packs = vec![PackInfo {
             name: "pack-00000".into(),
             size: pack.len() as u64,
-            sha256: hex::encode(Sha256::digest(&pack)),
+            sha256: (format < 3).then(|| hex::encode(Sha256::digest(&pack))),
         }];
         let s = &mut m.body.streams[0];
         s.rows = 150;
         s.frames = frames;
         let repo = Repo::from_store(Arc::new(InMemory::new()), "memory");
-        repo.put(&layout::manifest_path(&id), m.encode().unwrap())
-            .await
-            .unwrap();
-        (repo, m, pack, gap)
+        let bytes = crate::archive::manifest::tests::encode_as(&mut m, format);
+        repo.put(&layout::manifest_path(&id), bytes).await.unwrap();
+        (repo, m, pack, gap_at)
     }
 
     async fn verify_with_pack(repo: &Repo, m: &Manifest, pack: &[u8]) -> VerifyReport {
@@ -404,7 +411,7 @@ mod tests {
     /// plaintext) verifies, and a digest that does not match is caught.
     #[tokio::test]
     async fn format_1_stream_digests_are_checked() {
-        let (repo, mut m, pack, _) = backup_with_a_gap().await;
+        let (repo, mut m, pack, _) = backup_in_memory(1, true).await;
         let mut digest = crate::pipeline::StreamDigest::new();
         for i in 0..3u32 {
             digest.update(&Sha256::digest(format!("{i}\trow {i}\n").repeat(50)).into());
@@ -426,8 +433,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn bytes_no_frame_claims_are_covered_by_the_pack_hash() {
-        let (repo, m, pack, gap) = backup_with_a_gap().await;
+    async fn format_2_bytes_no_frame_claims_are_covered_by_the_pack_hash() {
+        let (repo, m, pack, gap) = backup_in_memory(2, true).await;
         let r = verify_with_pack(&repo, &m, &pack).await;
         assert!(r.ok, "{r:?}");
         assert_eq!((r.frames, r.rows), (3, 150));
@@ -457,5 +464,46 @@ mod tests {
             r.failures[1].stream == Some(0) && r.failures[1].error.contains("frame 2 of stream 0")
         );
         assert_eq!((r.frames, r.rows), (2, 0));
+    }
+
+    /// Format 3 has no pack hash: its frames must tile the pack, and each
+    /// frame's hash covers its header (flags included) and payload, so
+    /// every byte of the pack is still checked.
+    #[tokio::test]
+    async fn format_3_checks_every_byte_without_a_pack_hash() {
+        let (repo, m, pack, _) = backup_in_memory(3, false).await;
+        let r = verify_with_pack(&repo, &m, &pack).await;
+        assert!(r.ok, "{r:?}");
+        assert_eq!((r.frames, r.rows), (3, 150));
+        // Bytes no frame claims are refused outright.
+        let (gapped_repo, gapped, pack_with_gap, _) = backup_in_memory(3, true).await;
+        let r = verify_with_pack(&gapped_repo, &gapped, &pack_with_gap).await;
+        assert!(!r.ok, "{r:?}");
+        assert!(
+            r.failures
+                .iter()
+                .any(|f| f.error.contains("no frame claims")),
+            "{r:?}"
+        );
+        // Any byte of any frame, header or payload: that frame fails.
+        let f1 = m.body.streams[0].frames[1].clone();
+        for at in [5usize, 16, 30, 45, 80, f1.len as usize - 1] {
+            let mut damaged = pack.clone();
+            damaged[f1.offset as usize + at] ^= 1;
+            let r = verify_with_pack(&repo, &m, &damaged).await;
+            assert_eq!(r.failures.len(), 1, "flip at {at}: {r:?}");
+            assert_eq!(r.failures[0].stream, Some(0), "flip at {at}: {r:?}");
+            assert!(r.failures[0].error.contains("frame 1 of stream 0"), "{r:?}");
+        }
+        // Bytes appended: the size.
+        let mut longer = pack.clone();
+        longer.extend_from_slice(b"more");
+        let r = verify_with_pack(&repo, &m, &longer).await;
+        assert!(
+            r.failures
+                .iter()
+                .any(|f| f.error.contains("bytes appended")),
+            "{r:?}"
+        );
     }
 }

@@ -1,9 +1,12 @@
 //! The whole-pack scan `verify` makes: every pack read once, front to
-//! back, its size and SHA-256 checked against the manifest as it streams,
-//! and every frame in it checked as restore checks it
-//! ([`crate::archive::stream::check_frame`]).
+//! back, every frame in it checked as restore checks it
+//! ([`crate::archive::stream::check_frame`]), and the object as a whole:
+//! its size, and either its SHA-256 (formats 1 and 2) or that its frames
+//! tile it with no byte left over (format 3, whose frame hashes cover
+//! every byte of a frame).
 
 use crate::archive::layout;
+use crate::archive::scan::frames_in_pack;
 use crate::archive::stream::{check_frame, read_exact, FrameAt, FrameSummary};
 use crate::archive::{Manifest, StreamInfo};
 use crate::error::{Error, Result};
@@ -31,29 +34,27 @@ struct PackRead {
 /// whole in one read, and at most `max_read` bytes per read, stored and
 /// decoded, unless one frame alone is larger. Bytes no frame claims (there
 /// are none in packs pgkeep writes) are read too, so the whole-object hash
-/// covers them. Frames that overlap or reach past the end are an error.
+/// covers them; without that hash (`tiled`) they are an error. Frames that
+/// overlap or reach past the end are an error.
 fn pack_reads(
     streams: &[StreamInfo],
     pack: u32,
     size: u64,
     max_read: u64,
+    tiled: bool,
 ) -> std::result::Result<Vec<PackRead>, String> {
+    let unclaimed = |from: u64, to: u64| {
+        if tiled && from < to {
+            Err(format!("bytes {from}..{to} of the pack no frame claims"))
+        } else {
+            Ok(())
+        }
+    };
     let max_read = max_read.max(1);
-    let mut frames: Vec<(u64, u64, u64, usize, u32)> = streams
-        .iter()
-        .enumerate()
-        .flat_map(|(si, s)| {
-            s.frames
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| f.pack == pack)
-                .map(move |(fi, f)| {
-                    let end = f.offset.saturating_add(u64::from(f.len));
-                    (f.offset, end, u64::from(f.plain_len), si, fi as u32)
-                })
-        })
-        .collect();
-    frames.sort_unstable();
+    let frames = frames_in_pack(streams, pack).into_iter().map(|f| {
+        let plain = u64::from(streams[f.stream].frames[f.frame as usize].plain_len);
+        (f.start, f.end, plain, f.stream, f.frame)
+    });
     let mut reads = Vec::new();
     let mut cur: Option<PackRead> = None;
     let mut pos = 0u64;
@@ -68,6 +69,7 @@ fn pack_reads(
                 name()
             ));
         }
+        unclaimed(pos, start)?;
         cover_gap(&mut reads, &mut cur, pos, start, max_read);
         match &mut cur {
             Some(r) if end - r.start <= max_read && r.plain + plain <= max_read => {
@@ -87,6 +89,7 @@ fn pack_reads(
         }
         pos = end;
     }
+    unclaimed(pos, size)?;
     cover_gap(&mut reads, &mut cur, pos, size, max_read);
     reads.extend(cur);
     Ok(reads)
@@ -131,18 +134,19 @@ pub struct PackCheck {
     pub failed: Vec<(usize, u32, Error)>,
     /// The object's size as the store reported it (with the first read).
     pub stored_size: Option<u64>,
-    /// The object as a whole: its size and SHA-256 against the manifest, or
-    /// why it could not be read to its end (frames past that point are in
-    /// neither list).
+    /// The object as a whole: its size and its SHA-256 or tiling against
+    /// the manifest, or why it could not be read to its end (frames past
+    /// that point are in neither list).
     pub object: Option<Error>,
 }
 
 /// Reads pack `pack` once, front to back, with ranged reads of at most
 /// `max_read` bytes (`read_ahead` in flight, decoded on blocking threads),
-/// checking every frame in it as restore does ([`check_frame`]) and hashing
-/// every byte as it passes, so the object's size and SHA-256 are checked
-/// against the manifest too: that also covers bytes no frame check reads
-/// (header fields the frame checks ignore, bytes between or after frames).
+/// checking every frame in it as restore does ([`check_frame`]), and its
+/// size against the manifest. A pack of format 1 or 2 is hashed as it
+/// passes and its SHA-256 checked too: that covers what their frame checks
+/// leave out (header fields, bytes between or after frames). In format 3
+/// each frame's hash covers its header, and frames must tile the pack.
 /// Memory: `read_ahead` reads plus one decoded frame per read.
 pub async fn check_pack(
     repo: Repo,
@@ -159,14 +163,31 @@ pub async fn check_pack(
     };
     let path = layout::pack_path(&manifest.header.id, &info.name);
     let object = path.to_string();
-    let reads = match pack_reads(&manifest.body.streams, pack as u32, info.size, max_read) {
+    let tiled = info.sha256.is_none();
+    let reads = match pack_reads(
+        &manifest.body.streams,
+        pack as u32,
+        info.size,
+        max_read,
+        tiled,
+    ) {
         Ok(r) => r,
         Err(m) => {
             out.object = Some(Error::format(&object, m));
             return out;
         }
     };
-    let walked = walk_pack(&repo, &manifest, &path, reads, read_ahead, &bufs, &mut out).await;
+    let hasher = info.sha256.is_some().then(Sha256::new);
+    let walked = walk_pack(
+        &repo,
+        &manifest,
+        &path,
+        reads,
+        (read_ahead, hasher),
+        &bufs,
+        &mut out,
+    )
+    .await;
     out.object = match (out.stored_size, walked) {
         (Some(stored), _) if stored != info.size => Some(Error::integrity(
             &object,
@@ -181,7 +202,7 @@ pub async fn check_pack(
             ),
         )),
         (_, Err(e)) => Some(e),
-        (_, Ok(sha)) if hex::encode(sha) != info.sha256 => Some(Error::integrity(
+        (_, Ok(Some(sha))) if Some(hex::encode(sha)) != info.sha256 => Some(Error::integrity(
             &object,
             "SHA-256 of the stored object differs from the manifest",
         )),
@@ -190,8 +211,8 @@ pub async fn check_pack(
     out
 }
 
-/// Reads the planned reads in order, hashing every byte, and returns the
-/// SHA-256 of the bytes read. The object's stored size (learnt from the
+/// Reads the planned reads in order, hashing every byte when given a
+/// `hasher`, and returns the SHA-256 of the bytes read. The object's stored size (learnt from the
 /// first read) goes to `out.stored_size`: a size that differs from the
 /// manifest's is the caller's to report, and frames are still checked when
 /// bytes were appended.
@@ -200,18 +221,18 @@ async fn walk_pack(
     manifest: &Arc<Manifest>,
     path: &object_store::path::Path,
     reads: Vec<PackRead>,
-    read_ahead: usize,
+    (read_ahead, mut hasher): (usize, Option<Sha256>),
     bufs: &FrameBuffers,
     out: &mut PackCheck,
-) -> Result<[u8; 32]> {
-    let mut hasher = Sha256::new();
+) -> Result<Option<[u8; 32]>> {
+    let digest = |h: Option<Sha256>| h.map(|h| h.finalize().into());
     if reads.is_empty() {
         let meta = repo
             .head(path)
             .await?
             .ok_or_else(|| Error::integrity(path.to_string(), "missing"))?;
         out.stored_size = Some(meta.size);
-        return Ok(hasher.finalize().into());
+        return Ok(digest(hasher));
     }
     // Every read also tells the object's size; a read of bytes an object
     // cut short no longer has reads as truncated (`read_exact`).
@@ -221,10 +242,12 @@ async fn walk_pack(
     while let Some(r) = all.next().await {
         let (size, bytes, frames) = r?;
         out.stored_size = Some(size);
-        hasher = hash_blocking(hasher, bytes).await?;
+        if let Some(h) = hasher.take() {
+            hasher = Some(hash_blocking(h, bytes).await?);
+        }
         out.record(frames);
     }
-    Ok(hasher.finalize().into())
+    Ok(digest(hasher))
 }
 
 type FrameOutcome = (usize, u32, Result<FrameSummary>);
@@ -281,6 +304,7 @@ async fn fetch_pack_read(
                             object: &object,
                             stream: s.id,
                             index: fi,
+                            frame_version: manifest.frame_version(),
                             plain_digest: s.plain_sha256.is_some(),
                         };
                         check_frame(&data[lo..hi], &at, key, f, &bufs)
@@ -336,21 +360,25 @@ mod tests {
     #[test]
     fn pack_reads_reject_overlapping_frames_and_frames_past_the_end() {
         let (mut s, size) = packed(&[(0, 100, 100, 0), (0, 100, 100, 1)], 2);
-        assert_eq!(pack_reads(&s, 0, size, 1000).unwrap().len(), 1);
-        assert!(pack_reads(&s, 0, size - 1, 1000)
+        assert_eq!(pack_reads(&s, 0, size, 1000, false).unwrap().len(), 1);
+        assert!(pack_reads(&s, 0, size - 1, 1000, true)
             .unwrap_err()
             .contains("past the pack"));
         s[1].frames[0].offset = 50;
-        assert!(pack_reads(&s, 0, size, 1000)
+        assert!(pack_reads(&s, 0, size, 1000, false)
             .unwrap_err()
             .contains("overlaps"));
         // An empty pack needs no read; bytes no frame claims are read too.
-        assert!(pack_reads(&[], 0, 0, 1000).unwrap().is_empty());
-        let r = pack_reads(&[], 0, 2500, 1000).unwrap();
+        assert!(pack_reads(&[], 0, 0, 1000, true).unwrap().is_empty());
+        let r = pack_reads(&[], 0, 2500, 1000, false).unwrap();
         assert_eq!(
             r.iter().map(|r| (r.start, r.end)).collect::<Vec<_>>(),
             [(0, 1000), (1000, 2000), (2000, 2500)]
         );
+        // Unless the pack has no hash of its own (format 3).
+        assert!(pack_reads(&[], 0, 2500, 1000, true)
+            .unwrap_err()
+            .contains("bytes 0..2500 of the pack no frame claims"));
     }
 
     proptest! {
@@ -365,7 +393,10 @@ mod tests {
         ) {
             let (s, end) = packed(&items, 3);
             let size = end + tail;
-            let reads = pack_reads(&s, 0, size, max_read).unwrap();
+            let reads = pack_reads(&s, 0, size, max_read, false).unwrap();
+            // Without a pack hash, a plan exists only when frames tile the pack.
+            let tiles = tail == 0 && items.iter().all(|&(gap, ..)| gap == 0);
+            prop_assert_eq!(pack_reads(&s, 0, size, max_read, true).is_ok(), tiles);
             // Contiguous, front to back, exactly 0..size.
             let mut pos = 0;
             for r in &reads {

@@ -114,9 +114,10 @@ async fn commands_work_and_never_print_the_password() {
     outputs.push(o);
 
     // verify: OK, then a pack with a flipped row-boundary flag (which no
-    // frame check of an unencrypted backup covers): the whole-pack hash
-    // fails (exit 3, the pack named in the JSON report), `list` shows the
-    // recorded failure, and the quick check (sizes only) still passes.
+    // check of an unencrypted frame's contents reads): the frame's hash,
+    // which covers its header, fails (exit 3, the pack named in the JSON
+    // report), `list` shows the recorded failure, and the quick check
+    // (sizes only) still passes.
     let o = pgkeep(&["verify", "--repo", repo, "--json"]);
     assert!(o.status.success(), "{}", text(&o));
     let m = pgkeep::archive::index::read_manifest(

@@ -77,8 +77,9 @@ async fn copies_are_byte_identical_checked_and_skipped_when_present() {
         .unwrap();
     assert_eq!((again.copied.len(), again.skipped.len()), (0, 1));
 
-    // With the key: every pack's hash is checked against the manifest, and
-    // a damaged pack is never copied into a complete backup.
+    // With the key: every frame's hash is checked against the manifest as
+    // its pack streams through, and a damaged pack is never copied into a
+    // complete backup.
     let second = backup_with(&a, &small_backup_options(&src)).await.unwrap();
     let unlock = Unlock::new(vec![key()]);
     let m = pgkeep::archive::index::read_manifest(&a, &second.id, &unlock)
@@ -100,6 +101,7 @@ async fn copies_are_byte_identical_checked_and_skipped_when_present() {
     .await
     .unwrap_err();
     assert!(matches!(e, pgkeep::Error::Integrity { .. }), "{e}");
+    assert!(e.to_string().contains("SHA-256 mismatch"), "{e}");
     assert_eq!(
         list_backup_ids(&b).await.unwrap(),
         std::slice::from_ref(&first.id)

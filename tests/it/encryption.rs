@@ -263,8 +263,8 @@ async fn fault_matrix_every_damage_is_detected() {
     )
     .await;
     // Damage no frame check sees: bytes after the last frame. Only the
-    // pack's size and whole-object hash (verify reads each pack once, front
-    // to back) catch it; restore reads frames only.
+    // pack's size (verify reads each pack once, front to back) catches it;
+    // restore reads frames only.
     let pack0 = m.manifest.body.packs[0].name.clone();
     m.check(
         "bytes appended to a pack",

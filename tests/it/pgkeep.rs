@@ -64,9 +64,9 @@ pub async fn verify_plain(repo: &Repo, id: &str) -> VerifyReport {
 }
 
 /// Offset of the flags byte in a frame header (`docs/format.md`). Bit 0,
-/// the row-boundary flag, is covered by no frame check of an unencrypted
-/// backup (only by the AEAD when encrypted): only the whole-pack hash sees
-/// it flipped.
+/// the row-boundary flag, is read by no check of an unencrypted frame's
+/// contents: the frame's hash (format 3) or, in older formats, only the
+/// whole-pack hash sees it flipped.
 pub const FRAME_FLAGS_OFFSET: u64 = 5;
 
 /// Offset of the first frame in pack `pack` of a backup.

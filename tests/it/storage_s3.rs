@@ -107,7 +107,7 @@ async fn s3_round_trips_pagila_and_kitchen_sink_with_minimum_parts() {
             assert_eq!(pos, p.size, "{}: read to its end", p.name);
         }
         if prefix == "s3_pagila" {
-            damage_only_the_whole_pack_check_sees(&repo, &m).await;
+            damage_outside_frame_payloads(&repo, &m).await;
         }
         assert!(
             m.body.packs.iter().any(|p| p.size > PART as u64),
@@ -163,22 +163,25 @@ async fn s3_round_trips_pagila_and_kitchen_sink_with_minimum_parts() {
     );
 }
 
-/// Damage no frame check covers, made through the store: bytes appended to
-/// a pack, and the row-boundary flag of an unencrypted frame flipped. verify
-/// reports the pack object (and nothing else), then the pack is put back.
-async fn damage_only_the_whole_pack_check_sees(repo: &Repo, m: &pgkeep::archive::Manifest) {
+/// Damage outside the frames' payloads, made through the store: bytes
+/// appended to a pack (its size: the pack object is reported) and the
+/// row-boundary flag of an unencrypted frame flipped (the frame's hash
+/// covers its header: that frame's stream is reported). verify reports
+/// that and nothing else, then the pack is put back.
+async fn damage_outside_frame_payloads(repo: &Repo, m: &pgkeep::archive::Manifest) {
     let name = &m.body.packs[0].name;
     let pack = layout::pack_path(&m.header.id, name);
     let pristine = repo.get(&pack).await.unwrap();
     let mut flipped = pristine.to_vec();
     flipped[(first_frame_offset(m, 0) + FRAME_FLAGS_OFFSET) as usize] ^= 1;
     let appended = [&pristine[..], b"trailing bytes"].concat();
-    for (what, bytes, expect) in [
-        ("bytes appended", appended, "(bytes appended)"),
+    for (what, bytes, in_a_frame, expect) in [
+        ("bytes appended", appended, false, "(bytes appended)"),
         (
             "row-boundary flag flipped",
             flipped,
-            "SHA-256 of the stored object differs",
+            true,
+            "SHA-256 mismatch",
         ),
     ] {
         repo.put(&pack, bytes).await.unwrap();
@@ -187,7 +190,9 @@ async fn damage_only_the_whole_pack_check_sees(repo: &Repo, m: &pgkeep::archive:
         assert_eq!(r.failures.len(), 1, "{what}: {r:?}");
         let f = &r.failures[0];
         assert!(
-            f.stream.is_none() && f.error.contains(name.as_str()) && f.error.contains(expect),
+            f.stream.is_some() == in_a_frame
+                && f.error.contains(name.as_str())
+                && f.error.contains(expect),
             "{what}: {r:?}"
         );
     }
