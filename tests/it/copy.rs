@@ -51,7 +51,7 @@ async fn copies_are_byte_identical_checked_and_skipped_when_present() {
     let b = Repo::open(b_root.to_str().unwrap(), OpenMode::CreateIfMissing).unwrap();
     let opts = CopyOptions::default();
 
-    // Without the key: copied, checked against sizes and read hashes.
+    // Without the key: copied, checked against the source listing's sizes.
     let r = copy(
         &a,
         &b,

@@ -89,14 +89,6 @@ async fn fault_source() -> String {
     .await
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    for f in files_under(from) {
-        let dest = to.join(f.strip_prefix(from).unwrap());
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(&f, dest).unwrap();
-    }
-}
-
 struct Matrix {
     pristine: tempfile::TempDir,
     id: String,

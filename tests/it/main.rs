@@ -12,6 +12,7 @@ mod drill;
 mod encryption;
 mod failures;
 mod faults;
+mod formats;
 mod globals;
 mod harness;
 mod local_repository;

@@ -112,6 +112,15 @@ pub fn assert_secret_not_stored(dir: &Path, secret: &str) {
 }
 
 /// Every file under a directory, recursively.
+/// Copies every file under `from` to the same place under `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    for f in files_under(from) {
+        let dest = to.join(f.strip_prefix(from).expect("under from"));
+        std::fs::create_dir_all(dest.parent().expect("has a parent")).expect("mkdir");
+        std::fs::copy(&f, dest).expect("file copies");
+    }
+}
+
 pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
