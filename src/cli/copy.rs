@@ -31,8 +31,8 @@ pub struct CopyArgs {
     /// Memory for pack parts in flight (e.g. 32MiB).
     #[arg(long)]
     pub memory: Option<Size>,
-    /// Key of encrypted backups: lets the copy check every pack's hash
-    /// against the manifest (without it, sizes and read hashes are checked).
+    /// Key of encrypted backups: lets the copy check every pack's hashes
+    /// against the manifest (without it, only sizes are checked).
     #[command(flatten)]
     pub keys: KeyArgs,
     #[command(flatten)]
@@ -146,7 +146,7 @@ fn print_report(r: &CopyReport) {
             if c.checked_against_manifest {
                 ", every pack's hash checked against the manifest"
             } else {
-                " (encrypted, no key given: sizes and read hashes checked)"
+                " (encrypted, no key given: sizes checked)"
             }
         );
     }

@@ -1,7 +1,7 @@
 //! Offsite copies: complete backups copied from one repository to another
 //! with their bytes unchanged (an encrypted backup stays encrypted; the
 //! target gets the key records it needs to be opened with the same keys).
-//! Packs first, streamed in parts within a memory bound and hashed on the
+//! Packs first, streamed in parts within a memory bound and checked on the
 //! way, then the manifest last and create-only, under a lease on the
 //! target prefix: an interrupted copy is an incomplete backup there, never
 //! a complete one. A backup the target already has is skipped.
