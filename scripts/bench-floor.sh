@@ -17,8 +17,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 . scripts/cluster.sh
 size_mb=${1:-1024}; runs=${2:-5}; jobs=${3:-2}
-if [ -z "${PGKEEP_BIN:-}" ]; then cargo build --release --quiet; fi
-pgkeep=$(realpath "${PGKEEP_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/pgkeep}")
+pgkeep=$(bench_pgkeep)
 CLUSTER_OPTS="-c shared_buffers=256MB -c wal_level=minimal -c max_wal_senders=0 -c autovacuum=off" cluster_start
 work=$CLUSTER_DIR/work; mkdir -p "$work"; chmod 777 "$work"
 bench_dataset "$size_mb"

@@ -26,6 +26,14 @@ cluster_start() {
   trap cluster_stop EXIT
 }
 
+# bench_pgkeep: the pgkeep binary a script measures (its absolute path):
+# PGKEEP_BIN, or this tree's release build, built first.
+bench_pgkeep() {
+  local root; root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  if [ -z "${PGKEEP_BIN:-}" ]; then (cd "$root" && cargo build --release --quiet) >&2; fi
+  realpath "${PGKEEP_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/pgkeep}"
+}
+
 cluster_stop() {
   local bin; bin=$(pg_bin)
   [ -n "${CLUSTER_DIR:-}" ] || return 0
