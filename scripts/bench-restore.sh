@@ -13,8 +13,7 @@ cd "$root"
 . scripts/cluster.sh
 size_mb=${1:-1024}
 jobs=${2:-1,2,4}
-if [ -z "${PGKEEP_BIN:-}" ]; then cargo build --release --quiet; fi
-pgkeep=${PGKEEP_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/pgkeep}
+pgkeep=$(bench_pgkeep)
 CLUSTER_OPTS="-c shared_buffers=256MB -c maintenance_work_mem=128MB -c wal_level=minimal -c max_wal_senders=0 -c autovacuum=off" cluster_start
 work=$CLUSTER_DIR/work; mkdir -p "$work"; chmod 777 "$work"
 conn="host=$PGHOST port=$PGPORT user=postgres"

@@ -11,8 +11,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 . scripts/cluster.sh
 size_mb=${1:-300}; runs=${2:-3}
-if [ -z "${PGKEEP_BIN:-}" ]; then cargo build --release --quiet; fi
-pgkeep=${PGKEEP_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/pgkeep}
+pgkeep=$(bench_pgkeep)
 CLUSTER_OPTS="-c shared_buffers=256MB -c maintenance_work_mem=128MB -c wal_level=minimal -c max_wal_senders=0 -c autovacuum=off" cluster_start
 trap cluster_stop EXIT
 work=$CLUSTER_DIR/work; mkdir -p "$work"; chmod 777 "$work"

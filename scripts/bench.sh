@@ -24,8 +24,7 @@ jobs=${2:-2}
 shift $(( $# > 2 ? 2 : $# )) || true
 extra=("$@")
 
-if [ -z "${PGKEEP_BIN:-}" ]; then cargo build --release --quiet; fi
-pgkeep=${PGKEEP_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/pgkeep}
+pgkeep=$(bench_pgkeep)
 # No autovacuum: after a restore it would vacuum and analyze the new
 # database during the next step and bill that tool for it.
 CLUSTER_OPTS="-c shared_buffers=256MB -c maintenance_work_mem=128MB -c wal_level=minimal -c max_wal_senders=0 -c autovacuum=off" cluster_start

@@ -75,9 +75,7 @@ pub fn read_stream(
         .map_ok(move |info| {
             let packs = manifest.body.packs.clone();
             let key = manifest.key.clone();
-            let stream_id = info.id;
-            let plain_digest = info.plain_sha256.is_some();
-            let frame_version = manifest.frame_version();
+            let rules = StreamRules::of(&manifest, &info);
             let expected_frames = info.frames.len();
             let id = id.clone();
             let repo = repo.clone();
@@ -90,10 +88,7 @@ pub fn read_stream(
                 .try_flatten()
                 .map(move |frame| {
                     let (key, bufs) = (key.clone(), decode_bufs.clone());
-                    async move {
-                        decode_stored(frame?, key, (stream_id, frame_version), plain_digest, bufs)
-                            .await
-                    }
+                    async move { decode_stored(frame?, key, rules, bufs).await }
                 })
                 .buffered(DECODE_AHEAD);
             let mut check = StreamCheck::new(&info);
@@ -107,7 +102,7 @@ pub fn read_stream(
             });
             let empty_check = stream::once(async move {
                 if expected_frames == 0 {
-                    Err(StreamCheck::no_frames(stream_id))
+                    Err(StreamCheck::no_frames(rules.id))
                 } else {
                     Ok(Verified::default())
                 }
@@ -173,7 +168,7 @@ pub(crate) fn check_frame(
     f: &FrameRef,
     bufs: &FrameBuffers,
 ) -> Result<(Bytes, FrameSummary)> {
-    let (object, stream_id, index) = (at.object, at.stream, at.index);
+    let (object, stream_id, index) = (at.object, at.stream.id, at.index);
     let d = decode_frame(
         bytes,
         &ExpectedFrame {
@@ -181,9 +176,9 @@ pub(crate) fn check_frame(
             stream: stream_id,
             index,
             sha256: &f.sha256.0,
-            version: at.frame_version,
+            version: at.stream.frame_version,
             key,
-            plain_digest: at.plain_digest,
+            plain_digest: at.stream.plain_digest,
         },
         bufs,
     )?;
@@ -202,16 +197,32 @@ pub(crate) fn check_frame(
     Ok((d.plain, summary))
 }
 
-/// Where a frame belongs: the object it is read from, its stream and
-/// position, the frame version its archive writes
-/// ([`Manifest::frame_version`]) and whether its stream records a
-/// plaintext digest (format 1).
+/// Where a frame belongs: the object it is read from, its position in its
+/// stream, and how that stream's frames are checked.
 pub(crate) struct FrameAt<'a> {
     pub object: &'a str,
-    pub stream: u32,
     pub index: u32,
+    pub stream: StreamRules,
+}
+
+/// How one stream's frames are checked: the stream's id, the frame version
+/// its archive writes ([`Manifest::frame_version`]) and whether the stream
+/// records a plaintext digest (format 1).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StreamRules {
+    pub id: u32,
     pub frame_version: u8,
     pub plain_digest: bool,
+}
+
+impl StreamRules {
+    pub fn of(manifest: &Manifest, stream: &StreamInfo) -> StreamRules {
+        StreamRules {
+            id: stream.id,
+            frame_version: manifest.frame_version(),
+            plain_digest: stream.plain_sha256.is_some(),
+        }
+    }
 }
 
 /// The end-of-stream checks, fed each checked frame in stream order: no
@@ -364,17 +375,14 @@ pub(crate) async fn read_exact(
 async fn decode_stored(
     s: StoredFrame,
     key: Option<Arc<BackupKey>>,
-    (stream_id, frame_version): (u32, u8),
-    plain_digest: bool,
+    stream: StreamRules,
     bufs: FrameBuffers,
 ) -> Result<FrameOut> {
     tokio::task::spawn_blocking(move || {
         let at = FrameAt {
             object: &s.object,
-            stream: stream_id,
             index: s.index,
-            frame_version,
-            plain_digest,
+            stream,
         };
         check_frame(&s.bytes, &at, key.as_deref(), &s.frame, &bufs)
     })

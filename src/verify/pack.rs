@@ -7,7 +7,7 @@
 
 use crate::archive::layout;
 use crate::archive::scan::frames_in_pack;
-use crate::archive::stream::{check_frame, read_exact, FrameAt, FrameSummary};
+use crate::archive::stream::{check_frame, read_exact, FrameAt, FrameSummary, StreamRules};
 use crate::archive::{Manifest, StreamInfo};
 use crate::error::{Error, Result};
 use crate::pipeline::FrameBuffers;
@@ -302,10 +302,8 @@ async fn fetch_pack_read(
                         let hi = lo + f.len as usize;
                         let at = FrameAt {
                             object: &object,
-                            stream: s.id,
                             index: fi,
-                            frame_version: manifest.frame_version(),
-                            plain_digest: s.plain_sha256.is_some(),
+                            stream: StreamRules::of(&manifest, s),
                         };
                         check_frame(&data[lo..hi], &at, key, f, &bufs)
                     })
